@@ -1,0 +1,55 @@
+import { UsageError, type Command } from './command.ts';
+
+/** Subcommands, loaded on demand so `doppler verify` does not pay for libp2p or WebGPU. */
+const commands: Record<string, () => Promise<Command>> = {
+};
+
+function overview(): string {
+  const names = Object.keys(commands).sort();
+  return [
+    'doppler — browser-native Mixture-of-Experts inference over a weight swarm',
+    '',
+    'usage: doppler <command> [options]      doppler <command> --help',
+    '',
+    'commands:',
+    ...names.map((n) => `  ${n}`),
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(overview());
+    return name === undefined ? 2 : 0;
+  }
+  const load = commands[name];
+  if (!load) {
+    console.error(`doppler: unknown command "${name}"\n\n${overview()}`);
+    return 2;
+  }
+  const command = await load();
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(command.usage);
+    return 0;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`doppler ${name}: ${err.message}\n\n${command.usage}`);
+      return 2;
+    }
+    console.error(`doppler ${name}: ${describeError(err)}`);
+    return 1;
+  }
+}
+
+/** The message of an error and of each cause below it, one per line. */
+function describeError(err: unknown): string {
+  const lines: string[] = [];
+  for (let e: unknown = err; e !== undefined && e !== null; e = (e as { cause?: unknown }).cause) {
+    lines.push(e instanceof Error ? e.message : String(e));
+    if (!(e instanceof Error)) break;
+  }
+  return lines.join('\n  caused by: ');
+}
