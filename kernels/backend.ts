@@ -38,6 +38,10 @@ export interface RopeParams {
   theta: number;
   /** true: pairs (2j, 2j+1) (DeepSeek rope_interleave); false: pairs (j, j + ropeDim/2) (Llama/Mixtral). */
   interleaved: boolean;
+  /** Per-pair inverse frequencies (ropeDim / 2 of them), replacing theta^(-2j/ropeDim): YaRN and other scaled RoPE. */
+  invFreq?: Float32Array;
+  /** Multiplies cos and sin (YaRN's attention factor); default 1. */
+  scaling?: number;
 }
 
 export interface AttentionParams {
@@ -99,6 +103,8 @@ export interface Backend {
    * floor(h / (heads / kvHeads)). Softmax is max-subtracted and accumulated in f32.
    */
   attention(q: Act, k: Act, v: Act, out: Act, p: AttentionParams): void;
+  /** Per row, the column of its largest value (the first on ties; NaN never wins). Resolves after queued work. */
+  argmax(x: Act): Promise<Uint32Array>;
   /** Per-row: true when every value of every row is finite. Resolves after queued work. */
   finiteRows(x: Act): Promise<boolean[]>;
   /** Wait for queued work (for timing). */

@@ -1,0 +1,82 @@
+/** Row-at-a-time decoding of RDRR weights to f32, for the CPU backend. */
+import type { WeightDtype } from '../../manifests/index.ts';
+import { quantBytes } from '../layout.ts';
+
+let halfTable: Float32Array | null = null;
+
+/** Every IEEE half as a float, so decoding is a lookup. */
+export function halfToFloatTable(): Float32Array {
+  if (halfTable) return halfTable;
+  const t = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >>> 10) & 0x1f;
+    const mant = h & 0x3ff;
+    if (exp === 0) t[h] = sign * mant * 2 ** -24;
+    else if (exp === 0x1f) t[h] = mant ? NaN : sign * Infinity;
+    else t[h] = sign * (1 + mant / 1024) * 2 ** (exp - 15);
+  }
+  halfTable = t;
+  return t;
+}
+
+/** Decodes rows of one weight matrix; holds typed views over its bytes. */
+export class RowDecoder {
+  readonly rows: number;
+  readonly cols: number;
+  readonly decode: (row: number, out: Float32Array) => void;
+
+  constructor(bytes: Uint8Array, byteOffset: number, dtype: WeightDtype, rows: number, cols: number) {
+    this.rows = rows;
+    this.cols = cols;
+    const buf = bytes.buffer;
+    const base = bytes.byteOffset + byteOffset;
+    const n = rows * cols;
+    const table = halfToFloatTable();
+    switch (dtype) {
+      case 'f32': {
+        const v = new Float32Array(buf, base, n);
+        this.decode = (r, out) => out.set(v.subarray(r * cols, (r + 1) * cols));
+        break;
+      }
+      case 'f16': {
+        const v = new Uint16Array(buf, base, n);
+        this.decode = (r, out) => {
+          const o = r * cols;
+          for (let c = 0; c < cols; c++) out[c] = table[v[o + c]!]!;
+        };
+        break;
+      }
+      case 'q8_0': {
+        const q = new Int8Array(buf, base, n);
+        const s = new Uint16Array(buf, base + quantBytes(dtype, rows, cols), n / 32);
+        this.decode = (r, out) => {
+          const b0 = (r * cols) / 32;
+          for (let b = 0; b < cols / 32; b++) {
+            const d = table[s[b0 + b]!]!;
+            const qo = (b0 + b) * 32;
+            for (let j = 0; j < 32; j++) out[b * 32 + j] = q[qo + j]! * d;
+          }
+        };
+        break;
+      }
+      case 'q4_0': {
+        const q = new Uint8Array(buf, base, n / 2);
+        const s = new Uint16Array(buf, base + quantBytes(dtype, rows, cols), n / 32);
+        this.decode = (r, out) => {
+          const b0 = (r * cols) / 32;
+          for (let b = 0; b < cols / 32; b++) {
+            const d = table[s[b0 + b]!]!;
+            const qo = (b0 + b) * 16;
+            for (let j = 0; j < 16; j++) {
+              const byte = q[qo + j]!;
+              out[b * 32 + j] = ((byte & 15) - 8) * d;
+              out[b * 32 + j + 16] = ((byte >>> 4) - 8) * d;
+            }
+          }
+        };
+        break;
+      }
+    }
+  }
+}

@@ -1,0 +1,3 @@
+export type { Act, AttentionParams, Backend, DeviceBytes, RopeParams, Weight } from './backend.ts';
+export { KernelError, weightByteLength } from './layout.ts';
+export { createCpuBackend } from './cpu/backend.ts';

@@ -1,0 +1,122 @@
+/** Shape checks shared by every backend, so a misuse fails the same way whichever one runs. */
+import type { Act, AttentionParams, RopeParams, Weight } from './backend.ts';
+import { KernelError } from './layout.ts';
+
+const shape = (a: { rows: number; cols: number }): string => `[${a.rows}, ${a.cols}]`;
+
+export function checkActShape(rows: number, cols: number): void {
+  if (!(Number.isInteger(rows) && Number.isInteger(cols) && rows >= 0 && cols >= 0)) {
+    throw new KernelError(`activation shape [${rows}, ${cols}] is not a non-negative integer shape`);
+  }
+}
+
+export function checkWrite(a: Act, length: number, rowOffset: number): void {
+  if (length % Math.max(a.cols, 1) !== 0 || rowOffset < 0 || rowOffset * a.cols + length > a.rows * a.cols) {
+    throw new KernelError(`write of ${length} values at row ${rowOffset} does not fit activation ${shape(a)}`);
+  }
+}
+
+export function checkEmbed(ids: Uint32Array, table: Weight, out: Act): void {
+  if (out.rows !== ids.length || out.cols !== table.cols) {
+    throw new KernelError(`embed: ${ids.length} ids of a ${shape(table)} table into ${shape(out)}`);
+  }
+  for (const id of ids) {
+    if (id >= table.rows) throw new KernelError(`embed: token id ${id} is outside the ${table.rows}-row table`);
+  }
+}
+
+export function checkMatmul(x: Act, w: Weight, out: Act): void {
+  if (x.cols !== w.cols || out.rows !== x.rows || out.cols !== w.rows) {
+    throw new KernelError(`matmul: x ${shape(x)} · w ${shape(w)}ᵀ into ${shape(out)}`);
+  }
+}
+
+export function checkMatmulHeads(x: Act, w: Weight, out: Act, heads: number): void {
+  const n = w.rows / heads;
+  if (!Number.isInteger(n) || x.cols !== heads * w.cols || out.rows !== x.rows || out.cols !== w.rows) {
+    throw new KernelError(`matmulHeads: x ${shape(x)} with ${heads} heads · w ${shape(w)} into ${shape(out)}`);
+  }
+}
+
+export function checkRmsnorm(x: Act, w: Weight, out: Act): void {
+  if (w.rows !== 1 || (x.rows * x.cols) % w.cols !== 0 || out.rows * out.cols !== x.rows * x.cols) {
+    throw new KernelError(`rmsnorm: x ${shape(x)} with weight ${shape(w)} into ${shape(out)}`);
+  }
+}
+
+export function checkRope(x: Act, p: RopeParams): void {
+  const ok =
+    p.ropeDim > 0 &&
+    p.ropeDim % 2 === 0 &&
+    p.ropeOffset >= 0 &&
+    p.ropeOffset + p.ropeDim <= p.headStride &&
+    (p.heads - 1) * p.headStride + p.ropeOffset + p.ropeDim <= x.cols &&
+    p.startPos >= 0 &&
+    (p.invFreq === undefined || p.invFreq.length === p.ropeDim / 2);
+  if (!ok) throw new KernelError(`rope: parameters ${JSON.stringify({ ...p, invFreq: p.invFreq?.length })} do not fit ${shape(x)}`);
+}
+
+export function checkSameShape(op: string, ...acts: Act[]): void {
+  const [a] = acts;
+  if (acts.some((b) => b.rows * b.cols !== a!.rows * a!.cols)) {
+    throw new KernelError(`${op}: element counts differ: ${acts.map(shape).join(', ')}`);
+  }
+}
+
+export function checkCopy(src: Act, srcRow: number, srcCol: number, dst: Act, dstRow: number, dstCol: number, rows: number, cols: number): void {
+  const ok =
+    [srcRow, srcCol, dstRow, dstCol, rows, cols].every((v) => Number.isInteger(v) && v >= 0) &&
+    srcRow + rows <= src.rows &&
+    srcCol + cols <= src.cols &&
+    dstRow + rows <= dst.rows &&
+    dstCol + cols <= dst.cols;
+  if (!ok) {
+    throw new KernelError(`copy: ${rows}×${cols} from ${shape(src)} at (${srcRow}, ${srcCol}) to ${shape(dst)} at (${dstRow}, ${dstCol})`);
+  }
+}
+
+export function checkGather(x: Act, rows: Uint32Array, out: Act): void {
+  if (out.rows !== rows.length || out.cols !== x.cols) throw new KernelError(`gather: ${rows.length} rows of ${shape(x)} into ${shape(out)}`);
+  for (const r of rows) if (r >= x.rows) throw new KernelError(`gather: row ${r} is outside ${shape(x)}`);
+}
+
+export function checkScatterAdd(y: Act, rows: Uint32Array, scale: Float32Array, out: Act): void {
+  if (y.rows !== rows.length || scale.length !== rows.length || y.cols !== out.cols) {
+    throw new KernelError(`scatterAdd: ${shape(y)} with ${rows.length} rows and ${scale.length} scales into ${shape(out)}`);
+  }
+  const seen = new Set<number>();
+  for (const r of rows) {
+    if (r >= out.rows) throw new KernelError(`scatterAdd: row ${r} is outside ${shape(out)}`);
+    if (seen.has(r)) throw new KernelError(`scatterAdd: row ${r} appears twice`);
+    seen.add(r);
+  }
+}
+
+export function checkAttention(q: Act, k: Act, v: Act, out: Act, p: AttentionParams): void {
+  const vOff = p.vColOffset ?? 0;
+  const ok =
+    p.heads > 0 &&
+    p.kvHeads > 0 &&
+    p.heads % p.kvHeads === 0 &&
+    p.dk > 0 &&
+    p.dv > 0 &&
+    p.startPos >= 0 &&
+    q.cols === p.heads * p.dk &&
+    out.rows === q.rows &&
+    out.cols === p.heads * p.dv &&
+    k.cols >= p.kvHeads * p.dk &&
+    v.cols >= vOff + p.kvHeads * p.dv &&
+    k.rows >= p.startPos + q.rows &&
+    v.rows >= p.startPos + q.rows;
+  if (!ok) {
+    throw new KernelError(`attention: q ${shape(q)}, k ${shape(k)}, v ${shape(v)}, out ${shape(out)} do not fit ${JSON.stringify(p)}`);
+  }
+}
+
+/** Inverse frequencies of RoPE pair j, rounded to f32 as transformers computes them. */
+export function ropeInvFreq(p: RopeParams): Float32Array {
+  if (p.invFreq) return p.invFreq;
+  const f = new Float32Array(p.ropeDim / 2);
+  for (let j = 0; j < f.length; j++) f[j] = 1 / Math.fround(p.theta ** Math.fround((2 * j) / p.ropeDim));
+  return f;
+}

@@ -1,0 +1,73 @@
+/** Seeded inputs for kernel tests: random activations and random weights in every RDRR layout. */
+import type { WeightDtype } from '../../../manifests/index.ts';
+import { weightByteLength } from '../../../kernels/index.ts';
+
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function randomF32(rand: () => number, n: number, scale = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = (rand() * 2 - 1) * scale;
+  return a;
+}
+
+/** Half bits of a finite value in ±[2^-6, 2^2): exponent 9..16. */
+function randomHalf(rand: () => number, minExp = 9, maxExp = 16): number {
+  const sign = rand() < 0.5 ? 0x8000 : 0;
+  const exp = minExp + Math.floor(rand() * (maxExp - minExp + 1));
+  return sign | (exp << 10) | Math.floor(rand() * 1024);
+}
+
+/**
+ * Random bytes of a rows×cols weight at `pad` bytes into a buffer (so offsets are exercised):
+ * uniform quants, f16 scales around 2^-5 (keeps dot products O(1)), small random f16/f32 values.
+ */
+export function randomWeightBytes(rand: () => number, dtype: WeightDtype, rows: number, cols: number, pad = 0): Uint8Array {
+  const len = weightByteLength(dtype, rows, cols);
+  const out = new Uint8Array(pad + len + 4);
+  for (let i = 0; i < pad; i++) out[i] = Math.floor(rand() * 256);
+  const body = out.subarray(pad, pad + len);
+  const n = rows * cols;
+  const dv = new DataView(out.buffer, pad);
+  switch (dtype) {
+    case 'f32':
+      for (let i = 0; i < n; i++) dv.setFloat32(i * 4, (rand() * 2 - 1) * 0.5, true);
+      break;
+    case 'f16':
+      for (let i = 0; i < n; i++) dv.setUint16(i * 2, randomHalf(rand, 9, 14), true);
+      break;
+    case 'q8_0':
+    case 'q4_0': {
+      const qb = (n / 32) * (dtype === 'q8_0' ? 32 : 16);
+      for (let i = 0; i < qb; i++) body[i] = Math.floor(rand() * 256);
+      for (let b = 0; b < n / 32; b++) dv.setUint16(qb + b * 2, randomHalf(rand, 7, 10), true);
+      break;
+    }
+  }
+  return out;
+}
+
+/** Max |a - b| over all elements. */
+export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i]! - b[i]!);
+    if (!(d <= m)) m = Number.isNaN(d) ? Infinity : d;
+  }
+  return m;
+}
+
+export function maxAbs(a: Float32Array): number {
+  let m = 0;
+  for (const x of a) m = Math.max(m, Math.abs(x));
+  return m;
+}
