@@ -1,0 +1,22 @@
+/** Shared by the commands that run a model: backend choice and model loading. */
+import { Engine } from '../engine/index.ts';
+import { modelDirSource } from '../engine/node.ts';
+import { createCpuBackend, createWebGpuBackend, type Backend } from '../kernels/index.ts';
+import { UsageError } from './command.ts';
+
+export const backendOptions = {
+  backend: { type: 'string', default: 'webgpu' },
+} as const;
+
+export const BACKEND_HELP = '  --backend webgpu|cpu   where the kernels run (default webgpu; cpu is the TypeScript reference)';
+
+export async function createBackend(name: string): Promise<Backend> {
+  if (name === 'cpu') return createCpuBackend();
+  if (name === 'webgpu') return createWebGpuBackend();
+  throw new UsageError(`--backend must be webgpu or cpu, got "${name}"`);
+}
+
+export async function openEngine(dir: string, backendName: string): Promise<Engine> {
+  const backend = await createBackend(backendName);
+  return Engine.load({ backend, source: await modelDirSource(dir) });
+}

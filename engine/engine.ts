@@ -1,0 +1,217 @@
+/**
+ * The engine: a loaded model that generates. Load uploads the dense weights and sets up the expert
+ * provider; `generate` streams tokens as they are chosen and keeps its own telemetry.
+ */
+import type { Backend } from '../kernels/index.ts';
+import type { Manifest, ModelConfig } from '../manifests/index.ts';
+import type { Routing } from '../router/index.ts';
+import { EngineError } from './errors.ts';
+import { loadAllExperts, type ExpertProvider } from './experts.ts';
+import { Transformer, type LayerObserver } from './forward.ts';
+import { KvCache } from './kv-cache.ts';
+import { createSampler, type SamplingOptions } from './sampling.ts';
+import type { ModelSource } from './source.ts';
+import { createTextCodec, type TextCodec } from './tokenizer.ts';
+import { loadDenseWeights } from './weights.ts';
+
+export interface EngineOptions {
+  backend: Backend;
+  source: ModelSource;
+  /** How routed experts reach the device; default: all uploaded at load. */
+  experts?: (backend: Backend, source: ModelSource) => Promise<ExpertProvider>;
+  /** Sees every MoE layer's routing as it happens (the prefetcher). */
+  observer?: LayerObserver;
+}
+
+export interface GenerateOptions extends SamplingOptions {
+  maxNewTokens: number;
+  /** Stop at the model's EOS ids (default true). */
+  stopOnEos?: boolean;
+  /** Keep the logits that chose each token (and every prefill position's) on the Generation. */
+  keepLogits?: boolean;
+}
+
+export interface GeneratedToken {
+  id: number;
+  /** Newly decodable text after this token (empty while a multi-byte character is incomplete); '' without a tokenizer. */
+  text: string;
+  /** Per MoE layer, the experts this token used (empty arrays for dense layers). */
+  experts: number[][];
+}
+
+export interface GenerationStats {
+  loadMs: number;
+  promptTokens: number;
+  generatedTokens: number;
+  ttftMs: number;
+  decodeMs: number;
+  /** Tokens after the first, per second of decode time. */
+  decodeTokPerS: number;
+  gpuBytes: number;
+  expertBytes: number;
+  kvCacheBytes: number;
+}
+
+/** A running or finished generation: iterate it for tokens; stats and logits fill in as it goes. */
+export interface Generation extends AsyncIterable<GeneratedToken> {
+  readonly stats: GenerationStats;
+  /** [promptTokens, vocab] with keepLogits, else empty. */
+  readonly prefillLogits: Float32Array[];
+  /** The logits each generated token was chosen from, with keepLogits. */
+  readonly stepLogits: Float32Array[];
+  /** Per MoE layer, the prompt's routing (null for dense layers). */
+  readonly prefillRouting: (Routing | null)[];
+}
+
+function expertsOf(routing: (Routing | null)[], row: number): number[][] {
+  return routing.map((r) => (r ? Array.from(r.experts.subarray(row * r.k, (row + 1) * r.k)) : []));
+}
+
+export class Engine {
+  readonly manifest: Manifest;
+  readonly config: ModelConfig;
+  readonly modelId: string;
+  readonly codec: TextCodec | null;
+  readonly loadMs: number;
+  private readonly backend: Backend;
+  private readonly transformer: Transformer;
+  private readonly experts: ExpertProvider;
+  private readonly observer: LayerObserver | undefined;
+
+  private constructor(backend: Backend, source: ModelSource, transformer: Transformer, experts: ExpertProvider, codec: TextCodec | null, loadMs: number, observer?: LayerObserver) {
+    this.backend = backend;
+    this.manifest = source.manifest;
+    this.config = source.manifest.config;
+    this.modelId = source.id;
+    this.transformer = transformer;
+    this.experts = experts;
+    this.codec = codec;
+    this.loadMs = loadMs;
+    this.observer = observer;
+  }
+
+  static async load(opts: EngineOptions): Promise<Engine> {
+    const t0 = performance.now();
+    const { backend, source } = opts;
+    const dense = await loadDenseWeights(backend, source);
+    const experts = await (opts.experts ?? loadAllExperts)(backend, source);
+    const tok = source.manifest.tokenizer;
+    const codec = tok['tokenizer.json']
+      ? createTextCodec(await source.shard(tok['tokenizer.json']), tok['tokenizer_config.json'] ? await source.shard(tok['tokenizer_config.json']) : undefined)
+      : null;
+    await backend.sync();
+    const transformer = new Transformer(backend, source.manifest.config, dense, experts);
+    return new Engine(backend, source, transformer, experts, codec, performance.now() - t0, opts.observer);
+  }
+
+  /** Ids of a prompt through the model's tokenizer. */
+  encode(text: string): number[] {
+    if (!this.codec) throw new EngineError(`model "${this.manifest.name}" has no tokenizer.json; pass token ids instead of text`);
+    return this.codec.encode(text);
+  }
+
+  generate(promptIds: readonly number[], opts: GenerateOptions): Generation {
+    const cfg = this.config;
+    if (promptIds.length === 0) throw new EngineError('the prompt is empty');
+    if (!(opts.maxNewTokens >= 0)) throw new RangeError(`maxNewTokens must be ≥ 0, got ${opts.maxNewTokens}`);
+    const capacity = Math.min(cfg.maxPositionEmbeddings, promptIds.length + opts.maxNewTokens);
+    if (promptIds.length > capacity) {
+      throw new EngineError(`the prompt has ${promptIds.length} tokens; the model's context is ${cfg.maxPositionEmbeddings}`);
+    }
+    const sample = createSampler(opts);
+    const stopOnEos = opts.stopOnEos ?? true;
+    const stats: GenerationStats = {
+      loadMs: this.loadMs, promptTokens: promptIds.length, generatedTokens: 0, ttftMs: 0, decodeMs: 0, decodeTokPerS: 0,
+      gpuBytes: 0, expertBytes: 0, kvCacheBytes: KvCache.bytesPerToken(cfg) * capacity,
+    };
+    const prefillLogits: Float32Array[] = [];
+    const stepLogits: Float32Array[] = [];
+    const prefillRouting: (Routing | null)[] = [];
+    const self = this;
+
+    async function* run(): AsyncGenerator<GeneratedToken> {
+      const t0 = performance.now();
+      const cache = new KvCache(self.backend, cfg, capacity);
+      const generated: number[] = [];
+      let shownText = '';
+      const textDelta = () => {
+        if (!self.codec) return '';
+        const text = self.codec.decode(generated);
+        // a token that ends inside a multi-byte character decodes to U+FFFD until the rest arrives
+        if (text.endsWith('\uFFFD')) return '';
+        const delta = text.slice(shownText.length);
+        shownText = text;
+        return delta;
+      };
+      try {
+        let ids: readonly number[] = promptIds;
+        let tDecode = 0;
+        for (let step = 0; step < opts.maxNewTokens && cache.length + ids.length <= capacity; step++) {
+          const first = step === 0;
+          const out = await self.transformer.forward(ids, cache, first && opts.keepLogits === true, self.observer);
+          const vocab = cfg.vocabSize;
+          const lastRow = out.rows - 1;
+          if (first) {
+            prefillRouting.push(...out.routing);
+            if (opts.keepLogits) for (let r = 0; r < out.rows; r++) prefillLogits.push(out.logits.slice(r * vocab, (r + 1) * vocab));
+          }
+          const id = sample(out.logits, lastRow * vocab, vocab);
+          if (opts.keepLogits) stepLogits.push(out.logits.slice(lastRow * vocab, (lastRow + 1) * vocab));
+          generated.push(id);
+          stats.generatedTokens = generated.length;
+          const now = performance.now();
+          if (first) {
+            stats.ttftMs = now - t0;
+            tDecode = now;
+          } else {
+            stats.decodeMs = now - tDecode;
+            stats.decodeTokPerS = (generated.length - 1) / (stats.decodeMs / 1000);
+          }
+          stats.gpuBytes = self.backend.bytesInUse();
+          stats.expertBytes = self.experts.bytes();
+          yield { id, text: textDelta(), experts: expertsOf(out.routing, lastRow) };
+          if (stopOnEos && cfg.eosTokenIds.includes(id)) break;
+          ids = [id];
+        }
+      } finally {
+        cache.free();
+      }
+    }
+    const iterable = run();
+    return {
+      [Symbol.asyncIterator]: () => iterable,
+      stats, prefillLogits, stepLogits, prefillRouting,
+    };
+  }
+
+  /**
+   * Mean next-token negative log-likelihood (nats) over sequences, each scored in one prefill pass,
+   * with log-softmax in f64.
+   */
+  async perplexity(sequences: readonly (readonly number[])[]): Promise<{ nll: number; tokens: number; perplexity: number }> {
+    let total = 0;
+    let tokens = 0;
+    const vocab = this.config.vocabSize;
+    for (const seq of sequences) {
+      if (seq.length < 2) continue;
+      const cache = new KvCache(this.backend, this.config, seq.length - 1);
+      try {
+        const out = await this.transformer.forward(seq.slice(0, -1), cache, true);
+        for (let i = 0; i < seq.length - 1; i++) {
+          const base = i * vocab;
+          let max = -Infinity;
+          for (let v = 0; v < vocab; v++) max = Math.max(max, out.logits[base + v]!);
+          let sum = 0;
+          for (let v = 0; v < vocab; v++) sum += Math.exp(out.logits[base + v]! - max);
+          total += max + Math.log(sum) - out.logits[base + seq[i + 1]!]!;
+          tokens++;
+        }
+      } finally {
+        cache.free();
+      }
+    }
+    if (tokens === 0) throw new EngineError('perplexity needs at least one sequence of two or more tokens');
+    const nll = total / tokens;
+    return { nll, tokens, perplexity: Math.exp(nll) };
+  }
+}

@@ -1,0 +1,262 @@
+/**
+ * One forward pass over a run of new tokens (the whole prompt at prefill, one token at decode),
+ * appending to the KV cache. Attention and the expert matrices run on the backend; routing runs
+ * on the CPU from the router logits read back per layer, so the engine knows which experts each
+ * token needs before it asks for them.
+ */
+import type { Act, Backend } from '../kernels/index.ts';
+import type { ModelConfig } from '../manifests/index.ts';
+import { dispatchByExpert, route, type Routing } from '../router/index.ts';
+import { NonFiniteError } from './errors.ts';
+import type { ExpertProvider } from './experts.ts';
+import type { KvCache } from './kv-cache.ts';
+import type { DenseWeights, LatentAttention, LayerWeights, MlpWeights, StandardAttention } from './weights.ts';
+
+export interface ForwardResult {
+  /** [rows, vocab]: every position's logits with allLogits, else the last position's. */
+  logits: Float32Array;
+  rows: number;
+  /** Per layer, the routing used (null for dense layers). */
+  routing: (Routing | null)[];
+}
+
+/** Observes each MoE layer as it routes: the prefetcher's view of the pass. */
+export interface LayerObserver {
+  /** `hidden` reads the residual stream entering the layer's MoE block ([rows, hidden]). */
+  routed(layer: number, routing: Routing, hidden: () => Promise<Float32Array>): void | Promise<void>;
+}
+
+/** Activations of one pass, freed together. */
+class Scratch {
+  private readonly acts: Act[] = [];
+  private readonly backend: Backend;
+  constructor(backend: Backend) {
+    this.backend = backend;
+  }
+  act(rows: number, cols: number): Act {
+    const a = this.backend.act(rows, cols);
+    this.acts.push(a);
+    return a;
+  }
+  free(): void {
+    for (const a of this.acts) this.backend.freeAct(a);
+    this.acts.length = 0;
+  }
+}
+
+export class Transformer {
+  readonly cfg: ModelConfig;
+  private readonly backend: Backend;
+  private readonly weights: DenseWeights;
+  private readonly experts: ExpertProvider;
+
+  constructor(backend: Backend, cfg: ModelConfig, weights: DenseWeights, experts: ExpertProvider) {
+    this.backend = backend;
+    this.cfg = cfg;
+    this.weights = weights;
+    this.experts = experts;
+  }
+
+  async forward(ids: readonly number[], cache: KvCache, allLogits: boolean, observer?: LayerObserver): Promise<ForwardResult> {
+    const { backend, cfg, weights } = this;
+    const m = ids.length;
+    const start = cache.length;
+    if (m === 0) throw new RangeError('forward needs at least one token');
+    if (start + m > cache.capacity) throw new RangeError(`KV cache holds ${cache.capacity} positions; ${start} used, ${m} more asked`);
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= cfg.vocabSize) throw new RangeError(`token id ${id} is outside the vocabulary (0..${cfg.vocabSize - 1})`);
+    }
+    const scratch = new Scratch(backend);
+    // finiteness flags are read without stalling the queue; each is checked before the step commits
+    const guards: Promise<void>[] = [];
+    const guard = (layer: number, a: Act, where: string) => {
+      const checked = backend.finiteRows(a).then((ok) => {
+        const row = ok.indexOf(false);
+        if (row >= 0) throw new NonFiniteError(layer, start + row, where);
+      });
+      // observed later, in layer order; this keeps an early rejection from counting as unhandled
+      checked.catch(() => {});
+      guards.push(checked);
+    };
+    const routing: (Routing | null)[] = [];
+    const releases: Array<() => void> = [];
+    try {
+      const h = scratch.act(m, cfg.hiddenSize);
+      backend.embed(Uint32Array.from(ids), weights.embed, h);
+      for (let l = 0; l < cfg.numLayers; l++) {
+        const lw = weights.layers[l]!;
+        const x = scratch.act(m, cfg.hiddenSize);
+        backend.rmsnorm(h, lw.attnNorm, x, cfg.rmsNormEps);
+        const attnOut = lw.attention.kind === 'standard'
+          ? this.standardAttention(lw.attention, x, l, cache, start, scratch)
+          : this.latentAttention(lw.attention, x, l, cache, start, scratch);
+        backend.add(h, attnOut, h);
+        guard(l, h, 'after attention');
+        const xn = scratch.act(m, cfg.hiddenSize);
+        backend.rmsnorm(h, lw.ffnNorm, xn, cfg.rmsNormEps);
+        const ffn = scratch.act(m, cfg.hiddenSize);
+        if (lw.moe) {
+          const r = await this.moe(lw, xn, ffn, l, start, scratch, releases);
+          routing.push(r);
+          await Promise.all(guards);
+          if (observer) await observer.routed(l, r, () => backend.read(h));
+        } else {
+          this.mlp(lw.mlp!, xn, ffn, cfg.intermediateSize, scratch);
+          routing.push(null);
+        }
+        backend.add(h, ffn, h);
+        guard(l, h, 'after the feed-forward block');
+      }
+      const last = allLogits ? h : scratch.act(1, cfg.hiddenSize);
+      if (!allLogits) backend.copy(h, m - 1, 0, last, 0, 0, 1, cfg.hiddenSize);
+      const normed = scratch.act(last.rows, cfg.hiddenSize);
+      backend.rmsnorm(last, weights.finalNorm, normed, cfg.rmsNormEps);
+      const logits = scratch.act(last.rows, cfg.vocabSize);
+      backend.matmul(normed, weights.lmHead, logits);
+      const host = await backend.read(logits);
+      await Promise.all(guards);
+      cache.length = start + m;
+      return { logits: host, rows: last.rows, routing };
+    } finally {
+      // experts stay acquired until everything that reads them has been submitted
+      await Promise.allSettled(guards);
+      for (const r of releases) r();
+      scratch.free();
+    }
+  }
+
+  private standardAttention(a: StandardAttention, x: Act, l: number, cache: KvCache, start: number, s: Scratch): Act {
+    const { backend, cfg } = this;
+    const m = x.rows;
+    const hd = cfg.headDim;
+    const q = s.act(m, cfg.numHeads * hd);
+    const k = s.act(m, cfg.numKvHeads * hd);
+    const v = s.act(m, cfg.numKvHeads * hd);
+    backend.matmul(x, a.q, q);
+    backend.matmul(x, a.k, k);
+    backend.matmul(x, a.v, v);
+    let qr = q;
+    let kr = k;
+    if (a.qNorm && a.kNorm) {
+      qr = s.act(m, q.cols);
+      kr = s.act(m, k.cols);
+      backend.rmsnorm(q, a.qNorm, qr, cfg.rmsNormEps);
+      backend.rmsnorm(k, a.kNorm, kr, cfg.rmsNormEps);
+    }
+    const rope = { headStride: hd, ropeOffset: 0, ropeDim: hd, startPos: start, theta: cfg.ropeTheta, interleaved: cfg.ropeInterleaved };
+    backend.rope(qr, { ...rope, heads: cfg.numHeads });
+    backend.rope(kr, { ...rope, heads: cfg.numKvHeads });
+    backend.copy(kr, 0, 0, cache.keys[l]!, start, 0, m, kr.cols);
+    backend.copy(v, 0, 0, cache.values[l]!, start, 0, m, v.cols);
+    const ctx = s.act(m, cfg.numHeads * hd);
+    backend.attention(qr, cache.keys[l]!, cache.values[l]!, ctx, {
+      heads: cfg.numHeads, kvHeads: cfg.numKvHeads, dk: hd, dv: hd, startPos: start, scale: 1 / Math.sqrt(hd),
+    });
+    const out = s.act(m, cfg.hiddenSize);
+    backend.matmul(ctx, a.o, out);
+    return out;
+  }
+
+  /**
+   * Absorbed MLA: q_nope is mapped into the latent space per head (W_kᵀ), so every head attends
+   * over the cached latent directly; the attention-weighted latent is mapped up to values (W_v).
+   */
+  private latentAttention(a: LatentAttention, x: Act, l: number, cache: KvCache, start: number, s: Scratch): Act {
+    const { backend, cfg } = this;
+    const mla = cfg.mla!;
+    const m = x.rows;
+    const heads = cfg.numHeads;
+    const nope = mla.qkNopeHeadDim;
+    const ropeDim = mla.qkRopeHeadDim;
+    const rank = mla.kvLoraRank;
+    const qkDim = nope + ropeDim;
+    const latentWidth = rank + ropeDim;
+
+    let qIn = x;
+    if (a.qA && a.qANorm) {
+      const qa = s.act(m, a.qA.rows);
+      backend.matmul(x, a.qA, qa);
+      qIn = s.act(m, a.qA.rows);
+      backend.rmsnorm(qa, a.qANorm, qIn, cfg.rmsNormEps);
+    }
+    const q = s.act(m, heads * qkDim);
+    backend.matmul(qIn, a.q, q);
+    const rope = { startPos: start, theta: cfg.ropeTheta, interleaved: cfg.ropeInterleaved, ropeOffset: 0, ropeDim };
+    backend.rope(q, { ...rope, heads, headStride: qkDim, ropeOffset: nope });
+
+    // gather each head's no-RoPE part contiguously, by viewing rows of heads as rows of their own
+    const qNope = s.act(m, heads * nope);
+    backend.copy(backend.view(q, m * heads, qkDim), 0, 0, backend.view(qNope, m * heads, nope), 0, 0, m * heads, nope);
+    const qLatent = s.act(m, heads * rank);
+    backend.matmulHeads(qNope, a.keyAbsorb, qLatent, heads);
+    const qFull = s.act(m, heads * latentWidth);
+    const qFullRows = backend.view(qFull, m * heads, latentWidth);
+    backend.copy(backend.view(qLatent, m * heads, rank), 0, 0, qFullRows, 0, 0, m * heads, rank);
+    backend.copy(backend.view(q, m * heads, qkDim), 0, nope, qFullRows, 0, rank, m * heads, ropeDim);
+
+    const kva = s.act(m, latentWidth);
+    backend.matmul(x, a.kvA, kva);
+    backend.rope(kva, { ...rope, heads: 1, headStride: latentWidth, ropeOffset: rank });
+    const latent = s.act(m, rank);
+    backend.copy(kva, 0, 0, latent, 0, 0, m, rank);
+    const latentNormed = s.act(m, rank);
+    backend.rmsnorm(latent, a.kvANorm, latentNormed, cfg.rmsNormEps);
+    const c = cache.keys[l]!;
+    backend.copy(latentNormed, 0, 0, c, start, 0, m, rank);
+    backend.copy(kva, 0, rank, c, start, rank, m, ropeDim);
+
+    const ctxLatent = s.act(m, heads * rank);
+    backend.attention(qFull, c, c, ctxLatent, {
+      heads, kvHeads: 1, dk: latentWidth, dv: rank, startPos: start, scale: mla.softmaxScale, vColOffset: 0,
+    });
+    const ctx = s.act(m, heads * mla.vHeadDim);
+    backend.matmulHeads(ctxLatent, a.valueUp, ctx, heads);
+    const out = s.act(m, cfg.hiddenSize);
+    backend.matmul(ctx, a.o, out);
+    return out;
+  }
+
+  private mlp(w: MlpWeights, x: Act, out: Act, intermediate: number, s: Scratch, accumulate = false): void {
+    const { backend } = this;
+    const g = s.act(x.rows, intermediate);
+    const u = s.act(x.rows, intermediate);
+    const a = s.act(x.rows, intermediate);
+    backend.matmul(x, w.gate, g);
+    backend.matmul(x, w.up, u);
+    backend.swiglu(g, u, a);
+    backend.matmul(a, w.down, out, accumulate);
+  }
+
+  private async moe(lw: LayerWeights, x: Act, out: Act, l: number, start: number, s: Scratch, releases: Array<() => void>): Promise<Routing> {
+    const { backend, cfg } = this;
+    const moe = lw.moe!;
+    const m = x.rows;
+    const numExperts = cfg.moe.numExperts;
+    const logitsAct = s.act(m, numExperts);
+    backend.matmul(x, moe.router, logitsAct);
+    const logits = await backend.read(logitsAct);
+    for (let i = 0; i < logits.length; i++) {
+      if (!Number.isFinite(logits[i]!)) throw new NonFiniteError(l, start + Math.floor(i / numExperts), 'router logits');
+    }
+    const r = route(logits, cfg.moe, moe.bias);
+    const d = dispatchByExpert(r);
+    const weights = await this.experts.acquire(l, d.experts);
+    releases.push(() => this.experts.release(l, d.experts));
+    const inter = cfg.moe.expertIntermediateSize;
+    for (let i = 0; i < d.experts.length; i++) {
+      const from = d.offsets[i]!;
+      const n = d.offsets[i + 1]! - from;
+      const rows = Uint32Array.from(d.rows.subarray(from, from + n));
+      let xe = x;
+      if (n !== m) {
+        xe = s.act(n, cfg.hiddenSize);
+        backend.gather(x, rows, xe);
+      }
+      const y = s.act(n, cfg.hiddenSize);
+      this.mlp(weights[i]!, xe, y, inter, s);
+      backend.scatterAdd(y, rows, d.scales.slice(from, from + n), out);
+    }
+    if (moe.shared) this.mlp(moe.shared, x, out, cfg.moe.sharedIntermediateSize, s, true);
+    return r;
+  }
+}
