@@ -2,6 +2,7 @@ import { UsageError, type Command } from './command.ts';
 
 /** Subcommands, loaded on demand so `doppler verify` does not pay for libp2p or WebGPU. */
 const commands: Record<string, () => Promise<Command>> = {
+  demo: async () => (await import('./commands/demo.ts')).command,
   generate: async () => (await import('./commands/generate.ts')).command,
   perplexity: async () => (await import('./commands/perplexity.ts')).command,
 };

@@ -1,0 +1,38 @@
+import { fileURLToPath } from 'node:url';
+import { numberOption, parseCommandArgs, type Command } from '../command.ts';
+import { BACKEND_HELP, backendOptions, openEngine } from '../engine-setup.ts';
+
+/** The embedded default: the trained fixture tiny-moe-text, converted to RDRR and committed. */
+export const DEMO_MODEL = fileURLToPath(new URL('../../models/tiny-moe-text-q8_0', import.meta.url));
+
+const usage = `usage: doppler demo [--prompt TEXT] [--max-new N]
+
+Runs the embedded demo model (${DEMO_MODEL}): a small trained Mixtral-style
+MoE, on WebGPU (SwiftShader when the machine has no GPU), streaming its continuation of a prompt.
+
+options:
+  --prompt TEXT   default "In the beginning"
+  --max-new N     default 48
+${BACKEND_HELP}`;
+
+export const command: Command = {
+  name: 'demo',
+  summary: 'generate text with the embedded demo model',
+  usage,
+  async run(argv) {
+    const { values } = parseCommandArgs(argv, { prompt: { type: 'string' }, 'max-new': { type: 'string' }, ...backendOptions }, false);
+    const prompt = values.prompt ?? 'In the beginning';
+    const engine = await openEngine(DEMO_MODEL, values.backend);
+    const s = engine.manifest.totals;
+    process.stderr.write(`model ${engine.manifest.name} (${engine.modelId.slice(0, 16)}…), ${engine.config.architecture}, ` +
+      `${(s.parameters / 1e6).toFixed(1)} M parameters, ${engine.manifest.quant}, ${engine.manifest.shards.length} shards\n`);
+    process.stdout.write(prompt);
+    const gen = engine.generate(engine.encode(prompt), { maxNewTokens: numberOption(values['max-new'], '--max-new') ?? 48 });
+    for await (const t of gen) process.stdout.write(t.text);
+    const st = gen.stats;
+    process.stdout.write('\n');
+    process.stderr.write(`[${st.generatedTokens} tokens · load ${st.loadMs.toFixed(0)} ms · TTFT ${st.ttftMs.toFixed(0)} ms · ` +
+      `${st.decodeTokPerS.toFixed(1)} tok/s · GPU ${(st.gpuBytes / 2 ** 20).toFixed(1)} MiB]\n`);
+    return 0;
+  },
+};
