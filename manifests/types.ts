@@ -47,11 +47,15 @@ export interface ModelConfig {
   headDim: number;
   rmsNormEps: number;
   ropeTheta: number;
+  /** `rope_scaling` / `rope_parameters` beyond the default RoPE (DeepSeek-V3's YaRN); null for plain RoPE. */
+  ropeScaling: RopeScaling | null;
   /** `rope_interleave` (DeepSeek-V3): rotate adjacent pairs instead of halves. */
   ropeInterleaved: boolean;
   /** Per-head RMSNorm on q and k (Qwen3-MoE). */
   qkNorm: boolean;
   maxPositionEmbeddings: number;
+  /** Mixtral/Qwen3 `sliding_window` when the config enables it; null means full causal attention. */
+  slidingWindow: number | null;
   tieWordEmbeddings: boolean;
   bosTokenId: number | null;
   eosTokenIds: number[];
@@ -60,6 +64,17 @@ export interface ModelConfig {
   moe: MoeConfig;
   /** Multi-head latent attention (DeepSeek-V3); null for standard attention. */
   mla: MlaConfig | null;
+}
+
+/** RoPE frequency scaling as the HF config states it (only the fields YaRN needs are normalised). */
+export interface RopeScaling {
+  type: string;
+  factor: number;
+  originalMaxPositionEmbeddings: number | null;
+  betaFast: number | null;
+  betaSlow: number | null;
+  mscale: number | null;
+  mscaleAllDim: number | null;
 }
 
 export type RouterKind = 'softmax_topk' | 'sigmoid_group_limited';

@@ -1,0 +1,97 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { normaliseConfig } from './config.ts';
+import { ConfigError } from './errors.ts';
+import { commitManifest, prepareModelDir, writeShards, type Progress } from './model-writer.ts';
+import { manifestOfPlan, planModel } from './plan.ts';
+import { PRESETS } from './presets.ts';
+import { writeSynthTensor } from './synth-bytes.ts';
+import { encodeManifest } from './codec.ts';
+import { blake3Hex } from './hash.ts';
+import type { Architecture, Manifest, WeightDtype } from './types.ts';
+
+export { PRESETS };
+
+export interface SynthOptions {
+  arch: Architecture;
+  preset: string;
+  quant: WeightDtype;
+  /** Model directory to write; with manifestOnly only the manifest files are written there. */
+  out: string;
+  /** Hash every shard's bytes without writing them (for models that do not fit on disk). */
+  manifestOnly?: boolean;
+  seed?: number;
+  shardMiB?: number;
+  /** Override the preset's layer count (a smaller model of the same per-layer shape). */
+  layers?: number;
+  /** Worker threads generating and hashing shards in parallel (default: available cores). */
+  workers?: number;
+  onProgress?: (p: Progress) => void;
+}
+
+export interface SynthResult {
+  manifest: Manifest;
+  id: string;
+  manifestBytes: Uint8Array;
+}
+
+/** A random-weight model of a real model's shape, its bytes generated deterministically from the seed. */
+export async function synth(opts: SynthOptions): Promise<SynthResult> {
+  const preset = PRESETS[opts.preset];
+  if (!preset) throw new ConfigError(`unknown preset "${opts.preset}" (known: ${Object.keys(PRESETS).join(', ')})`);
+  if (preset.arch !== opts.arch) throw new ConfigError(`preset ${opts.preset} is ${preset.arch}, not ${opts.arch}`);
+  const rawConfig = { ...preset.config, ...(opts.layers !== undefined ? { num_hidden_layers: opts.layers } : {}) };
+  const config = normaliseConfig(rawConfig, `preset ${opts.preset}`);
+  const shardBytes = Math.floor((opts.shardMiB ?? 64) * 1024 * 1024);
+  const seed = opts.seed ?? 0;
+  const plan = planModel(config, opts.quant, shardBytes);
+  const shardsDir = await prepareModelDir(opts.out);
+  const target = opts.manifestOnly ? null : shardsDir;
+  const workers = Math.max(1, Math.min(opts.workers ?? availableParallelism(), plan.shards.length));
+  const hashes =
+    workers === 1
+      ? await writeShards(plan, target, (sink, t) => writeSynthTensor(sink, t, seed), opts.onProgress)
+      : await inWorkers(plan.shards.map((s) => s.size), { rawConfig, quant: opts.quant, shardBytes, shardsDir: target, seed }, workers, opts.onProgress);
+  const manifest = manifestOfPlan(plan, `synth-${opts.preset}${opts.layers !== undefined ? `-${opts.layers}l` : ''}-${opts.quant}-seed${seed}`, hashes, {});
+  const { id, manifestBytes } = await commitManifest(opts.out, manifest);
+  return { manifest, id, manifestBytes };
+}
+
+async function inWorkers(
+  sizes: number[],
+  job: { rawConfig: Record<string, unknown>; quant: WeightDtype; shardBytes: number; shardsDir: string | null; seed: number },
+  count: number,
+  onProgress?: (p: Progress) => void,
+): Promise<string[]> {
+  const hashes: string[] = new Array(sizes.length);
+  const bytesTotal = sizes.reduce((a, b) => a + b, 0);
+  let shardsDone = 0;
+  let bytesDone = 0;
+  const run = (id: number): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const w = new Worker(new URL('./synth-worker.ts', import.meta.url), { workerData: { ...job, id, count } });
+      w.on('message', (msg: { index?: number; done?: boolean; hashes?: [number, string][] }) => {
+        if (msg.done) {
+          for (const [i, h] of msg.hashes!) hashes[i] = h;
+          return;
+        }
+        shardsDone++;
+        bytesDone += sizes[msg.index!]!;
+        onProgress?.({ shardsDone, shardsTotal: sizes.length, bytesDone, bytesTotal });
+      });
+      w.on('error', reject);
+      w.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`synth worker ${id} exited with code ${code}`))));
+    });
+  await Promise.all(Array.from({ length: count }, (_, i) => run(i)));
+  return hashes;
+}
+
+/** Size of the encoded manifest a synth would produce, without generating bytes: hashes are fixed-width, so placeholders give the exact size. */
+export async function plannedManifestSize(preset: string, quant: WeightDtype, shardMiB = 64): Promise<{ bytes: number; shards: number; experts: number; id: string }> {
+  const p = PRESETS[preset];
+  if (!p) throw new ConfigError(`unknown preset "${preset}"`);
+  const plan = planModel(normaliseConfig(p.config, `preset ${preset}`), quant, Math.floor(shardMiB * 1024 * 1024));
+  const hashes = plan.shards.map((_, i) => (i + 1).toString(16).padStart(64, '0'));
+  const bytes = encodeManifest(manifestOfPlan(plan, `synth-${preset}-${quant}-seed0`, hashes, {}));
+  return { bytes: bytes.length, shards: plan.shards.length, experts: plan.experts.length, id: await blake3Hex(bytes) };
+}
