@@ -5,6 +5,10 @@ const commands: Record<string, () => Promise<Command>> = {
   demo: async () => (await import('./commands/demo.ts')).command,
   generate: async () => (await import('./commands/generate.ts')).command,
   perplexity: async () => (await import('./commands/perplexity.ts')).command,
+  convert: async () => (await import('./commands/convert.ts')).command,
+  verify: async () => (await import('./commands/verify.ts')).command,
+  inspect: async () => (await import('./commands/inspect.ts')).command,
+  synth: async () => (await import('./commands/synth.ts')).command,
 };
 
 function overview(): string {

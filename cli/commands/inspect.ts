@@ -1,0 +1,41 @@
+import { parseCommandArgs, UsageError, type Command } from '../command.ts';
+import { readModelDir } from '../../manifests/node.ts';
+import { summarize } from '../../manifests/index.ts';
+
+const usage = `usage: doppler inspect <dir> [--json]
+
+Prints a model's id, architecture, parameter and byte counts (dense vs routed experts), shard
+counts, and the weight bytes one token touches (all dense weights + top-k experts per MoE layer).`;
+
+const mb = (n: number): string => `${(n / 1e6).toFixed(2)} MB`;
+const mp = (n: number): string => `${(n / 1e6).toFixed(2)} M`;
+
+export const command: Command = {
+  name: 'inspect',
+  summary: 'print what a model directory holds',
+  usage,
+  async run(argv) {
+    const { values, positionals } = parseCommandArgs(argv, { json: { type: 'boolean' } });
+    if (positionals.length !== 1) throw new UsageError('expected exactly one <dir>');
+    const { manifest, id, manifestBytes } = await readModelDir(positionals[0]!);
+    const s = summarize(manifest);
+    if (values.json) {
+      console.log(JSON.stringify({ id, manifestBytes: manifestBytes.length, ...s, config: manifest.config }, null, 1));
+      return 0;
+    }
+    const c = manifest.config;
+    console.log([
+      `model id        ${id}`,
+      `name            ${s.name}`,
+      `architecture    ${s.architecture}: ${c.numLayers} layers (${s.moeLayers} MoE), hidden ${c.hiddenSize}, ${s.experts.perLayer} experts top-${s.experts.topK}` +
+        (s.experts.shared ? ` + ${s.experts.shared} shared` : '') + (c.mla ? ', MLA' : ''),
+      `quantization    ${s.quant}`,
+      `parameters      ${mp(s.parameters.total)} (dense ${mp(s.parameters.dense)}, experts ${mp(s.parameters.experts)}; ${mp(s.parameters.activePerToken)} active per token)`,
+      `bytes           ${mb(s.bytes.total)} (dense ${mb(s.bytes.dense)}, experts ${mb(s.bytes.experts)})`,
+      `shards          ${s.shards.total} (${s.shards.dense} dense, ${s.shards.expert} expert)`,
+      `per token       ${mb(s.bytesPerToken)} of weights touched (dense + ${s.experts.topK} experts × ${s.moeLayers} layers)`,
+      `manifest        ${manifestBytes.length} bytes; tokenizer files: ${Object.keys(manifest.tokenizer).join(', ') || 'none'}`,
+    ].join('\n'));
+    return 0;
+  },
+};

@@ -1,0 +1,60 @@
+import { numberOption, parseCommandArgs, UsageError, type Command } from '../command.ts';
+import { PRESETS, progressBar, synth } from '../../manifests/node.ts';
+import type { Architecture } from '../../manifests/index.ts';
+import { parseQuant } from './convert.ts';
+
+const usage = `usage: doppler synth --arch mixtral|qwen3_moe|deepseek_v3 --preset NAME --quant Q --out DIR
+                     [--manifest-only] [--seed N] [--layers N] [--shard-mib N] [--workers N]
+
+Writes a random-weight RDRR model of a real model's shape (for benchmarks). Weights are generated
+directly in the stored format from an AES-CTR keystream seeded by --seed and the tensor name.
+
+presets: ${Object.entries(PRESETS).map(([n, p]) => `${n} (${p.arch})`).join(', ')}
+
+options:
+  --manifest-only  generate and hash every shard but write only the manifest (for models larger than the disk)
+  --layers N       use N layers instead of the preset's (same per-layer shapes)
+  --workers N      threads generating and hashing shards (default: all cores)`;
+
+export const command: Command = {
+  name: 'synth',
+  summary: 'write a random-weight model of a real model shape',
+  usage,
+  async run(argv) {
+    const { values } = parseCommandArgs(argv, {
+      arch: { type: 'string' },
+      preset: { type: 'string' },
+      quant: { type: 'string' },
+      out: { type: 'string' },
+      'manifest-only': { type: 'boolean' },
+      seed: { type: 'string' },
+      layers: { type: 'string' },
+      'shard-mib': { type: 'string' },
+      workers: { type: 'string' },
+    }, false);
+    if (!values.arch || !values.preset || !values.out) throw new UsageError('--arch, --preset and --out are required');
+    const preset = PRESETS[values.preset];
+    if (!preset) throw new UsageError(`unknown preset "${values.preset}"`);
+    if (preset.arch !== values.arch) throw new UsageError(`preset ${values.preset} is ${preset.arch}, not ${values.arch}`);
+    const bar = progressBar(values['manifest-only'] ? 'hash' : 'synth');
+    const t0 = performance.now();
+    const r = await synth({
+      arch: values.arch as Architecture,
+      preset: values.preset,
+      quant: parseQuant(values.quant, 'q4_0'),
+      out: values.out,
+      manifestOnly: values['manifest-only'],
+      seed: numberOption(values.seed, '--seed'),
+      layers: numberOption(values.layers, '--layers'),
+      shardMiB: numberOption(values['shard-mib'], '--shard-mib'),
+      workers: numberOption(values.workers, '--workers'),
+      onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal, `${p.shardsDone}/${p.shardsTotal} shards`),
+    });
+    bar.end();
+    const s = (performance.now() - t0) / 1000;
+    const t = r.manifest.totals;
+    console.log(`${r.id}  ${r.manifest.name}: ${r.manifest.shards.length} shards, ${(t.bytes / 1e9).toFixed(2)} GB` +
+      `${values['manifest-only'] ? ' hashed (not written)' : ''} in ${s.toFixed(1)} s (${(t.bytes / 1e6 / s).toFixed(0)} MB/s); manifest ${r.manifestBytes.length} bytes → ${values.out}`);
+    return 0;
+  },
+};
