@@ -1,0 +1,101 @@
+/** Node-only side of the swarm: TCP + WebSockets libp2p nodes, shards on disk, model directories. */
+import { createLibp2p } from 'libp2p';
+import { tcp } from '@libp2p/tcp';
+import { webSockets } from '@libp2p/websockets';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { identify } from '@libp2p/identify';
+import { ping } from '@libp2p/ping';
+import type { Libp2p, PrivateKey } from '@libp2p/interface';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MODEL_FILES, blake3Hex } from '../manifests/index.ts';
+import { FsShardStorage } from './fs-storage.ts';
+import { SwarmPeer, type SwarmPeerOptions } from './peer.ts';
+import { SwarmError } from './errors.ts';
+
+export { FsShardStorage } from './fs-storage.ts';
+export { loadOrCreateKey } from './key-file.ts';
+
+export interface NodeLibp2pOptions {
+  /** Listen addresses; default TCP and WebSockets on 127.0.0.1 with OS-chosen ports. */
+  listen?: string[];
+  privateKey?: PrivateKey;
+}
+
+/** A Node libp2p node as swarm peers use it: TCP + WebSockets, noise, yamux, identify, ping. */
+export async function createNodeLibp2p(opts: NodeLibp2pOptions = {}): Promise<Libp2p> {
+  return createLibp2p({
+    ...(opts.privateKey ? { privateKey: opts.privateKey } : {}),
+    addresses: { listen: opts.listen ?? ['/ip4/127.0.0.1/tcp/0', '/ip4/127.0.0.1/tcp/0/ws'] },
+    transports: [tcp(), webSockets()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify(), ping: ping() },
+  });
+}
+
+export type NodePeerOptions = Omit<SwarmPeerOptions, 'node' | 'storage' | 'modelId'> & NodeLibp2pOptions & {
+  /** Model id; read from `<dir>/manifest.msgpack` when omitted and the directory has one. */
+  modelId?: string;
+  /** Model directory whose shards/ this peer serves and fills (created if absent). */
+  dir: string;
+};
+
+/**
+ * A swarm peer whose shards live in a model directory. A directory that already holds
+ * manifest.msgpack (a converted model, or an earlier fetch) is served as it is.
+ */
+export async function startNodePeer(opts: NodePeerOptions): Promise<SwarmPeer> {
+  const storage = await FsShardStorage.open(opts.dir);
+  let manifestBytes = opts.manifestBytes;
+  if (!manifestBytes) {
+    try {
+      manifestBytes = await readFile(join(opts.dir, MODEL_FILES.manifest));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  const modelId = opts.modelId ?? (manifestBytes ? await blake3Hex(manifestBytes) : undefined);
+  if (!modelId) throw new SwarmError(`${opts.dir} has no ${MODEL_FILES.manifest}: give the model id`);
+  const { listen, privateKey, dir: _dir, ...rest } = opts;
+  const node = await createNodeLibp2p({ ...(listen ? { listen } : {}), ...(privateKey ? { privateKey } : {}) });
+  try {
+    return await SwarmPeer.start({ ...rest, ...(manifestBytes ? { manifestBytes } : {}), node, storage, modelId });
+  } catch (err) {
+    await node.stop();
+    throw err;
+  }
+}
+
+/** Writes manifest.msgpack and manifest.json into `dir` (the layout `doppler convert` writes). */
+export async function writeManifestFiles(dir: string, peer: SwarmPeer, signal?: AbortSignal): Promise<void> {
+  const manifest = await peer.getManifest(signal);
+  const bytes = peer.manifestBytes()!;
+  await mkdir(dir, { recursive: true });
+  // The same two files, in the same order and JSON shape, that the converter commits.
+  for (const [name, data] of [[MODEL_FILES.manifest, bytes], [MODEL_FILES.json, JSON.stringify({ id: peer.modelId, ...manifest }, null, 1)]] as const) {
+    const tmp = join(dir, `${name}.tmp-${process.pid}`);
+    await writeFile(tmp, data);
+    await rename(tmp, join(dir, name));
+  }
+}
+
+/**
+ * Downloads a whole model into `dir` through a swarm peer whose storage is that directory: every
+ * shard and tokenizer blob verified, then the manifest, written last so that a directory with a
+ * manifest is always complete.
+ */
+export async function fetchModel(peer: SwarmPeer, dir: string, opts: { concurrency?: number; signal?: AbortSignal; onShard?: (done: number, total: number) => void } = {}): Promise<void> {
+  const manifest = await peer.getManifest(opts.signal);
+  const hashes = [...new Set([...manifest.shards.map((s) => s.hash), ...Object.values(manifest.tokenizer)])];
+  let next = 0;
+  let done = 0;
+  await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 4, hashes.length) }, async () => {
+    while (next < hashes.length) {
+      await peer.get(hashes[next++]!, opts.signal);
+      opts.onShard?.(++done, hashes.length);
+    }
+  }));
+  await writeManifestFiles(dir, peer, opts.signal);
+}

@@ -1,0 +1,720 @@
+import type { Libp2p, PeerId, Stream, Connection } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import { blake3Hex } from '../manifests/index.ts';
+import { FrameReader, encodeFrame, sendAll, WRITE_CHUNK } from './framing.ts';
+import { ShardUnavailableError, SwarmError, SwarmIntegrityError, SwarmProtocolError } from './errors.ts';
+import { decodeManifest, shardListOf, type Manifest } from './model.ts';
+import { assignShards, type PlacedShard } from './placement.ts';
+import {
+  DISCOVERY_PROTOCOL, MAX_ADDRS, MAX_MANIFEST_BYTES, MAX_MESSAGE_BYTES, MAX_PEERS_LISTED, MAX_PIECE_BYTES, SHARD_PROTOCOL,
+  bitfieldOf, hasBit, parseDiscoveryResponse, parseShardRequest, parseShardResponse,
+  type HaveMessage, type PeerAddrs, type ShardRequest,
+} from './protocol.ts';
+import { RateLimiter } from './rate-limiter.ts';
+import type { ShardStorage } from './storage.ts';
+
+export interface SwarmPeerOptions {
+  /** A started libp2p node; the peer registers its protocol on it and stops it on stop(). */
+  node: Libp2p;
+  /** The model id: BLAKE3 hex of manifest.msgpack. */
+  modelId: string;
+  /** Signaling server multiaddrs (with /p2p/<id>). */
+  signal: string[];
+  storage: ShardStorage;
+  /** manifest.msgpack when this peer already has it (a seeder); verified against modelId. */
+  manifestBytes?: Uint8Array;
+  /** Bytes volunteered for replicas; 0 (default) makes a peer that only fetches and serves what it holds. */
+  budgetBytes?: number;
+  /** Copies of each shard the storage peers keep. Default 3. */
+  replication?: number;
+  /** Cap on this peer's total upload rate. Default: none. */
+  uploadBytesPerSec?: number;
+  /** How often peers exchange shard maps; three missed in a row drop the peer. Default 2000 ms. */
+  heartbeatMs?: number;
+  /** How often the peer re-registers with the signaling server and asks for peers. Default 5000 ms. */
+  discoveryMs?: number;
+  /** Piece size for fetching one shard from several peers at once. Default 1 MiB. */
+  pieceBytes?: number;
+  /** Most peers one shard is fetched from at once. Default 4. */
+  maxSourcesPerShard?: number;
+  /** A request slower than this (after a fixed 5 s grace) is abandoned and retried elsewhere. Default 32 KiB/s. */
+  minPeerBytesPerSec?: number;
+  /** How long get() waits for some peer to hold a shard. Default 30 s. */
+  unavailableAfterMs?: number;
+  /** Keep shards fetched through get() in storage (and so serve them). Default true. */
+  keepFetched?: boolean;
+  /**
+   * Drop held shards that placement gives to other peers once all of those hold them, so a new
+   * storage peer's share moves to it. Default true for storage peers; a seeder keeps its model whole.
+   */
+  evict?: boolean;
+  log?: (line: string) => void;
+}
+
+interface Remote {
+  id: string;
+  bits: Uint8Array;
+  budget: number;
+  /** Measured download rate from this peer, bytes/s (EWMA); undefined until measured. */
+  rate: number | undefined;
+  misses: number;
+}
+
+export interface SwarmStats {
+  peerId: string;
+  peers: number;
+  held: number;
+  usedBytes: number;
+  uploadedBytes: number;
+  downloadedBytes: number;
+  banned: string[];
+}
+
+const GRACE_MS = 5000;
+const UNMEASURED_RATE = 50e6;
+
+/**
+ * One member of a model's swarm. Finds peers through the signaling server and through the peers it
+ * meets, keeps them informed of the shards it holds, serves shards on /doppler/shard/1, fetches
+ * verified shards (several sources at once, fastest first), and — when it volunteers storage — keeps
+ * every shard at `replication` copies. `get(hash, signal)` has the storage layer's ShardSource shape.
+ */
+export class SwarmPeer extends EventTarget {
+  readonly node: Libp2p;
+  readonly modelId: string;
+  private readonly opts: Required<Omit<SwarmPeerOptions, 'manifestBytes' | 'log' | 'uploadBytesPerSec'>>;
+  private readonly storage: ShardStorage;
+  private readonly log: (line: string) => void;
+  private readonly limiter: RateLimiter | undefined;
+  private manifest: Manifest | undefined;
+  private manifestRaw: Uint8Array | undefined;
+  private shards: PlacedShard[] = [];
+  private index = new Map<string, number>();
+  private readonly remotes = new Map<string, Remote>();
+  private readonly known = new Map<string, string[]>();
+  private readonly banned = new Set<string>();
+  private readonly inflight = new Map<string, Promise<Uint8Array>>();
+  private readonly dialing = new Set<string>();
+  private timers: ReturnType<typeof setInterval>[] = [];
+  private readonly stopping = new AbortController();
+  private replicating = false;
+  private announceTimer: ReturnType<typeof setTimeout> | undefined;
+  private uploaded = 0;
+  private downloaded = 0;
+
+  private constructor(opts: SwarmPeerOptions) {
+    super();
+    this.node = opts.node;
+    this.modelId = opts.modelId;
+    this.storage = opts.storage;
+    this.log = opts.log ?? (() => undefined);
+    this.limiter = opts.uploadBytesPerSec ? new RateLimiter(opts.uploadBytesPerSec) : undefined;
+    this.opts = {
+      node: opts.node,
+      modelId: opts.modelId,
+      signal: opts.signal,
+      storage: opts.storage,
+      budgetBytes: opts.budgetBytes ?? 0,
+      replication: opts.replication ?? 3,
+      heartbeatMs: opts.heartbeatMs ?? 2000,
+      discoveryMs: opts.discoveryMs ?? 5000,
+      pieceBytes: opts.pieceBytes ?? 1024 * 1024,
+      maxSourcesPerShard: opts.maxSourcesPerShard ?? 4,
+      minPeerBytesPerSec: opts.minPeerBytesPerSec ?? 32 * 1024,
+      unavailableAfterMs: opts.unavailableAfterMs ?? 30_000,
+      keepFetched: opts.keepFetched ?? true,
+      evict: opts.evict ?? true,
+    };
+  }
+
+  /** Joins the swarm: registers the protocol, contacts the signaling server, starts heartbeats. */
+  static async start(opts: SwarmPeerOptions): Promise<SwarmPeer> {
+    if (!/^[0-9a-f]{64}$/.test(opts.modelId)) throw new SwarmError(`model id "${opts.modelId}" is not a 64-digit hex BLAKE3 hash`);
+    const peer = new SwarmPeer(opts);
+    if (opts.manifestBytes) await peer.adoptManifest(opts.manifestBytes, 'the local manifest');
+    await peer.node.handle(SHARD_PROTOCOL, (stream, conn) => peer.serve(stream, conn), { maxInboundStreams: 64, maxOutboundStreams: 64 });
+    peer.node.addEventListener('peer:disconnect', (e) => peer.forget(e.detail.toString(), 'disconnected'));
+    peer.node.addEventListener('connection:open', (e) => {
+      if (peer.banned.has(e.detail.remotePeer.toString())) void e.detail.close().catch(() => undefined);
+    });
+    peer.timers.push(setInterval(() => void peer.heartbeat(), peer.opts.heartbeatMs));
+    peer.timers.push(setInterval(() => void peer.discover(), peer.opts.discoveryMs));
+    await peer.discover();
+    return peer;
+  }
+
+  get id(): string {
+    return this.node.peerId.toString();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping.abort(new SwarmError('swarm peer stopped'));
+    for (const t of this.timers) clearInterval(t);
+    clearTimeout(this.announceTimer);
+    await this.node.stop();
+  }
+
+  // ---------------------------------------------------------------- public reads
+
+  /** The model's manifest: local, or fetched from a peer and verified against the model id. */
+  async getManifest(signal?: AbortSignal): Promise<Manifest> {
+    await this.ensureManifest(signal);
+    return this.manifest!;
+  }
+
+  /** The exact manifest.msgpack bytes (hash = model id), once known. */
+  manifestBytes(): Uint8Array | undefined {
+    return this.manifestRaw;
+  }
+
+  /** Verified bytes of a shard or tokenizer blob of this model, from storage or from the swarm. */
+  async get(hash: string, signal?: AbortSignal): Promise<Uint8Array> {
+    const size = this.storage.sizeOf(hash);
+    if (size !== undefined) return this.storage.read(hash, 0, size);
+    await this.ensureManifest(signal);
+    if (!this.index.has(hash)) throw new SwarmError(`shard ${hash} is not part of model ${this.modelId}`);
+    return this.obtain(hash, this.opts.keepFetched, signal);
+  }
+
+  /** One fetch per shard at a time, however many callers want it. */
+  private obtain(hash: string, keep: boolean, signal?: AbortSignal): Promise<Uint8Array> {
+    let p = this.inflight.get(hash);
+    if (!p) {
+      p = this.fetchShard(hash, signal).finally(() => this.inflight.delete(hash));
+      this.inflight.set(hash, p);
+    }
+    return p.then(async (bytes) => {
+      if (keep && !this.storage.has(hash)) {
+        await this.storage.write(hash, bytes);
+        this.changed();
+        this.announce();
+      }
+      return bytes;
+    });
+  }
+
+  /** Peer ids (this peer included) currently known to hold a shard. */
+  holders(hash: string): string[] {
+    const out: string[] = [];
+    if (this.storage.has(hash)) out.push(this.id);
+    const i = this.index.get(hash);
+    if (i === undefined) return out;
+    for (const r of this.remotes.values()) if (hasBit(r.bits, i)) out.push(r.id);
+    return out;
+  }
+
+  /** Every shard of the model with the number of live peers holding it (empty until the manifest is known). */
+  replication(): Map<string, number> {
+    return new Map(this.shards.map((s) => [s.hash, this.holders(s.hash).length]));
+  }
+
+  /** Swarm peers currently in contact. */
+  peers(): string[] {
+    return [...this.remotes.keys()];
+  }
+
+  stats(): SwarmStats {
+    return {
+      peerId: this.id,
+      peers: this.remotes.size,
+      held: this.storage.list().length,
+      usedBytes: this.storage.usedBytes(),
+      uploadedBytes: this.uploaded,
+      downloadedBytes: this.downloaded,
+      banned: [...this.banned],
+    };
+  }
+
+  /** Resolves at the next change of what the swarm holds, or after `ms`. */
+  waitForUpdate(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.removeEventListener('update', done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.addEventListener('update', done);
+      signal?.addEventListener('abort', done);
+    });
+  }
+
+  // ---------------------------------------------------------------- manifest
+
+  private async adoptManifest(bytes: Uint8Array, from: string): Promise<void> {
+    const hash = await blake3Hex(bytes);
+    if (hash !== this.modelId) throw new SwarmIntegrityError(`${from}: manifest hashes to ${hash}, not model id ${this.modelId}`);
+    const m = decodeManifest(bytes, from);
+    this.manifest = m;
+    this.manifestRaw = bytes;
+    this.shards = shardListOf(m);
+    this.index = new Map(this.shards.map((s, i) => [s.hash, i]));
+    this.changed();
+  }
+
+  private manifestPromise: Promise<void> | undefined;
+
+  private ensureManifest(signal?: AbortSignal): Promise<void> {
+    if (this.manifest) return Promise.resolve();
+    this.manifestPromise ??= this.fetchManifest(signal).finally(() => (this.manifestPromise = undefined));
+    return this.manifestPromise;
+  }
+
+  private async fetchManifest(signal?: AbortSignal): Promise<void> {
+    const deadline = Date.now() + this.opts.unavailableAfterMs;
+    const tried = new Set<string>();
+    while (!this.manifest) {
+      signal?.throwIfAborted();
+      const next = [...this.remotes.keys()].find((id) => !tried.has(id) && !this.banned.has(id));
+      if (!next) {
+        if (Date.now() > deadline) throw new ShardUnavailableError(`no peer of model ${this.modelId} answered with its manifest`);
+        void this.discover();
+        await this.waitForUpdate(500, signal);
+        if (this.remotes.size > 0 && [...this.remotes.keys()].every((id) => tried.has(id))) tried.clear();
+        continue;
+      }
+      tried.add(next);
+      let bytes: Uint8Array;
+      try {
+        bytes = await this.requestBytes(next, { t: 'manifest', model: this.modelId }, MAX_MANIFEST_BYTES, 0, signal);
+      } catch (err) {
+        this.log(`manifest from ${next} failed: ${why(err)}`);
+        continue;
+      }
+      try {
+        await this.adoptManifest(bytes, `manifest from peer ${next}`);
+      } catch (err) {
+        this.ban(next, why(err));
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- serving
+
+  private async serve(stream: Stream, conn: Connection): Promise<void> {
+    const id = conn.remotePeer.toString();
+    const from = `peer ${id}`;
+    if (this.banned.has(id)) {
+      stream.abort(new SwarmError('banned'));
+      return;
+    }
+    try {
+      const reader = new FrameReader(stream, from);
+      const req: ShardRequest = parseShardRequest(await reader.readFrame(MAX_MESSAGE_BYTES), from);
+      if (req.model !== this.modelId) {
+        await sendAll(stream, encodeFrame({ t: 'err', message: `this peer serves model ${this.modelId}` }));
+      } else if (req.t === 'have') {
+        this.noteHave(id, req);
+        await sendAll(stream, encodeFrame(this.haveMessage()));
+      } else if (req.t === 'manifest') {
+        if (!this.manifestRaw) await sendAll(stream, encodeFrame({ t: 'err', message: 'manifest not held' }));
+        else await this.sendBytes(stream, this.manifestRaw);
+      } else {
+        const size = this.storage.sizeOf(req.hash);
+        if (size === undefined || req.offset > size) {
+          await sendAll(stream, encodeFrame({ t: 'err', message: `shard ${req.hash} not held` }));
+        } else {
+          const length = Math.min(req.length, size - req.offset);
+          await this.sendBytes(stream, await this.storage.read(req.hash, req.offset, length));
+        }
+      }
+      await stream.close();
+    } catch (err) {
+      this.log(`serving ${from}: ${why(err)}`);
+      stream.abort(err as Error);
+    }
+  }
+
+  private async sendBytes(stream: Stream, bytes: Uint8Array): Promise<void> {
+    await sendAll(stream, encodeFrame({ t: 'bytes', length: bytes.length }));
+    for (let o = 0; o < bytes.length; o += WRITE_CHUNK) {
+      const chunk = bytes.subarray(o, o + WRITE_CHUNK);
+      await this.limiter?.take(chunk.length, this.stopping.signal);
+      await sendAll(stream, chunk);
+      this.uploaded += chunk.length;
+    }
+  }
+
+  // ---------------------------------------------------------------- requests
+
+  private async openStream(id: string, signal: AbortSignal): Promise<Stream> {
+    return this.node.dialProtocol(peerIdFromString(id), SHARD_PROTOCOL, { signal });
+  }
+
+  /** One request whose answer is a bytes header plus raw bytes; returns them (into `into` at `at` when given). */
+  private async requestBytes(id: string, req: ShardRequest, max: number, expect: number, signal?: AbortSignal, into?: Uint8Array, at = 0): Promise<Uint8Array> {
+    const timeout = Math.ceil(GRACE_MS + (1000 * (expect || MAX_MESSAGE_BYTES)) / this.opts.minPeerBytesPerSec);
+    const sig = AbortSignal.any([AbortSignal.timeout(timeout), this.stopping.signal, ...(signal ? [signal] : [])]);
+    const stream = await this.openStream(id, sig);
+    const onAbort = () => stream.abort(new SwarmError(`request to ${id} aborted: ${String(sig.reason)}`));
+    sig.addEventListener('abort', onAbort);
+    const started = performance.now();
+    try {
+      await sendAll(stream, encodeFrame(req), sig);
+      const from = `peer ${id}`;
+      const reader = new FrameReader(stream, from);
+      const res = parseShardResponse(await reader.readFrame(MAX_MESSAGE_BYTES), from);
+      if (res.t === 'err') throw new SwarmProtocolError(`${from}: ${res.message}`);
+      if (res.t !== 'bytes') throw new SwarmProtocolError(`${from}: answered ${res.t} to ${req.t}`);
+      if (res.length > max || (expect > 0 && res.length !== expect)) {
+        throw new SwarmProtocolError(`${from}: offered ${res.length} bytes, expected ${expect || `at most ${max}`}`);
+      }
+      const bytes = await reader.readExact(res.length, into, at);
+      this.downloaded += res.length;
+      this.measure(id, res.length, performance.now() - started);
+      await stream.close().catch(() => undefined);
+      return into ? into.subarray(at, at + res.length) : bytes;
+    } catch (err) {
+      stream.abort(err as Error);
+      throw sig.aborted && !signal?.aborted ? new SwarmError(`peer ${id} too slow or gone`, { cause: err }) : err;
+    } finally {
+      sig.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private measure(id: string, bytes: number, ms: number): void {
+    const r = this.remotes.get(id);
+    if (!r || bytes < 16 * 1024) return;
+    const rate = bytes / Math.max(ms / 1000, 1e-3);
+    r.rate = r.rate === undefined ? rate : 0.7 * r.rate + 0.3 * rate;
+  }
+
+  private async exchangeHave(id: string): Promise<void> {
+    const sig = AbortSignal.any([AbortSignal.timeout(Math.max(2000, this.opts.heartbeatMs)), this.stopping.signal]);
+    const stream = await this.openStream(id, sig);
+    const onAbort = () => stream.abort(new SwarmError('heartbeat timed out'));
+    sig.addEventListener('abort', onAbort);
+    try {
+      await sendAll(stream, encodeFrame(this.haveMessage()), sig);
+      const from = `peer ${id}`;
+      const res = parseShardResponse(await new FrameReader(stream, from).readFrame(MAX_MESSAGE_BYTES), from);
+      if (res.t !== 'have') throw new SwarmProtocolError(`${from}: ${res.t === 'err' ? res.message : `answered ${res.t} to have`}`);
+      if (res.model !== this.modelId) throw new SwarmProtocolError(`${from}: is in the swarm of model ${res.model}`);
+      this.noteHave(id, res);
+      await stream.close().catch(() => undefined);
+    } catch (err) {
+      stream.abort(err as Error);
+      throw err;
+    } finally {
+      sig.removeEventListener('abort', onAbort);
+    }
+  }
+
+  // ---------------------------------------------------------------- membership
+
+  private selfAddrs(): string[] {
+    return this.node.getMultiaddrs().map(String).slice(0, MAX_ADDRS);
+  }
+
+  private haveMessage(): HaveMessage {
+    const peers: PeerAddrs[] = [{ id: this.id, addrs: this.selfAddrs() }];
+    for (const [id, addrs] of this.known) {
+      if (peers.length >= MAX_PEERS_LISTED) break;
+      if (this.remotes.has(id)) peers.push({ id, addrs });
+    }
+    return {
+      t: 'have',
+      model: this.modelId,
+      bits: bitfieldOf(this.shards.map((s) => this.storage.has(s.hash))),
+      budget: Number.isFinite(this.opts.budgetBytes) ? this.opts.budgetBytes : Number.MAX_SAFE_INTEGER,
+      peers,
+    };
+  }
+
+  private noteHave(id: string, m: HaveMessage): void {
+    if (this.banned.has(id)) return;
+    const r = this.remotes.get(id);
+    const isNew = !r;
+    const before = r?.bits;
+    if (r) {
+      r.bits = m.bits;
+      r.budget = m.budget;
+      r.misses = 0;
+    } else {
+      this.remotes.set(id, { id, bits: m.bits, budget: m.budget, rate: undefined, misses: 0 });
+    }
+    for (const p of m.peers) this.learn(p.id, p.addrs);
+    if (isNew) this.log(`peer ${id} joined (${this.remotes.size} peers)`);
+    if (isNew || !sameBytes(before!, m.bits)) this.changed();
+  }
+
+  private learn(id: string, addrs: string[]): void {
+    if (id === this.id || this.banned.has(id) || addrs.length === 0) return;
+    this.known.set(id, addrs);
+  }
+
+  private forget(id: string, why: string): void {
+    if (this.remotes.delete(id)) {
+      this.log(`peer ${id} left (${why}; ${this.remotes.size} peers)`);
+      this.changed();
+    }
+  }
+
+  private ban(id: string, why: string): void {
+    if (this.banned.has(id)) return;
+    this.banned.add(id);
+    this.known.delete(id);
+    this.log(`banned peer ${id}: ${why}`);
+    this.forget(id, 'banned');
+    void this.node.hangUp(peerIdFromString(id)).catch(() => undefined);
+  }
+
+  /** Someone's holdings changed: wake waiters, re-check replication, tell peers about our own changes. */
+  private changed(): void {
+    this.dispatchEvent(new Event('update'));
+    queueMicrotask(() => void this.replicate());
+  }
+
+  private announce(): void {
+    clearTimeout(this.announceTimer);
+    this.announceTimer = setTimeout(() => {
+      for (const id of this.remotes.keys()) void this.exchangeHave(id).catch(() => undefined);
+    }, 50);
+  }
+
+  private async heartbeat(): Promise<void> {
+    await Promise.all([...this.remotes.keys()].map(async (id) => {
+      try {
+        await this.exchangeHave(id);
+      } catch (err) {
+        const r = this.remotes.get(id);
+        if (r && ++r.misses >= 3) {
+          this.forget(id, `missed heartbeats: ${why(err)}`);
+          void this.node.hangUp(peerIdFromString(id)).catch(() => undefined);
+        }
+      }
+    }));
+    await this.meetKnown();
+    await this.replicate();
+  }
+
+  /** Dials peers learned from the signaling server or from other peers that are not yet in contact. */
+  private async meetKnown(): Promise<void> {
+    const todo = [...this.known].filter(([id]) => !this.remotes.has(id) && !this.banned.has(id) && !this.dialing.has(id));
+    await Promise.all(todo.map(async ([id, addrs]) => {
+      this.dialing.add(id);
+      try {
+        const pid: PeerId = peerIdFromString(id);
+        const mas: Multiaddr[] = [];
+        for (const a of addrs) {
+          try {
+            mas.push(multiaddr(a));
+          } catch {
+            // An unparsable address from an untrusted peer is skipped; the others may work.
+          }
+        }
+        await this.node.peerStore.merge(pid, { multiaddrs: mas });
+        await this.exchangeHave(id);
+      } catch (err) {
+        this.log(`could not reach ${id}: ${why(err)}`);
+        this.known.delete(id);
+      } finally {
+        this.dialing.delete(id);
+      }
+    }));
+  }
+
+  /** Registers with each signaling server and learns the model's other peers from it. */
+  private async discover(): Promise<void> {
+    await Promise.all(this.opts.signal.map(async (addr) => {
+      try {
+        const sig = AbortSignal.any([AbortSignal.timeout(10_000), this.stopping.signal]);
+        const stream = await this.node.dialProtocol(multiaddr(addr), DISCOVERY_PROTOCOL, { signal: sig });
+        try {
+          await sendAll(stream, encodeFrame({ t: 'register', model: this.modelId, addrs: this.selfAddrs() }), sig);
+          const res = parseDiscoveryResponse(await new FrameReader(stream, `signaling server ${addr}`).readFrame(MAX_MESSAGE_BYTES), `signaling server ${addr}`);
+          if (res.t === 'err') throw new SwarmProtocolError(`signaling server ${addr}: ${res.message}`);
+          for (const p of res.peers) this.learn(p.id, p.addrs);
+          await stream.close().catch(() => undefined);
+        } catch (err) {
+          stream.abort(err as Error);
+          throw err;
+        }
+      } catch (err) {
+        if (!this.stopping.signal.aborted) this.log(`signaling server ${addr}: ${why(err)}`);
+      }
+    }));
+    await this.meetKnown();
+  }
+
+  // ---------------------------------------------------------------- fetching
+
+  private candidates(hash: string, exclude: Set<string>): Remote[] {
+    const i = this.index.get(hash)!;
+    return [...this.remotes.values()]
+      .filter((r) => hasBit(r.bits, i) && !exclude.has(r.id) && !this.banned.has(r.id))
+      .sort((a, b) => (b.rate ?? UNMEASURED_RATE) - (a.rate ?? UNMEASURED_RATE));
+  }
+
+  private async fetchShard(hash: string, signal?: AbortSignal): Promise<Uint8Array> {
+    const size = this.shards[this.index.get(hash)!]!.size;
+    const deadline = Date.now() + this.opts.unavailableAfterMs;
+    const failed = new Set<string>();
+    for (;;) {
+      signal?.throwIfAborted();
+      this.stopping.signal.throwIfAborted();
+      const cands = this.candidates(hash, failed);
+      if (cands.length === 0) {
+        if (Date.now() > deadline) throw new ShardUnavailableError(`no peer of model ${this.modelId} could supply shard ${hash}`);
+        if (failed.size > 0 && this.candidates(hash, new Set()).length > 0) failed.clear();
+        await this.waitForUpdate(500, signal);
+        continue;
+      }
+      const bytes = size > 0 && cands.length > 1 && size >= 2 * this.opts.pieceBytes
+        ? await this.fetchPieces(hash, size, cands, failed, signal)
+        : await this.fetchWhole(hash, size, cands[0]!, failed, signal);
+      if (bytes) return bytes;
+    }
+  }
+
+  /** The whole shard from one peer; bans it if the bytes are wrong. Null when this peer failed. */
+  private async fetchWhole(hash: string, size: number, from: Remote, failed: Set<string>, signal?: AbortSignal): Promise<Uint8Array | null> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.requestBytes(from.id, { t: 'get', model: this.modelId, hash, offset: 0, length: size || MAX_PIECE_BYTES }, MAX_PIECE_BYTES, size, signal);
+    } catch (err) {
+      signal?.throwIfAborted();
+      this.log(`shard ${hash.slice(0, 12)} from ${from.id}: ${why(err)}`);
+      failed.add(from.id);
+      return null;
+    }
+    if ((await blake3Hex(bytes)) !== hash) {
+      this.ban(from.id, `served shard ${hash} with wrong bytes`);
+      return null;
+    }
+    return bytes;
+  }
+
+  /**
+   * The shard in pieces from several peers at once; each source pulls the next piece when done, so
+   * faster peers serve more. When the assembled bytes fail verification, a whole copy from single
+   * peers finds the good bytes and every peer whose pieces differ from them is banned.
+   */
+  private async fetchPieces(hash: string, size: number, cands: Remote[], failed: Set<string>, signal?: AbortSignal): Promise<Uint8Array | null> {
+    const piece = Math.max(this.opts.pieceBytes, Math.ceil(size / (16 * cands.length)));
+    const out = new Uint8Array(size);
+    const queue: number[] = [];
+    for (let o = 0; o < size; o += piece) queue.push(o);
+    const servedBy = new Map<number, string>();
+    const sources = cands.slice(0, this.opts.maxSourcesPerShard);
+    let spare = cands.slice(this.opts.maxSourcesPerShard);
+    const worker = async (src: Remote): Promise<void> => {
+      for (;;) {
+        const offset = queue.shift();
+        if (offset === undefined) return;
+        const length = Math.min(piece, size - offset);
+        try {
+          await this.requestBytes(src.id, { t: 'get', model: this.modelId, hash, offset, length }, length, length, signal, out, offset);
+          servedBy.set(offset, src.id);
+        } catch (err) {
+          queue.unshift(offset);
+          signal?.throwIfAborted();
+          this.log(`piece ${offset} of ${hash.slice(0, 12)} from ${src.id}: ${why(err)}`);
+          failed.add(src.id);
+          const next = spare.shift();
+          if (next) await worker(next);
+          return;
+        }
+      }
+    };
+    await Promise.all(sources.map(worker));
+    spare = [];
+    if (queue.length > 0) return null;
+    if ((await blake3Hex(out)) === hash) return out;
+
+    const contributors = new Set(servedBy.values());
+    const exclude = new Set(failed);
+    let good: Uint8Array | null = null;
+    for (const c of this.candidates(hash, exclude)) {
+      good = await this.fetchWhole(hash, size, c, exclude, signal);
+      if (good) break;
+    }
+    if (!good) {
+      for (const id of contributors) failed.add(id);
+      return null;
+    }
+    for (const [offset, id] of servedBy) {
+      const length = Math.min(piece, size - offset);
+      if (!sameBytes(out.subarray(offset, offset + length), good.subarray(offset, offset + length))) {
+        this.ban(id, `served wrong bytes for piece ${offset} of shard ${hash}`);
+      }
+    }
+    return good;
+  }
+
+  // ---------------------------------------------------------------- replication
+
+  /** Drops replicas placed elsewhere once every owner holds them; never the last copies. */
+  private async evict(owners: Map<string, string[]>): Promise<void> {
+    let dropped = false;
+    for (const s of this.shards) {
+      const own = owners.get(s.hash)!;
+      if (!this.storage.has(s.hash) || own.includes(this.id) || own.length < this.opts.replication) continue;
+      const holders = new Set(this.holders(s.hash));
+      if (!own.every((id) => holders.has(id))) continue;
+      await this.storage.delete(s.hash);
+      dropped = true;
+      this.log(`dropped replica ${s.hash.slice(0, 12)} (held by its ${own.length} owners)`);
+    }
+    if (dropped) {
+      this.dispatchEvent(new Event('update'));
+      this.announce();
+    }
+  }
+
+  /** Storage peers copy the shards that rendezvous placement gives them while fewer than r peers hold them. */
+  private async replicate(): Promise<void> {
+    if (this.replicating || this.opts.budgetBytes <= 0 || this.stopping.signal.aborted) return;
+    if (!this.manifest) {
+      // A storage peer that starts empty needs the manifest to know what to hold.
+      if (this.remotes.size > 0) void this.ensureManifest(this.stopping.signal).catch((err: Error) => this.log(`manifest: ${err.message}`));
+      return;
+    }
+    this.replicating = true;
+    try {
+      for (;;) {
+        const storagePeers = [{ id: this.id, budget: this.opts.budgetBytes }];
+        for (const r of this.remotes.values()) if (r.budget > 0) storagePeers.push({ id: r.id, budget: r.budget });
+        const owners = assignShards(this.shards, storagePeers, this.opts.replication);
+        const todo = this.shards.filter((s) => {
+          if (this.storage.has(s.hash) || !owners.get(s.hash)!.includes(this.id)) return false;
+          return this.holders(s.hash).length > 0 && this.storage.usedBytes() + s.size <= this.opts.budgetBytes;
+        });
+        if (this.opts.evict) await this.evict(owners);
+        if (todo.length === 0) return;
+        let progressed = false;
+        await runLimited(todo, 2, async (s) => {
+          try {
+            await this.obtain(s.hash, true, this.stopping.signal);
+            progressed = true;
+            this.log(`replicated ${s.hash.slice(0, 12)} (${this.holders(s.hash).length} holders)`);
+          } catch (err) {
+            if (!this.stopping.signal.aborted) this.log(`replicating ${s.hash.slice(0, 12)}: ${why(err)}`);
+          }
+        });
+        if (!progressed) return;
+      }
+    } finally {
+      this.replicating = false;
+    }
+  }
+}
+
+function why(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+async function runLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  }));
+}
