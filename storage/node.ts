@@ -1,0 +1,124 @@
+/** Node-only parts of storage: a directory as the persistent tier, and a model directory as a source. */
+import { mkdir, readFile, readdir, rename, stat, unlink, open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { MODEL_FILES, isHash } from '../manifests/index.ts';
+import { SourceError, StorageError } from './errors.ts';
+import type { PersistentBackend, ShardSource } from './types.ts';
+
+const TMP_PREFIX = '.tmp-';
+
+function code(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+/**
+ * The persistent tier in Node: `<dir>/shards/<hash>`, the same layout as a model directory.
+ * Writes go to a temporary file that is fsynced and renamed into place.
+ */
+export class DirBackend implements PersistentBackend {
+  readonly name: string;
+  private readonly shards: string;
+
+  private constructor(dir: string) {
+    this.name = dir;
+    this.shards = join(dir, MODEL_FILES.shards);
+  }
+
+  static async open(dir: string): Promise<DirBackend> {
+    const b = new DirBackend(dir);
+    try {
+      await mkdir(b.shards, { recursive: true });
+    } catch (err) {
+      throw new StorageError(`cannot create the cache directory ${b.shards}`, { cause: err });
+    }
+    return b;
+  }
+
+  async list(): Promise<{ hash: string; size: number }[]> {
+    const out: { hash: string; size: number }[] = [];
+    for (const name of await readdir(this.shards)) {
+      const path = join(this.shards, name);
+      if (name.startsWith(TMP_PREFIX)) {
+        // left by a write that never finished: never visible under a shard name
+        await unlink(path).catch(() => undefined);
+        continue;
+      }
+      if (!isHash(name)) continue;
+      try {
+        const s = await stat(path);
+        if (s.isFile()) out.push({ hash: name, size: s.size });
+      } catch (err) {
+        if (code(err) !== 'ENOENT') throw err;
+      }
+    }
+    return out;
+  }
+
+  async read(hash: string): Promise<Uint8Array | null> {
+    if (!isHash(hash)) throw new StorageError(`"${hash}" is not a shard hash`);
+    try {
+      return new Uint8Array(await readFile(join(this.shards, hash)));
+    } catch (err) {
+      if (code(err) === 'ENOENT') return null;
+      throw new StorageError(`${this.shards}: reading shard ${hash} failed`, { cause: err });
+    }
+  }
+
+  async write(hash: string, bytes: Uint8Array): Promise<void> {
+    if (!isHash(hash)) throw new StorageError(`refusing to write "${hash}": not a shard hash`);
+    const tmp = join(this.shards, `${TMP_PREFIX}${hash}-${randomBytes(6).toString('hex')}`);
+    try {
+      const fh = await open(tmp, 'wx');
+      try {
+        await fh.writeFile(bytes);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, join(this.shards, hash));
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw new StorageError(`${this.shards}: writing shard ${hash} failed`, { cause: err });
+    }
+  }
+
+  async delete(hash: string): Promise<void> {
+    if (!isHash(hash)) return;
+    await unlink(join(this.shards, hash)).catch((err: unknown) => {
+      if (code(err) !== 'ENOENT') throw err;
+    });
+  }
+}
+
+/** A converted model directory as a shard source (bytes are verified by the store, not here). */
+export class DirSource implements ShardSource {
+  readonly name: string;
+  private readonly dir: string;
+
+  constructor(dir: string) {
+    this.dir = dir;
+    this.name = `dir:${dir}`;
+  }
+
+  async get(hash: string, signal?: AbortSignal): Promise<Uint8Array> {
+    if (!isHash(hash)) throw new StorageError(`"${hash}" is not a shard hash`);
+    const path = join(this.dir, MODEL_FILES.shards, hash);
+    try {
+      return new Uint8Array(await readFile(path, signal ? { signal } : {}));
+    } catch (err) {
+      if (code(err) === 'ABORT_ERR') throw err;
+      throw new SourceError(`${path}: ${code(err) === 'ENOENT' ? 'no such shard file' : (err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** The encoded manifest (decode and check it with manifests' decodeManifest). */
+  async getManifest(): Promise<Uint8Array> {
+    const path = join(this.dir, MODEL_FILES.manifest);
+    try {
+      return new Uint8Array(await readFile(path));
+    } catch (err) {
+      throw new SourceError(`${path}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+}
