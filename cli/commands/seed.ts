@@ -29,6 +29,7 @@ export const command: Command = {
       modelId: model.id,
       manifestBytes: model.manifestBytes,
       budgetBytes: mib !== undefined ? mib * 2 ** 20 : model.manifest.totals.bytes,
+      evict: false,
     });
     process.stdout.write(`${model.id}\n${peer.id}\n`);
     await untilInterrupted();
