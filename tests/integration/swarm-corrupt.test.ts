@@ -9,7 +9,10 @@ import { Cleanup, makeModel, waitFor } from './swarm-helpers.ts';
 
 /** Serves the model's real shards with one byte of every answer flipped. */
 class CorruptStorage implements ShardStorage {
-  constructor(private readonly inner: FsShardStorage) {}
+  private readonly inner: FsShardStorage;
+  constructor(inner: FsShardStorage) {
+    this.inner = inner;
+  }
   has(h: string) { return this.inner.has(h); }
   sizeOf(h: string) { return this.inner.sizeOf(h); }
   async read(h: string, offset: number, length: number) {
