@@ -22,3 +22,4 @@ export type {
   PrefetchStats,
   StoreStats,
 } from './types.ts';
+export { simulateEviction, parseTrace, type TraceStep, type SimulationResult } from './simulate.ts';
