@@ -1,5 +1,5 @@
 /** Shared by the commands that run a model: backend choice and model loading. */
-import { Engine } from '../engine/index.ts';
+import { Engine, type GenerationStats } from '../engine/index.ts';
 import { modelDirSource } from '../engine/node.ts';
 import { createCpuBackend, createWebGpuBackend, type Backend } from '../kernels/index.ts';
 import { UsageError } from './command.ts';
@@ -19,4 +19,10 @@ export async function createBackend(name: string): Promise<Backend> {
 export async function openEngine(dir: string, backendName: string): Promise<Engine> {
   const backend = await createBackend(backendName);
   return Engine.load({ backend, source: await modelDirSource(dir) });
+}
+
+/** One line of telemetry for the terminal. */
+export function statsLine(s: GenerationStats): string {
+  return `[${s.generatedTokens} tokens · load ${s.loadMs.toFixed(0)} ms · TTFT ${s.ttftMs.toFixed(0)} ms · ` +
+    `${s.decodeTokPerS.toFixed(1)} tok/s · GPU ${(s.gpuBytes / 2 ** 20).toFixed(1)} MiB]\n`;
 }

@@ -4,7 +4,7 @@
  * ExpertProvider so a store can page them in and out.
  */
 import type { Backend, DeviceBytes, Weight } from '../kernels/index.ts';
-import { dequantize, quantize, type Manifest, type ModelConfig, type TensorEntry, type WeightDtype } from '../manifests/index.ts';
+import { dequantize, matrixDims, quantize, tensorByName, type Manifest, type ModelConfig, type TensorEntry, type WeightDtype } from '../manifests/index.ts';
 import { ModelLoadError } from './errors.ts';
 import type { ModelSource } from './source.ts';
 
@@ -71,11 +71,11 @@ export interface DenseWeights {
 
 /** Tensor lookup with errors that name the model and the missing tensor. */
 export class TensorTable {
-  private readonly byName = new Map<string, TensorEntry>();
+  private readonly byName: Map<string, TensorEntry>;
   private readonly manifest: Manifest;
   constructor(manifest: Manifest) {
     this.manifest = manifest;
-    for (const t of manifest.tensors) this.byName.set(t.name, t);
+    this.byName = tensorByName(manifest);
   }
   has(name: string): boolean {
     return this.byName.has(name);
@@ -87,12 +87,8 @@ export class TensorTable {
   }
 }
 
-export function matrixOf(t: TensorEntry): { rows: number; cols: number } {
-  return t.shape.length === 1 ? { rows: 1, cols: t.shape[0]! } : { rows: t.shape[0]!, cols: t.shape[1]! };
-}
-
 export function bindWeight(backend: Backend, bytes: DeviceBytes, t: TensorEntry): Weight {
-  const { rows, cols } = matrixOf(t);
+  const { rows, cols } = matrixDims(t.shape);
   return backend.weight(bytes, t.offset, t.dtype, rows, cols);
 }
 

@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { numberOption, parseCommandArgs, type Command } from '../command.ts';
-import { BACKEND_HELP, backendOptions, openEngine } from '../engine-setup.ts';
+import { BACKEND_HELP, backendOptions, openEngine, statsLine } from '../engine-setup.ts';
 
 /** The embedded default: the trained fixture tiny-moe-text, converted to RDRR and committed. */
 export const DEMO_MODEL = fileURLToPath(new URL('../../models/tiny-moe-text-q8_0', import.meta.url));
@@ -29,10 +29,8 @@ export const command: Command = {
     process.stdout.write(prompt);
     const gen = engine.generate(engine.encode(prompt), { maxNewTokens: numberOption(values['max-new'], '--max-new') ?? 48 });
     for await (const t of gen) process.stdout.write(t.text);
-    const st = gen.stats;
     process.stdout.write('\n');
-    process.stderr.write(`[${st.generatedTokens} tokens · load ${st.loadMs.toFixed(0)} ms · TTFT ${st.ttftMs.toFixed(0)} ms · ` +
-      `${st.decodeTokPerS.toFixed(1)} tok/s · GPU ${(st.gpuBytes / 2 ** 20).toFixed(1)} MiB]\n`);
+    process.stderr.write(statsLine(gen.stats));
     return 0;
   },
 };

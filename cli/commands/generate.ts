@@ -1,5 +1,5 @@
 import { UsageError, numberOption, parseCommandArgs, type Command } from '../command.ts';
-import { BACKEND_HELP, backendOptions, openEngine } from '../engine-setup.ts';
+import { BACKEND_HELP, backendOptions, openEngine, statsLine } from '../engine-setup.ts';
 
 const usage = `usage: doppler generate <model-dir> (--ids 1,2,3 | --prompt "text") [options]
 
@@ -70,9 +70,8 @@ export const command: Command = {
       }
       process.stdout.write(JSON.stringify(out) + '\n');
     } else {
-      const s = gen.stats;
       process.stdout.write('\n');
-      process.stderr.write(`[${s.generatedTokens} tokens · load ${s.loadMs.toFixed(0)} ms · TTFT ${s.ttftMs.toFixed(0)} ms · ${s.decodeTokPerS.toFixed(1)} tok/s · GPU ${(s.gpuBytes / 2 ** 20).toFixed(1)} MiB]\n`);
+      process.stderr.write(statsLine(gen.stats));
     }
     return 0;
   },
