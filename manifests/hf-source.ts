@@ -61,7 +61,7 @@ export function sourceOf(ckpt: Checkpoint, arch: Architecture, spec: TensorSpec,
   else if ((mm = rest.match(/^moe\.experts\.(\d+)\.(gate|up|down)$/))) {
     const e = Number(mm[1]);
     const part = mm[2] as 'gate' | 'up' | 'down';
-    names = moePrefixes.flatMap((p) => [`${p}.experts.${e}.${part}_proj.weight`, ...(arch === 'mixtral' ? [`${p}.experts.${e}.${MIXTRAL_EXPERT[part]}.weight`] : [])]);
+    names = moePrefixes.flatMap((p) => [...(arch === 'mixtral' ? [`${p}.experts.${e}.${MIXTRAL_EXPERT[part]}.weight`] : []), `${p}.experts.${e}.${part}_proj.weight`]);
     return direct(names) ?? fusedExpert(ckpt, moePrefixes, e, part, rows, cols) ?? missing(names);
   } else throw new CheckpointError(`no source rule for ${n}`);
   return direct(names) ?? missing(names);

@@ -43,7 +43,7 @@ export function tensorByteLength(dtype: WeightDtype, rows: number, cols: number)
 export function encodeRows(data: Float32Array, dtype: WeightDtype): { main: Uint8Array; scales: Uint8Array | null } {
   switch (dtype) {
     case 'f32':
-      return { main: new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)), scales: null };
+      return { main: new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice(), scales: null };
     case 'f16': {
       const out = new Uint16Array(data.length);
       for (let i = 0; i < data.length; i++) out[i] = f32ToF16Bits(data[i]!);
@@ -133,7 +133,9 @@ export function dequantize(entry: TensorEntry, bytes: Uint8Array): Float32Array 
   if (bytes.length < expected) {
     throw new ManifestError(`tensor ${entry.name}: ${bytes.length} bytes, its ${entry.dtype} layout needs ${expected}`);
   }
-  const copy = bytes.slice(0, expected);
+  // A fresh, 0-based copy: the input may be a view (a Node Buffer's slice() is one) at any offset.
+  const copy = new Uint8Array(expected);
+  copy.set(bytes.subarray(0, expected));
   const out = new Float32Array(n);
   const table = f16Table();
   switch (entry.dtype) {

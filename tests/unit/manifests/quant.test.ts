@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import { dequantize, f32ToF16Bits, quantize, tensorByteLength, type TensorEntry, type WeightDtype } from '../../../manifests/index.ts';
+import { errorVersusBound } from './bounds.ts';
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function gaussian(n: number, seed: number, scale = 1): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r()) * scale;
+  return out;
+}
+
+const entry = (dtype: WeightDtype, rows: number, cols: number): TensorEntry => ({ name: 't', shape: [rows, cols], dtype, shard: 0, offset: 0, length: tensorByteLength(dtype, rows, cols) });
+
+describe('f16 conversion', () => {
+  it('rounds to nearest even exactly like Float16Array, including subnormals, ties, overflow and NaN', () => {
+    const r = rng(1);
+    const values: number[] = [0, -0, 1, -1, 65504, 65519.99, 65520, 1e6, -1e6, 2 ** -24, 2 ** -25, 2 ** -25 * 1.0001, 3 * 2 ** -25, 2 ** -14, 1 + 2 ** -11, 1 + 3 * 2 ** -11, Infinity, -Infinity];
+    for (let i = 0; i < 200_000; i++) {
+      const f32 = new Float32Array([(r() - 0.5) * 2 ** Math.floor(r() * 50 - 30)]);
+      values.push(f32[0]!);
+    }
+    const ref = new Float16Array(1);
+    const refBits = new Uint16Array(ref.buffer);
+    for (const v of values) {
+      ref[0] = Math.fround(v);
+      expect(f32ToF16Bits(v), `value ${v}`).toBe(refBits[0]);
+    }
+    expect(f32ToF16Bits(NaN) & 0x7c00).toBe(0x7c00);
+    expect(f32ToF16Bits(NaN) & 0x3ff).not.toBe(0);
+  });
+});
+
+describe('quantize / dequantize', () => {
+  const rows = 64;
+  const cols = 256;
+  const data = gaussian(rows * cols, 7, 0.05);
+  // Make a few blocks extreme: all-zero, one huge outlier, constant, and opposite-sign near-max values (q4_0 clamp case).
+  data.fill(0, 0, 32);
+  data[40] = 30;
+  data.fill(0.25, 64, 96);
+  data[96] = 1;
+  data[97] = -0.99;
+  data[98] = -1;
+
+  it('f32 is exact', () => {
+    const bytes = quantize(data, rows, cols, 'f32');
+    expect(bytes.length).toBe(rows * cols * 4);
+    expect(errorVersusBound(entry('f32', rows, cols), bytes, data)).toBe(0);
+  });
+
+  for (const dtype of ['f16', 'q8_0', 'q4_0'] as const) {
+    it(`${dtype} stays within its stated bound, and the bound is tight`, () => {
+      const bytes = quantize(data, rows, cols, dtype);
+      expect(bytes.length).toBe(tensorByteLength(dtype, rows, cols));
+      const worst = errorVersusBound(entry(dtype, rows, cols), bytes, data);
+      expect(worst).toBeLessThanOrEqual(1);
+      // The bound is attained up to rounding luck: a bound 2× too loose would fail this.
+      expect(worst).toBeGreaterThan(0.5);
+    });
+  }
+
+  it('q4_0 follows the llama.cpp layout: low nibble = weight j, high nibble = weight j+16, then f16 scales', () => {
+    const block = new Float32Array(32);
+    for (let j = 0; j < 32; j++) block[j] = (j - 16) / 2; // max by magnitude is -8 at j = 0 → d = 1
+    const bytes = quantize(block, 1, 32, 'q4_0');
+    expect(bytes.length).toBe(16 + 4);
+    expect(bytes[16] | (bytes[17]! << 8)).toBe(0x3c00); // d = 1.0
+    for (let j = 0; j < 16; j++) {
+      expect(bytes[j]! & 15).toBe(Math.min(15, Math.trunc(block[j]! + 8.5)));
+      expect(bytes[j]! >>> 4).toBe(Math.min(15, Math.trunc(block[j + 16]! + 8.5)));
+    }
+    const back = dequantize(entry('q4_0', 1, 32), bytes);
+    expect(back[0]).toBe(-8);
+    expect(back[31]).toBe(7); // 7.5 would need nibble 15.5: clamped
+  });
+
+  it('q8_0 stores quants then scales; scale = max|w|/127', () => {
+    const block = new Float32Array(32).map((_, j) => (j - 15) * 0.01);
+    block[3] = -1.27;
+    const bytes = quantize(block, 1, 32, 'q8_0');
+    expect(bytes.length).toBe(32 + 4);
+    const q = new Int8Array(bytes.buffer, 0, 32);
+    expect(q[3]).toBe(-127);
+    expect(bytes[32] | (bytes[33]! << 8)).toBe(f32ToF16Bits(0.01));
+  });
+
+  it('f16 pads odd element counts to 4 bytes', () => {
+    expect(tensorByteLength('f16', 1, 3)).toBe(8);
+    expect(quantize(new Float32Array([1, 2, 3]), 1, 3, 'f16').length).toBe(8);
+  });
+
+  it('refuses block formats for rows that are not whole blocks', () => {
+    expect(() => quantize(new Float32Array(48), 1, 48, 'q8_0')).toThrow(/blocks/);
+  });
+});

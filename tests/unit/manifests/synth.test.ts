@@ -1,0 +1,71 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { dequantize, summarize, tensorByName } from '../../../manifests/index.ts';
+import { readShardFile, synth, verifyModelDir } from '../../../manifests/node.ts';
+import { plannedManifestSize } from '../../../manifests/synth.ts';
+
+const ROOT = join(import.meta.dirname, '../../..');
+const work = mkdtempSync(join(tmpdir(), 'rdrr-synth-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe('synth', () => {
+  it.each([['mixtral', 'mixtral-tiny'], ['qwen3_moe', 'qwen3moe-tiny'], ['deepseek_v3', 'deepseekv3-tiny']] as const)(
+    '%s %s: written model verifies; manifest-only and 2 workers give the same id; weights are finite and small',
+    async (arch, preset) => {
+      const full = await synth({ arch, preset, quant: 'q4_0', out: join(work, `${preset}-full`), seed: 3, workers: 1 });
+      expect((await verifyModelDir(join(work, `${preset}-full`))).ok).toBe(true);
+      const only = await synth({ arch, preset, quant: 'q4_0', out: join(work, `${preset}-only`), seed: 3, manifestOnly: true, workers: 2 });
+      expect(only.id).toBe(full.id);
+      expect(readdirSync(join(work, `${preset}-only`, 'shards'))).toEqual([]);
+      const other = await synth({ arch, preset, quant: 'q4_0', out: join(work, `${preset}-seed4`), seed: 4, manifestOnly: true, workers: 1 });
+      expect(other.id).not.toBe(full.id);
+
+      const t = tensorByName(full.manifest).get('layers.1.moe.experts.0.up')!;
+      const shard = await readShardFile(join(work, `${preset}-full`), full.manifest.shards[t.shard]!.hash);
+      const w = dequantize(t, shard.subarray(t.offset, t.offset + t.length));
+      let maxAbs = 0;
+      for (const v of w) maxAbs = Math.max(maxAbs, Math.abs(v));
+      expect(Number.isFinite(maxAbs) && maxAbs > 0 && maxAbs < 0.05).toBe(true);
+    },
+  );
+
+  it('f32, f16 and q8_0 synth weights are finite and small', async () => {
+    for (const quant of ['f32', 'f16', 'q8_0'] as const) {
+      const out = join(work, `mix-${quant}`);
+      const r = await synth({ arch: 'mixtral', preset: 'mixtral-tiny', quant, out, workers: 1 });
+      for (const name of ['embed', 'layers.0.attn.q', 'layers.2.moe.router', 'layers.0.attn_norm']) {
+        const t = tensorByName(r.manifest).get(name)!;
+        const shard = await readShardFile(out, r.manifest.shards[t.shard]!.hash);
+        const w = dequantize(t, shard.subarray(t.offset, t.offset + t.length));
+        expect(w.every((v) => Number.isFinite(v) && Math.abs(v) <= 1)).toBe(true);
+      }
+    }
+  });
+
+  it('the CLI checks arch against preset and reports the model', () => {
+    const node = join(ROOT, 'node_modules/.bin/node');
+    const cli = join(ROOT, 'bin/doppler.mjs');
+    const bad = spawnSync(node, [cli, 'synth', '--arch', 'mixtral', '--preset', 'qwen3moe-tiny', '--quant', 'q4_0', '--out', join(work, 'x')], { encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/preset qwen3moe-tiny is qwen3_moe/);
+    expect(existsSync(join(work, 'x'))).toBe(false);
+    const ok = spawnSync(node, [cli, 'synth', '--arch', 'qwen3_moe', '--preset', 'qwen3moe-tiny', '--quant', 'q8_0', '--out', join(work, 'y'), '--manifest-only'], { encoding: 'utf8' });
+    expect(ok.status).toBe(0);
+    const inspect = spawnSync(node, [cli, 'inspect', join(work, 'y'), '--json'], { encoding: 'utf8' });
+    const s = JSON.parse(inspect.stdout) as ReturnType<typeof summarize> & { id: string };
+    expect(s.experts).toEqual({ perLayer: 16, topK: 4, shared: 0 });
+    expect(s.shards.expert).toBe(48);
+    expect(s.bytesPerToken).toBe(s.bytes.dense + (3 * 4 * s.bytes.experts) / 48);
+  });
+
+  it('real-model presets plan to the expected sizes', async () => {
+    const ds = await plannedManifestSize('deepseek-v3-671b', 'q4_0');
+    expect(ds.experts).toBe(58 * 256);
+    // Per-shard hashes alone are 32 B × shards; everything else is small.
+    expect(ds.bytes).toBeGreaterThan(ds.shards * 32);
+    expect(ds.bytes).toBeLessThan(ds.shards * 32 + 4096);
+  });
+});
