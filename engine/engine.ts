@@ -2,9 +2,10 @@
  * The engine: a loaded model that generates. Load uploads the dense weights and sets up the expert
  * provider; `generate` streams tokens as they are chosen and keeps its own telemetry.
  */
-import type { Backend } from '../kernels/index.ts';
+import type { Backend, DeviceBytes } from '../kernels/index.ts';
 import type { Manifest, ModelConfig } from '../manifests/index.ts';
-import type { Routing } from '../router/index.ts';
+import { Prefetcher, type PrefetcherStats, type Routing } from '../router/index.ts';
+import type { ShardStore, StoreStats } from '../storage/index.ts';
 import { EngineError } from './errors.ts';
 import { loadAllExperts, type ExpertProvider } from './experts.ts';
 import { Transformer, type LayerObserver } from './forward.ts';
@@ -12,14 +13,20 @@ import { KvCache } from './kv-cache.ts';
 import { createSampler, type SamplingOptions } from './sampling.ts';
 import type { ModelSource } from './source.ts';
 import { createTextCodec, type TextCodec } from './tokenizer.ts';
-import { loadDenseWeights } from './weights.ts';
+import { storedExperts } from './stored-experts.ts';
+import { loadDenseWeights, type DenseWeights } from './weights.ts';
 
 export interface EngineOptions {
   backend: Backend;
   source: ModelSource;
-  /** How routed experts reach the device; default: all uploaded at load. */
-  experts?: (backend: Backend, source: ModelSource) => Promise<ExpertProvider>;
-  /** Sees every MoE layer's routing as it happens (the prefetcher). */
+  /**
+   * Page routed experts through this store (its VRAM tier, built on `backend`, is the expert
+   * budget) instead of uploading them all at load. Dense weights stay resident either way.
+   */
+  store?: ShardStore<DeviceBytes>;
+  /** With a store: predict and prefetch the experts of the next `depth` MoE layers (default 1; 0: off). */
+  prefetchDepth?: number;
+  /** Also sees every MoE layer's routing as it happens (traces, studies of routing). */
   observer?: LayerObserver;
 }
 
@@ -50,6 +57,10 @@ export interface GenerationStats {
   gpuBytes: number;
   expertBytes: number;
   kvCacheBytes: number;
+  /** Milliseconds the forward passes of this call spent waiting for experts. */
+  expertWaitMs: number;
+  storage?: StoreStats;
+  prefetch?: PrefetcherStats;
 }
 
 /** A running or finished generation: iterate it for tokens; stats and logits fill in as it goes. */
@@ -76,9 +87,12 @@ export class Engine {
   private readonly backend: Backend;
   private readonly transformer: Transformer;
   private readonly experts: ExpertProvider;
+  private readonly store: ShardStore<DeviceBytes> | null;
+  private readonly prefetcher: Prefetcher | null;
   private readonly observer: LayerObserver | undefined;
 
-  private constructor(backend: Backend, source: ModelSource, transformer: Transformer, experts: ExpertProvider, codec: TextCodec | null, loadMs: number, observer?: LayerObserver) {
+  private constructor(backend: Backend, source: ModelSource, transformer: Transformer, experts: ExpertProvider, codec: TextCodec | null, loadMs: number,
+    store: ShardStore<DeviceBytes> | null, prefetcher: Prefetcher | null, observer: LayerObserver | undefined) {
     this.backend = backend;
     this.manifest = source.manifest;
     this.config = source.manifest.config;
@@ -87,21 +101,34 @@ export class Engine {
     this.experts = experts;
     this.codec = codec;
     this.loadMs = loadMs;
-    this.observer = observer;
+    this.store = store;
+    this.prefetcher = prefetcher;
+    const observers = [prefetcher, observer].filter((o): o is LayerObserver => o !== null && o !== undefined);
+    this.observer = observers.length < 2 ? observers[0] : {
+      routed: async (layer, routing, hidden) => {
+        let read: Promise<Float32Array> | undefined;
+        const once = () => (read ??= hidden());
+        for (const o of observers) await o.routed(layer, routing, once);
+      },
+    };
   }
 
   static async load(opts: EngineOptions): Promise<Engine> {
     const t0 = performance.now();
-    const { backend, source } = opts;
+    const { backend, source, store } = opts;
     const dense = await loadDenseWeights(backend, source);
-    const experts = await (opts.experts ?? loadAllExperts)(backend, source);
+    const experts = store
+      ? await storedExperts(store, store.stats().vram?.budgetBytes ?? 0)(backend, source)
+      : await loadAllExperts(backend, source);
+    const depth = opts.prefetchDepth ?? 1;
+    const prefetcher = store && depth > 0 ? createPrefetcher(source.manifest, dense, store, depth) : null;
     const tok = source.manifest.tokenizer;
     const codec = tok['tokenizer.json']
       ? createTextCodec(await source.shard(tok['tokenizer.json']), tok['tokenizer_config.json'] ? await source.shard(tok['tokenizer_config.json']) : undefined)
       : null;
     await backend.sync();
     const transformer = new Transformer(backend, source.manifest.config, dense, experts);
-    return new Engine(backend, source, transformer, experts, codec, performance.now() - t0, opts.observer);
+    return new Engine(backend, source, transformer, experts, codec, performance.now() - t0, store ?? null, prefetcher, opts.observer);
   }
 
   /** Ids of a prompt through the model's tokenizer. */
@@ -122,7 +149,7 @@ export class Engine {
     const stopOnEos = opts.stopOnEos ?? true;
     const stats: GenerationStats = {
       loadMs: this.loadMs, promptTokens: promptIds.length, generatedTokens: 0, ttftMs: 0, decodeMs: 0, decodeTokPerS: 0,
-      gpuBytes: 0, expertBytes: 0, kvCacheBytes: KvCache.bytesPerToken(cfg) * capacity,
+      gpuBytes: 0, expertBytes: 0, kvCacheBytes: KvCache.bytesPerToken(cfg) * capacity, expertWaitMs: 0,
     };
     const prefillLogits: Float32Array[] = [];
     const stepLogits: Float32Array[] = [];
@@ -132,6 +159,7 @@ export class Engine {
     async function* run(): AsyncGenerator<GeneratedToken> {
       const t0 = performance.now();
       const cache = new KvCache(self.backend, cfg, capacity);
+      self.prefetcher?.reset();
       const generated: number[] = [];
       let shownText = '';
       const textDelta = () => {
@@ -169,6 +197,9 @@ export class Engine {
           }
           stats.gpuBytes = self.backend.bytesInUse();
           stats.expertBytes = self.experts.bytes();
+          stats.expertWaitMs += out.expertWaitMs;
+          if (self.store) stats.storage = self.store.stats();
+          if (self.prefetcher) stats.prefetch = self.prefetcher.stats();
           yield { id, text: textDelta(), experts: expertsOf(out.routing, lastRow) };
           if (stopOnEos && cfg.eosTokenIds.includes(id)) break;
           ids = [id];
@@ -214,4 +245,23 @@ export class Engine {
     const nll = total / tokens;
     return { nll, tokens, perplexity: Math.exp(nll) };
   }
+}
+
+/** The prefetcher sees each MoE layer's router (and the norm before it) on the host. */
+function createPrefetcher(m: Manifest, dense: DenseWeights, store: ShardStore<DeviceBytes>, depth: number): Prefetcher {
+  const cfg = m.config;
+  const shardsOf = new Map(m.experts.map((e) => [`${e.layer}/${e.expert}`, e.shards.map((s) => m.shards[s]!.hash)]));
+  return new Prefetcher({
+    moe: cfg.moe,
+    hiddenSize: cfg.hiddenSize,
+    numLayers: cfg.numLayers,
+    rmsNormEps: cfg.rmsNormEps,
+    depth,
+    gate: (l) => {
+      const moe = dense.layers[l]?.moe;
+      return moe ? { weight: moe.routerHost, bias: moe.bias, norm: moe.normHost } : null;
+    },
+    hashesOf: (l, e) => shardsOf.get(`${l}/${e}`) ?? [],
+    target: { prefetch: (hashes, priority) => store.prefetch(hashes, priority), cancel: (hashes) => store.cancel(hashes) },
+  });
 }

@@ -5,6 +5,7 @@
  */
 import type { Backend, DeviceBytes } from '../kernels/index.ts';
 import type { Manifest } from '../manifests/index.ts';
+import { ModelLoadError } from './errors.ts';
 import type { ModelSource } from './source.ts';
 import { bindWeight, TensorTable, type MlpWeights } from './weights.ts';
 
@@ -12,6 +13,8 @@ export interface ExpertProvider {
   /** Resolves once every listed expert of the layer is on the device; they stay until release. */
   acquire(layer: number, experts: Int32Array): Promise<MlpWeights[]>;
   release(layer: number, experts: Int32Array): void;
+  /** How many experts can be held at once (the engine runs a layer's experts in chunks of this). */
+  capacity(): number;
   /** Device bytes held for experts now. */
   bytes(): number;
 }
@@ -44,8 +47,13 @@ export async function loadAllExperts(backend: Backend, source: ModelSource): Pro
     weights.set(`${e.layer}/${e.expert}`, expertWeights(backend, table, e.layer, e.expert, (s) => devices.get(s)!));
   }
   return {
-    acquire: async (layer, experts) => Array.from(experts, (e) => weights.get(`${layer}/${e}`)!),
+    acquire: async (layer, experts) => Array.from(experts, (e) => {
+      const w = weights.get(`${layer}/${e}`);
+      if (!w) throw new ModelLoadError(`model "${m.name}" lists no routed expert ${e} in layer ${layer}`);
+      return w;
+    }),
     release: () => {},
+    capacity: () => Infinity,
     bytes: () => total,
   };
 }

@@ -18,6 +18,8 @@ export interface ForwardResult {
   rows: number;
   /** Per layer, the routing used (null for dense layers). */
   routing: (Routing | null)[];
+  /** Milliseconds spent waiting for the provider to make experts resident. */
+  expertWaitMs: number;
 }
 
 /** Observes each MoE layer as it routes: the prefetcher's view of the pass. */
@@ -49,6 +51,7 @@ export class Transformer {
   private readonly backend: Backend;
   private readonly weights: DenseWeights;
   private readonly experts: ExpertProvider;
+  private expertWaitMs = 0;
 
   constructor(backend: Backend, cfg: ModelConfig, weights: DenseWeights, experts: ExpertProvider) {
     this.backend = backend;
@@ -67,6 +70,7 @@ export class Transformer {
       if (!Number.isInteger(id) || id < 0 || id >= cfg.vocabSize) throw new RangeError(`token id ${id} is outside the vocabulary (0..${cfg.vocabSize - 1})`);
     }
     const scratch = new Scratch(backend);
+    this.expertWaitMs = 0;
     // finiteness flags are read without stalling the queue; each is checked before the step commits
     const guards: Promise<void>[] = [];
     const guard = (layer: number, a: Act, where: string) => {
@@ -79,7 +83,7 @@ export class Transformer {
       guards.push(checked);
     };
     const routing: (Routing | null)[] = [];
-    const releases: Array<() => void> = [];
+    const releases = new Releases();
     try {
       const h = scratch.act(m, cfg.hiddenSize);
       backend.embed(Uint32Array.from(ids), weights.embed, h);
@@ -96,10 +100,10 @@ export class Transformer {
         backend.rmsnorm(h, lw.ffnNorm, xn, cfg.rmsNormEps);
         const ffn = scratch.act(m, cfg.hiddenSize);
         if (lw.moe) {
-          const r = await this.moe(lw, xn, ffn, l, start, scratch, releases);
-          routing.push(r);
-          await Promise.all(guards);
-          if (observer) await observer.routed(l, r, () => backend.read(h));
+          routing.push(await this.moe(lw, xn, ffn, l, start, scratch, releases, async (r) => {
+            await Promise.all(guards);
+            await observer?.routed(l, r, () => backend.read(h));
+          }));
         } else {
           this.mlp(lw.mlp!, xn, ffn, cfg.intermediateSize, scratch);
           routing.push(null);
@@ -116,11 +120,10 @@ export class Transformer {
       const host = await backend.read(logits);
       await Promise.all(guards);
       cache.length = start + m;
-      return { logits: host, rows: last.rows, routing };
+      return { logits: host, rows: last.rows, routing, expertWaitMs: this.expertWaitMs };
     } finally {
-      // experts stay acquired until everything that reads them has been submitted
       await Promise.allSettled(guards);
-      for (const r of releases) r();
+      releases.run();
       scratch.free();
     }
   }
@@ -227,7 +230,11 @@ export class Transformer {
     backend.matmul(a, w.down, out, accumulate);
   }
 
-  private async moe(lw: LayerWeights, x: Act, out: Act, l: number, start: number, s: Scratch, releases: Array<() => void>): Promise<Routing> {
+  /**
+   * Router logits are read back and routed on the CPU; the chosen experts are then acquired from
+   * the provider — in chunks of what it can hold at once — and run over the tokens that chose them.
+   */
+  private async moe(lw: LayerWeights, x: Act, out: Act, l: number, start: number, s: Scratch, releases: Releases, routed: (r: Routing) => Promise<void>): Promise<Routing> {
     const { backend, cfg } = this;
     const moe = lw.moe!;
     const m = x.rows;
@@ -235,28 +242,60 @@ export class Transformer {
     const logitsAct = s.act(m, numExperts);
     backend.matmul(x, moe.router, logitsAct);
     const logits = await backend.read(logitsAct);
+    // the read submitted everything queued so far, so experts of earlier layers may go now
+    releases.run();
     for (let i = 0; i < logits.length; i++) {
       if (!Number.isFinite(logits[i]!)) throw new NonFiniteError(l, start + Math.floor(i / numExperts), 'router logits');
     }
     const r = route(logits, cfg.moe, moe.bias);
+    await routed(r);
     const d = dispatchByExpert(r);
-    const weights = await this.experts.acquire(l, d.experts);
-    releases.push(() => this.experts.release(l, d.experts));
     const inter = cfg.moe.expertIntermediateSize;
-    for (let i = 0; i < d.experts.length; i++) {
-      const from = d.offsets[i]!;
-      const n = d.offsets[i + 1]! - from;
-      const rows = Uint32Array.from(d.rows.subarray(from, from + n));
-      let xe = x;
-      if (n !== m) {
-        xe = s.act(n, cfg.hiddenSize);
-        backend.gather(x, rows, xe);
+    const chunk = Math.max(1, this.experts.capacity());
+    for (let c = 0; c < d.experts.length; c += chunk) {
+      if (c > 0) {
+        // the provider cannot hold the whole layer: let the previous chunk finish before it goes
+        await backend.sync();
+        releases.run();
       }
-      const y = s.act(n, cfg.hiddenSize);
-      this.mlp(weights[i]!, xe, y, inter, s);
-      backend.scatterAdd(y, rows, d.scales.slice(from, from + n), out);
+      const ids = d.experts.subarray(c, c + chunk);
+      const t0 = performance.now();
+      const weights = await this.experts.acquire(l, ids);
+      this.expertWaitMs += performance.now() - t0;
+      releases.add(() => this.experts.release(l, ids));
+      for (let j = 0; j < ids.length; j++) {
+        const i = c + j;
+        const from = d.offsets[i]!;
+        const n = d.offsets[i + 1]! - from;
+        const rows = Uint32Array.from(d.rows.subarray(from, from + n));
+        let xe = x;
+        if (n !== m) {
+          xe = s.act(n, cfg.hiddenSize);
+          backend.gather(x, rows, xe);
+        }
+        const y = s.act(n, cfg.hiddenSize);
+        this.mlp(weights[j]!, xe, y, inter, s);
+        backend.scatterAdd(y, rows, d.scales.slice(from, from + n), out);
+      }
     }
     if (moe.shared) this.mlp(moe.shared, x, out, cfg.moe.sharedIntermediateSize, s, true);
     return r;
+  }
+}
+
+/**
+ * Experts handed back to their provider once the kernels that read them have been submitted
+ * (after the next read-back or sync), so a provider may evict them without pulling weights out
+ * from under queued work.
+ */
+class Releases {
+  private pending: Array<() => void> = [];
+  add(release: () => void): void {
+    this.pending.push(release);
+  }
+  run(): void {
+    const now = this.pending;
+    this.pending = [];
+    for (const r of now) r();
   }
 }

@@ -1,7 +1,6 @@
 export { Engine, type EngineOptions, type GenerateOptions, type GeneratedToken, type Generation, type GenerationStats } from './engine.ts';
 export { EngineError, ModelLoadError, NonFiniteError } from './errors.ts';
-export type { ExpertProvider } from './experts.ts';
 export type { LayerObserver } from './forward.ts';
 export { KvCache } from './kv-cache.ts';
 export type { ModelSource } from './source.ts';
-export type { MlpWeights } from './weights.ts';
+export { backendUploader } from './stored-experts.ts';

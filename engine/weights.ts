@@ -46,8 +46,9 @@ export interface LatentAttention {
 
 export interface MoeWeights {
   router: Weight;
-  /** The gate on the CPU too, for the prefetcher's early routing. */
+  /** The gate and the norm before it on the CPU too, for the prefetcher's early routing. */
   routerHost: Float32Array;
+  normHost: Float32Array;
   bias: Float32Array | null;
   shared: MlpWeights | null;
 }
@@ -158,6 +159,7 @@ export async function loadDenseWeights(backend: Backend, source: ModelSource): P
       moe: dense ? null : {
         router: await w(`${p}.moe.router`),
         routerHost: await host(`${p}.moe.router`),
+        normHost: await host(`${p}.ffn_norm`),
         bias: table.has(`${p}.moe.router_bias`) ? await host(`${p}.moe.router_bias`) : null,
         shared: cfg.moe.numSharedExperts > 0 ? await mlp(`${p}.moe.shared`) : null,
       },
