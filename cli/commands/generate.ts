@@ -1,7 +1,9 @@
+import type { Engine } from '../../engine/index.ts';
 import { UsageError, numberOption, parseCommandArgs, type Command } from '../command.ts';
-import { BACKEND_HELP, backendOptions, openEngine, statsLine } from '../engine-setup.ts';
+import { BACKEND_HELP, backendOptions, statsLine } from '../engine-setup.ts';
+import { STORE_HELP, openModel, storeOptions } from '../model-source.ts';
 
-const usage = `usage: doppler generate <model-dir> (--ids 1,2,3 | --prompt "text") [options]
+const usage = `usage: doppler generate <model> (--ids 1,2,3 | --prompt "text") [options]
 
 Generates from a converted model, streaming text to the terminal (or one JSON object with --json).
 
@@ -16,7 +18,8 @@ options:
   --no-eos               keep going past the model's end-of-sequence token
   --json                 print {"input_ids","generated_ids","text","stats"} instead of streaming
   --dump-logits          with --json: add "prefill_logits" (every prompt position) and "step_logits"
-${BACKEND_HELP}`;
+${BACKEND_HELP}
+${STORE_HELP}`;
 
 function parseIds(list: string): number[] {
   const ids = list.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
@@ -24,55 +27,67 @@ function parseIds(list: string): number[] {
   return ids;
 }
 
+const options = {
+  ids: { type: 'string' },
+  prompt: { type: 'string' },
+  'max-new': { type: 'string' },
+  greedy: { type: 'boolean' },
+  temperature: { type: 'string' },
+  'top-p': { type: 'string' },
+  seed: { type: 'string' },
+  'no-eos': { type: 'boolean' },
+  json: { type: 'boolean' },
+  'dump-logits': { type: 'boolean' },
+  ...backendOptions,
+  ...storeOptions,
+} as const;
+
+type Values = ReturnType<typeof parseCommandArgs<typeof options>>['values'];
+
 export const command: Command = {
   name: 'generate',
   summary: 'generate tokens from a converted model',
   usage,
   async run(argv) {
-    const { values, positionals } = parseCommandArgs(argv, {
-      ids: { type: 'string' },
-      prompt: { type: 'string' },
-      'max-new': { type: 'string' },
-      greedy: { type: 'boolean' },
-      temperature: { type: 'string' },
-      'top-p': { type: 'string' },
-      seed: { type: 'string' },
-      'no-eos': { type: 'boolean' },
-      json: { type: 'boolean' },
-      'dump-logits': { type: 'boolean' },
-      ...backendOptions,
-    });
-    if (positionals.length !== 1) throw new UsageError('expected exactly one model directory');
+    const { values, positionals } = parseCommandArgs(argv, options);
+    if (positionals.length !== 1) throw new UsageError('expected exactly one model (a directory, or a model id with --source)');
     if ((values.ids === undefined) === (values.prompt === undefined)) throw new UsageError('give exactly one of --ids or --prompt');
-    const temperature = values.greedy ? 0 : numberOption(values.temperature, '--temperature') ?? 0;
-    const engine = await openEngine(positionals[0]!, values.backend);
-    const inputIds = values.ids !== undefined ? parseIds(values.ids) : engine.encode(values.prompt!);
-    const gen = engine.generate(inputIds, {
-      maxNewTokens: numberOption(values['max-new'], '--max-new') ?? 32,
-      temperature,
-      topP: numberOption(values['top-p'], '--top-p'),
-      seed: numberOption(values.seed, '--seed'),
-      stopOnEos: !values['no-eos'],
-      keepLogits: values['dump-logits'] === true,
-    });
-    const generated: number[] = [];
-    let text = '';
-    for await (const t of gen) {
-      generated.push(t.id);
-      text += t.text;
-      if (!values.json) process.stdout.write(engine.codec ? t.text : `${t.id} `);
+    const opened = await openModel(positionals[0]!, values.backend, values);
+    try {
+      return await generate(opened.engine, values);
+    } finally {
+      await opened.close();
     }
-    if (values.json) {
-      const out: Record<string, unknown> = { input_ids: inputIds, generated_ids: generated, text, stats: gen.stats };
-      if (values['dump-logits']) {
-        out.prefill_logits = gen.prefillLogits.map((r) => Array.from(r));
-        out.step_logits = gen.stepLogits.map((r) => Array.from(r));
-      }
-      process.stdout.write(JSON.stringify(out) + '\n');
-    } else {
-      process.stdout.write('\n');
-      process.stderr.write(statsLine(gen.stats));
-    }
-    return 0;
   },
 };
+
+async function generate(engine: Engine, values: Values): Promise<number> {
+  const inputIds = values.ids !== undefined ? parseIds(values.ids) : engine.encode(values.prompt!);
+  const gen = engine.generate(inputIds, {
+    maxNewTokens: numberOption(values['max-new'], '--max-new') ?? 32,
+    temperature: values.greedy ? 0 : numberOption(values.temperature, '--temperature') ?? 0,
+    topP: numberOption(values['top-p'], '--top-p'),
+    seed: numberOption(values.seed, '--seed'),
+    stopOnEos: !values['no-eos'],
+    keepLogits: values['dump-logits'] === true,
+  });
+  const generated: number[] = [];
+  let text = '';
+  for await (const t of gen) {
+    generated.push(t.id);
+    text += t.text;
+    if (!values.json) process.stdout.write(engine.codec ? t.text : `${t.id} `);
+  }
+  if (values.json) {
+    const out: Record<string, unknown> = { input_ids: inputIds, generated_ids: generated, text, stats: gen.stats };
+    if (values['dump-logits']) {
+      out.prefill_logits = gen.prefillLogits.map((r) => Array.from(r));
+      out.step_logits = gen.stepLogits.map((r) => Array.from(r));
+    }
+    process.stdout.write(JSON.stringify(out) + '\n');
+  } else {
+    process.stdout.write('\n');
+    process.stderr.write(statsLine(gen.stats));
+  }
+  return 0;
+}

@@ -1,0 +1,150 @@
+/**
+ * How `generate` (and friends) find a model: a converted directory read whole, or — with any
+ * storage flag — a tiered shard store over a remote source (HTTP origin, directory, or the
+ * swarm), with an optional persistent cache directory that makes restarts local.
+ */
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Engine, backendUploader, type ModelSource } from '../engine/index.ts';
+import { modelDirSource } from '../engine/node.ts';
+import type { Backend, DeviceBytes } from '../kernels/index.ts';
+import { MODEL_FILES, blake3Hex, decodeManifest, isHash, type Manifest } from '../manifests/index.ts';
+import { HttpSource, ShardStore, type ShardMeta, type ShardSource } from '../storage/index.ts';
+import { DirBackend, DirSource } from '../storage/node.ts';
+import { UsageError, numberOption } from './command.ts';
+import { createBackend } from './engine-setup.ts';
+
+export const storeOptions = {
+  'vram-mib': { type: 'string' },
+  'ram-mib': { type: 'string' },
+  'cache-dir': { type: 'string' },
+  'cache-mib': { type: 'string' },
+  source: { type: 'string' },
+  signal: { type: 'string', multiple: true },
+  'prefetch-depth': { type: 'string' },
+} as const;
+
+export const STORE_HELP = `storage (any of these pages experts through the tiered store instead of loading them all):
+  --vram-mib N           GPU budget for routed experts (dense weights stay resident besides)
+  --ram-mib N            RAM tier budget (default 256)
+  --cache-dir D          persistent tier: verified shards (and the manifest) kept in D across runs
+  --cache-mib N          persistent tier budget (default: unlimited)
+  --source S             where missing shards come from: an http(s) URL of a model directory, a
+                         directory, or "swarm" (with --signal MULTIADDR); <model> may then be the model id
+  --prefetch-depth N     MoE layers predicted ahead (default 1; 0 turns prefetch off)`;
+
+interface StoreValues {
+  'vram-mib'?: string;
+  'ram-mib'?: string;
+  'cache-dir'?: string;
+  'cache-mib'?: string;
+  source?: string;
+  signal?: string[];
+  'prefetch-depth'?: string;
+}
+
+export interface OpenedModel {
+  engine: Engine;
+  close(): Promise<void>;
+}
+
+const MIB = 2 ** 20;
+
+export async function openModel(model: string, backendName: string, v: StoreValues): Promise<OpenedModel> {
+  const backend = await createBackend(backendName);
+  const paged = v['vram-mib'] !== undefined || v['ram-mib'] !== undefined || v['cache-dir'] !== undefined || v.source !== undefined;
+  if (!paged) {
+    const engine = await Engine.load({ backend, source: await modelDirSource(model) });
+    return { engine, close: async () => {} };
+  }
+  const closers: Array<() => Promise<void>> = [];
+  try {
+    const remote = await remoteSource(model, v, closers);
+    const { manifest, id } = await resolveManifest(model, v['cache-dir'], remote);
+    const store = await openStore(manifest, backend, v, remote);
+    closers.push(() => store.close());
+    const source: ModelSource = { manifest, id, shard: (hash) => store.get(hash) };
+    const depth = numberOption(v['prefetch-depth'], '--prefetch-depth') ?? 1;
+    const engine = await Engine.load({ backend, source, store, prefetchDepth: depth });
+    return { engine, close: async () => { for (const c of closers.reverse()) await c(); } };
+  } catch (err) {
+    for (const c of closers.reverse()) await c().catch(() => undefined);
+    throw err;
+  }
+}
+
+type Remote = (ShardSource & { getManifest(): Promise<Uint8Array> }) | null;
+
+async function remoteSource(model: string, v: StoreValues, closers: Array<() => Promise<void>>): Promise<Remote> {
+  const s = v.source;
+  if (s === undefined) return existsSync(join(model, MODEL_FILES.manifest)) ? new DirSource(model) : null;
+  if (/^https?:\/\//.test(s)) return new HttpSource(s);
+  if (s === 'swarm') {
+    if (!v.signal?.length) throw new UsageError('--source swarm needs --signal MULTIADDR');
+    if (!isHash(model)) throw new UsageError('with --source swarm, <model> is the model id (64 hex digits)');
+    const { startNodePeer } = await import('../swarm/node.ts');
+    const dir = join(v['cache-dir'] ?? join(process.cwd(), '.doppler-swarm'), 'swarm');
+    const peer = await startNodePeer({ signal: v.signal, dir, modelId: model });
+    closers.push(() => peer.stop());
+    return { name: 'swarm', get: (h, signal) => peer.get(h, signal), getManifest: async () => {
+      await peer.getManifest();
+      return peer.manifestBytes()!;
+    } };
+  }
+  return new DirSource(s);
+}
+
+/**
+ * The manifest from the model directory, the cache directory, or the remote source — in that
+ * order — checked against the model id when <model> is one, and kept in the cache directory.
+ */
+async function resolveManifest(model: string, cacheDir: string | undefined, remote: Remote): Promise<{ manifest: Manifest; id: string }> {
+  const wanted = isHash(model) ? model : null;
+  const candidates: Array<{ where: string; read: () => Promise<Uint8Array> }> = [];
+  if (!wanted) candidates.push({ where: join(model, MODEL_FILES.manifest), read: async () => new Uint8Array(await readFile(join(model, MODEL_FILES.manifest))) });
+  if (cacheDir) candidates.push({ where: join(cacheDir, MODEL_FILES.manifest), read: async () => new Uint8Array(await readFile(join(cacheDir, MODEL_FILES.manifest))) });
+  if (remote) candidates.push({ where: remote.name ?? 'the source', read: () => remote.getManifest() });
+  const problems: string[] = [];
+  for (const c of candidates) {
+    let bytes: Uint8Array;
+    try {
+      bytes = await c.read();
+    } catch (err) {
+      problems.push(`${c.where}: ${(err as Error).message}`);
+      continue;
+    }
+    const id = await blake3Hex(bytes);
+    if (wanted && id !== wanted) {
+      problems.push(`${c.where}: manifest hashes to ${id}, not the model id`);
+      continue;
+    }
+    const manifest = decodeManifest(bytes, c.where);
+    if (cacheDir) await keepManifest(cacheDir, bytes);
+    return { manifest, id };
+  }
+  throw new UsageError(`no manifest for "${model}"${problems.length ? `:\n  ${problems.join('\n  ')}` : ' (give a model directory, or --source)'}`);
+}
+
+async function keepManifest(dir: string, bytes: Uint8Array): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const tmp = join(dir, `.tmp-${MODEL_FILES.manifest}-${process.pid}`);
+  await writeFile(tmp, bytes);
+  await rename(tmp, join(dir, MODEL_FILES.manifest));
+}
+
+async function openStore(m: Manifest, backend: Backend, v: StoreValues, remote: Remote): Promise<ShardStore<DeviceBytes>> {
+  const meta = new Map<string, ShardMeta>();
+  for (const s of m.shards) meta.set(s.hash, { size: s.size });
+  for (const e of m.experts) for (const s of e.shards) meta.set(m.shards[s]!.hash, { size: m.shards[s]!.size, layer: e.layer, expert: e.expert });
+  const vramMiB = numberOption(v['vram-mib'], '--vram-mib');
+  const cacheMiB = numberOption(v['cache-mib'], '--cache-mib');
+  return ShardStore.open<DeviceBytes>({
+    sources: remote ? [remote] : [],
+    ramBytes: (numberOption(v['ram-mib'], '--ram-mib') ?? 256) * MIB,
+    vram: { bytes: vramMiB === undefined ? m.totals.expertBytes : vramMiB * MIB, uploader: backendUploader(backend) },
+    ...(v['cache-dir'] ? { persistent: { backend: await DirBackend.open(v['cache-dir']), bytes: cacheMiB === undefined ? Number.MAX_SAFE_INTEGER : cacheMiB * MIB } } : {}),
+    meta,
+    numLayers: m.config.numLayers,
+  });
+}
