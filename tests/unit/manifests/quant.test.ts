@@ -30,7 +30,9 @@ describe('f16 conversion', () => {
       const f32 = new Float32Array([(r() - 0.5) * 2 ** Math.floor(r() * 50 - 30)]);
       values.push(f32[0]!);
     }
-    const ref = new Float16Array(1);
+    // Node 24's Float16Array is the reference (TypeScript's ES2023 lib does not declare it yet).
+    const F16 = (globalThis as unknown as { Float16Array: new (n: number) => { [i: number]: number; buffer: ArrayBuffer } }).Float16Array;
+    const ref = new F16(1);
     const refBits = new Uint16Array(ref.buffer);
     for (const v of values) {
       ref[0] = Math.fround(v);
