@@ -23,3 +23,4 @@ export type {
   StoreStats,
 } from './types.ts';
 export { simulateEviction, parseTrace, type TraceStep, type SimulationResult } from './simulate.ts';
+export { shardMeta } from './meta.ts';
