@@ -2,9 +2,13 @@
 import { mkdir, readFile, readdir, rename, stat, unlink, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { MODEL_FILES, isHash } from '../manifests/index.ts';
+import { MODEL_FILES, isHash, type Manifest } from '../manifests/index.ts';
 import { SourceError, StorageError } from './errors.ts';
-import type { PersistentBackend, ShardSource } from './types.ts';
+import { HttpSource } from './http.ts';
+import { shardMeta } from './meta.ts';
+import type { PolicyName } from './policy.ts';
+import { ShardStore, type ShardStoreOptions } from './store.ts';
+import type { DeviceUploader, PersistentBackend, ShardSource } from './types.ts';
 
 const TMP_PREFIX = '.tmp-';
 
@@ -121,4 +125,40 @@ export class DirSource implements ShardSource {
       throw new SourceError(`${path}: ${(err as Error).message}`, { cause: err });
     }
   }
+}
+
+/** `--source` as the CLI takes it: an http(s) URL of a served model directory, or a local model directory. */
+export function sourceFromSpec(spec: string): HttpSource | DirSource {
+  return /^https?:\/\//i.test(spec) ? new HttpSource(spec) : new DirSource(spec);
+}
+
+export interface NodeStoreOptions<H> {
+  /** Where shards come from when no tier holds them (URLs or model directories, tried in order). */
+  sources: (string | ShardSource)[];
+  ramBytes: number;
+  vram?: { bytes: number; uploader: DeviceUploader<H> };
+  /** A directory for the persistent tier (created if missing) and its byte budget. */
+  cacheDir?: string;
+  cacheBytes?: number;
+  /** The model's manifest: shard sizes and expert layers for the eviction policy. */
+  manifest?: Manifest;
+  policy?: PolicyName;
+}
+
+/** A ShardStore wired the way `doppler generate --vram-mib --ram-mib --cache-dir --source` describes. */
+export async function openNodeStore<H>(opts: NodeStoreOptions<H>): Promise<ShardStore<H>> {
+  const store: ShardStoreOptions<H> = {
+    sources: opts.sources.map((s) => (typeof s === 'string' ? sourceFromSpec(s) : s)),
+    ramBytes: opts.ramBytes,
+  };
+  if (opts.vram) store.vram = opts.vram;
+  if (opts.cacheDir !== undefined) {
+    store.persistent = { backend: await DirBackend.open(opts.cacheDir), bytes: opts.cacheBytes ?? Number.MAX_SAFE_INTEGER };
+  }
+  if (opts.manifest) {
+    store.meta = shardMeta(opts.manifest);
+    store.numLayers = opts.manifest.config.numLayers;
+  }
+  if (opts.policy) store.policy = opts.policy;
+  return ShardStore.open(store);
 }
