@@ -15,27 +15,29 @@ const commands: Record<string, () => Promise<Command>> = {
   synth: async () => (await import('./commands/synth.ts')).command,
 };
 
-function overview(): string {
+async function overview(): Promise<string> {
   const names = Object.keys(commands).sort();
+  const loaded = await Promise.all(names.map((n) => commands[n]!()));
+  const width = Math.max(...names.map((n) => n.length));
   return [
     'doppler — browser-native Mixture-of-Experts inference over a weight swarm',
     '',
     'usage: doppler <command> [options]      doppler <command> --help',
     '',
     'commands:',
-    ...names.map((n) => `  ${n}`),
+    ...loaded.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
   ].join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    console.log(overview());
+    console.log(await overview());
     return name === undefined ? 2 : 0;
   }
   const load = commands[name];
   if (!load) {
-    console.error(`doppler: unknown command "${name}"\n\n${overview()}`);
+    console.error(`doppler: unknown command "${name}"\n\n${await overview()}`);
     return 2;
   }
   const command = await load();
