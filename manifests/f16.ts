@@ -55,3 +55,14 @@ export function bf16ToF32Into(src: Uint16Array, dst: Float32Array): void {
   const out = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
   for (let i = 0; i < src.length; i++) out[i] = src[i]! << 16;
 }
+
+type F16ArrayCtor = new (src: Float32Array) => { buffer: ArrayBuffer };
+const NativeF16 = (globalThis as unknown as { Float16Array?: F16ArrayCtor }).Float16Array;
+
+/** Halves of many floats: the runtime's Float16Array (same rounding, native speed) where it exists. */
+export function f32ArrayToF16Bytes(data: Float32Array): Uint8Array {
+  if (NativeF16) return new Uint8Array(new NativeF16(data).buffer);
+  const out = new Uint16Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = f32ToF16Bits(data[i]!);
+  return new Uint8Array(out.buffer);
+}
