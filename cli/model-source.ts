@@ -6,12 +6,12 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Engine, backendUploader, type ModelSource } from '../engine/index.ts';
+import { Engine, ModelLoadError, backendUploader, type ModelSource } from '../engine/index.ts';
 import { modelDirSource } from '../engine/node.ts';
 import type { Backend, DeviceBytes } from '../kernels/index.ts';
 import { MODEL_FILES, blake3Hex, decodeManifest, isHash, type Manifest } from '../manifests/index.ts';
-import { HttpSource, ShardStore, type ShardMeta, type ShardSource } from '../storage/index.ts';
-import { DirBackend, DirSource } from '../storage/node.ts';
+import type { ShardStore, ShardSource } from '../storage/index.ts';
+import { DirSource, openNodeStore, sourceFromSpec } from '../storage/node.ts';
 import { UsageError, numberOption } from './command.ts';
 import { createBackend } from './engine-setup.ts';
 
@@ -79,7 +79,6 @@ type Remote = (ShardSource & { getManifest(): Promise<Uint8Array> }) | null;
 async function remoteSource(model: string, v: StoreValues, closers: Array<() => Promise<void>>): Promise<Remote> {
   const s = v.source;
   if (s === undefined) return existsSync(join(model, MODEL_FILES.manifest)) ? new DirSource(model) : null;
-  if (/^https?:\/\//.test(s)) return new HttpSource(s);
   if (s === 'swarm') {
     if (!v.signal?.length) throw new UsageError('--source swarm needs --signal MULTIADDR');
     if (!isHash(model)) throw new UsageError('with --source swarm, <model> is the model id (64 hex digits)');
@@ -92,7 +91,7 @@ async function remoteSource(model: string, v: StoreValues, closers: Array<() => 
       return peer.manifestBytes()!;
     } };
   }
-  return new DirSource(s);
+  return sourceFromSpec(s);
 }
 
 /**
@@ -123,7 +122,7 @@ async function resolveManifest(model: string, cacheDir: string | undefined, remo
     if (cacheDir) await keepManifest(cacheDir, bytes);
     return { manifest, id };
   }
-  throw new UsageError(`no manifest for "${model}"${problems.length ? `:\n  ${problems.join('\n  ')}` : ' (give a model directory, or --source)'}`);
+  throw new ModelLoadError(`no manifest for "${model}"${problems.length ? `:\n  ${problems.join('\n  ')}` : ' (give a model directory, or --source)'}`);
 }
 
 async function keepManifest(dir: string, bytes: Uint8Array): Promise<void> {
@@ -134,17 +133,14 @@ async function keepManifest(dir: string, bytes: Uint8Array): Promise<void> {
 }
 
 async function openStore(m: Manifest, backend: Backend, v: StoreValues, remote: Remote): Promise<ShardStore<DeviceBytes>> {
-  const meta = new Map<string, ShardMeta>();
-  for (const s of m.shards) meta.set(s.hash, { size: s.size });
-  for (const e of m.experts) for (const s of e.shards) meta.set(m.shards[s]!.hash, { size: m.shards[s]!.size, layer: e.layer, expert: e.expert });
   const vramMiB = numberOption(v['vram-mib'], '--vram-mib');
   const cacheMiB = numberOption(v['cache-mib'], '--cache-mib');
-  return ShardStore.open<DeviceBytes>({
+  return openNodeStore<DeviceBytes>({
     sources: remote ? [remote] : [],
     ramBytes: (numberOption(v['ram-mib'], '--ram-mib') ?? 256) * MIB,
     vram: { bytes: vramMiB === undefined ? m.totals.expertBytes : vramMiB * MIB, uploader: backendUploader(backend) },
-    ...(v['cache-dir'] ? { persistent: { backend: await DirBackend.open(v['cache-dir']), bytes: cacheMiB === undefined ? Number.MAX_SAFE_INTEGER : cacheMiB * MIB } } : {}),
-    meta,
-    numLayers: m.config.numLayers,
+    ...(v['cache-dir'] ? { cacheDir: v['cache-dir'] } : {}),
+    ...(cacheMiB !== undefined ? { cacheBytes: cacheMiB * MIB } : {}),
+    manifest: m,
   });
 }
