@@ -87,15 +87,6 @@ export async function writeManifestFiles(dir: string, peer: SwarmPeer, signal?: 
  * manifest is always complete.
  */
 export async function fetchModel(peer: SwarmPeer, dir: string, opts: { concurrency?: number; signal?: AbortSignal; onShard?: (done: number, total: number) => void } = {}): Promise<void> {
-  const manifest = await peer.getManifest(opts.signal);
-  const hashes = [...new Set([...manifest.shards.map((s) => s.hash), ...Object.values(manifest.tokenizer)])];
-  let next = 0;
-  let done = 0;
-  await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 4, hashes.length) }, async () => {
-    while (next < hashes.length) {
-      await peer.get(hashes[next++]!, opts.signal);
-      opts.onShard?.(++done, hashes.length);
-    }
-  }));
+  await peer.fetchAll(opts);
   await writeManifestFiles(dir, peer, opts.signal);
 }

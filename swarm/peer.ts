@@ -5,7 +5,7 @@ import { blake3Hex } from '../manifests/index.ts';
 import { FrameReader, encodeFrame, sendAll, WRITE_CHUNK } from './framing.ts';
 import { ShardUnavailableError, SwarmError, SwarmIntegrityError, SwarmProtocolError } from './errors.ts';
 import { decodeManifest, shardListOf, type Manifest } from './model.ts';
-import { assignShards, type PlacedShard } from './placement.ts';
+import { assignShards, rendezvousScore, type PlacedShard } from './placement.ts';
 import {
   DISCOVERY_PROTOCOL, MAX_ADDRS, MAX_MANIFEST_BYTES, MAX_MESSAGE_BYTES, MAX_PEERS_LISTED, MAX_PIECE_BYTES, SHARD_PROTOCOL,
   bitfieldOf, hasBit, parseDiscoveryResponse, parseShardRequest, parseShardResponse,
@@ -30,6 +30,12 @@ export interface SwarmPeerOptions {
   replication?: number;
   /** Cap on this peer's total upload rate. Default: none. */
   uploadBytesPerSec?: number;
+  /**
+   * Shard uploads served at once; further requests are told "busy" and go to other holders, so a
+   * popular peer (the seeder, at first) spreads distinct shards instead of splitting its bandwidth
+   * over everyone's requests. Default 4.
+   */
+  maxUploads?: number;
   /** How often peers exchange shard maps; three missed in a row drop the peer. Default 2000 ms. */
   heartbeatMs?: number;
   /** How often the peer re-registers with the signaling server and asks for peers. Default 5000 ms. */
@@ -72,6 +78,12 @@ export interface SwarmStats {
 }
 
 const GRACE_MS = 5000;
+const BUSY = 'busy';
+
+/** A holder that is serving its maximum of uploads: try another, or the same one a little later. */
+class PeerBusyError extends SwarmProtocolError {
+  override name = 'PeerBusyError';
+}
 const UNMEASURED_RATE = 50e6;
 
 /**
@@ -101,6 +113,7 @@ export class SwarmPeer extends EventTarget {
   private replicating = false;
   private announceTimer: ReturnType<typeof setTimeout> | undefined;
   private uploaded = 0;
+  private uploads = 0;
   private downloaded = 0;
 
   private constructor(opts: SwarmPeerOptions) {
@@ -125,6 +138,7 @@ export class SwarmPeer extends EventTarget {
       unavailableAfterMs: opts.unavailableAfterMs ?? 30_000,
       keepFetched: opts.keepFetched ?? true,
       evict: opts.evict ?? true,
+      maxUploads: opts.maxUploads ?? 4,
     };
   }
 
@@ -192,6 +206,24 @@ export class SwarmPeer extends EventTarget {
       }
       return bytes;
     });
+  }
+
+  /**
+   * Gets every shard and tokenizer blob of the model (verified; kept when keepFetched). Each peer
+   * walks the list in its own order (rendezvous rank of shard × peer id), so peers that download
+   * together want different shards at first and can trade them.
+   */
+  async fetchAll(opts: { concurrency?: number; signal?: AbortSignal; onShard?: (done: number, total: number) => void } = {}): Promise<number> {
+    await this.ensureManifest(opts.signal);
+    const order = this.shards.map((s) => ({ hash: s.hash, rank: rendezvousScore(s.hash, this.id) }))
+      .sort((a, b) => (a.rank < b.rank ? -1 : a.rank > b.rank ? 1 : 0))
+      .map((s) => s.hash);
+    let done = 0;
+    await runLimited(order, opts.concurrency ?? 4, async (hash) => {
+      await this.get(hash, opts.signal);
+      opts.onShard?.(++done, order.length);
+    });
+    return order.length;
   }
 
   /** Peer ids (this peer included) currently known to hold a shard. */
@@ -315,9 +347,16 @@ export class SwarmPeer extends EventTarget {
         const size = this.storage.sizeOf(req.hash);
         if (size === undefined || req.offset > size) {
           await sendAll(stream, encodeFrame({ t: 'err', message: `shard ${req.hash} not held` }));
+        } else if (this.uploads >= this.opts.maxUploads) {
+          await sendAll(stream, encodeFrame({ t: 'err', message: BUSY }));
         } else {
-          const length = Math.min(req.length, size - req.offset);
-          await this.sendBytes(stream, await this.storage.read(req.hash, req.offset, length));
+          this.uploads++;
+          try {
+            const length = Math.min(req.length, size - req.offset);
+            await this.sendBytes(stream, await this.storage.read(req.hash, req.offset, length));
+          } finally {
+            this.uploads--;
+          }
         }
       }
       await stream.close();
@@ -356,7 +395,7 @@ export class SwarmPeer extends EventTarget {
       const from = `peer ${id}`;
       const reader = new FrameReader(stream, from);
       const res = parseShardResponse(await reader.readFrame(MAX_MESSAGE_BYTES), from);
-      if (res.t === 'err') throw new SwarmProtocolError(`${from}: ${res.message}`);
+      if (res.t === 'err') throw res.message === BUSY ? new PeerBusyError(`${from}: busy`) : new SwarmProtocolError(`${from}: ${res.message}`);
       if (res.t !== 'bytes') throw new SwarmProtocolError(`${from}: answered ${res.t} to ${req.t}`);
       if (res.length > max || (expect > 0 && res.length !== expect)) {
         throw new SwarmProtocolError(`${from}: offered ${res.length} bytes, expected ${expect || `at most ${max}`}`);
@@ -550,16 +589,19 @@ export class SwarmPeer extends EventTarget {
 
   private async fetchShard(hash: string, signal?: AbortSignal): Promise<Uint8Array> {
     const size = this.shards[this.index.get(hash)!]!.size;
-    const deadline = Date.now() + this.opts.unavailableAfterMs;
+    let deadline = Date.now() + this.opts.unavailableAfterMs;
     const failed = new Set<string>();
     for (;;) {
       signal?.throwIfAborted();
       this.stopping.signal.throwIfAborted();
       const cands = this.candidates(hash, failed);
+      // Only time with no holder at all counts towards giving up; busy or slow holders are waited for.
+      if (this.candidates(hash, new Set()).length > 0) deadline = Date.now() + this.opts.unavailableAfterMs;
       if (cands.length === 0) {
         if (Date.now() > deadline) throw new ShardUnavailableError(`no peer of model ${this.modelId} could supply shard ${hash}`);
+        // Holders that were busy or slow get another chance once something changes or a moment passes.
         if (failed.size > 0 && this.candidates(hash, new Set()).length > 0) failed.clear();
-        await this.waitForUpdate(500, signal);
+        await this.waitForUpdate(250, signal);
         continue;
       }
       const bytes = size > 0 && cands.length > 1 && size >= 2 * this.opts.pieceBytes
@@ -576,7 +618,7 @@ export class SwarmPeer extends EventTarget {
       bytes = await this.requestBytes(from.id, { t: 'get', model: this.modelId, hash, offset: 0, length: size || MAX_PIECE_BYTES }, MAX_PIECE_BYTES, size, signal);
     } catch (err) {
       signal?.throwIfAborted();
-      this.log(`shard ${hash.slice(0, 12)} from ${from.id}: ${why(err)}`);
+      if (!(err instanceof PeerBusyError)) this.log(`shard ${hash.slice(0, 12)} from ${from.id}: ${why(err)}`);
       failed.add(from.id);
       return null;
     }
@@ -611,7 +653,7 @@ export class SwarmPeer extends EventTarget {
         } catch (err) {
           queue.unshift(offset);
           signal?.throwIfAborted();
-          this.log(`piece ${offset} of ${hash.slice(0, 12)} from ${src.id}: ${why(err)}`);
+          if (!(err instanceof PeerBusyError)) this.log(`piece ${offset} of ${hash.slice(0, 12)} from ${src.id}: ${why(err)}`);
           failed.add(src.id);
           const next = spare.shift();
           if (next) await worker(next);
