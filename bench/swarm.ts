@@ -4,7 +4,7 @@
  * Writes bench/results/swarm.json.
  */
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -56,6 +56,7 @@ async function waitPeers(p: SwarmPeer, n: number): Promise<void> {
 }
 
 const results: Record<string, unknown> = {};
+const loadAtStart = loadavg()[0]!;
 const server = await startSignalServer({ port: 0 });
 try {
   const f32 = await model('f32');
@@ -162,7 +163,7 @@ const out = {
   bench: 'swarm',
   command: `node_modules/.bin/node bench/swarm.ts ${process.argv.slice(2).join(' ')}`.trim(),
   date: new Date().toISOString(),
-  machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, note: 'all Node peers in one process; loopback' },
+  machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, loadAverageAtStart: +loadAtStart.toFixed(2), loadAverageAtEnd: +loadavg()[0]!.toFixed(2), note: 'all Node peers in one process; loopback; the machine is shared, so figures move with its load' },
   results,
 };
 await mkdir(join(ROOT, 'bench/results'), { recursive: true });

@@ -34,7 +34,7 @@ describe('browser swarm over WebRTC', () => {
       const fetched = await leecher.evaluate(() => window.dopplerSwarm.fetchAll());
       const conns = await leecher.evaluate((id) => window.dopplerSwarm.connections(id), seederId);
       const seederStats = await seeder.evaluate(() => window.dopplerSwarm.stats());
-      return { fetched, conns, seederStats };
+      return { fetched, conns, seederStats, relay: server.metrics() };
     }, { mounts: { '/model/': model.dir } });
 
     expect(result.fetched.verified).toBe(true);
@@ -42,6 +42,10 @@ describe('browser swarm over WebRTC', () => {
     expect(result.conns.some((c) => c.addr.includes('/webrtc') && !c.limited)).toBe(true);
     // The shards came from the other tab, not from the signaling server (which holds none).
     expect(result.seederStats.uploadedBytes).toBeGreaterThanOrEqual(result.fetched.bytes);
+    // Both tabs hold a reservation on the signaling server, which relayed the WebRTC set-up only.
+    expect(result.relay.reservations).toBe(2);
+    expect(result.relay.relayedConnectionsTotal).toBeGreaterThan(0);
+    expect(result.relay.bytesIn).toBeLessThan(result.fetched.bytes);
     console.log(`swarm-webrtc: ${result.fetched.blobs} blobs, ${result.fetched.bytes} bytes tab→tab in ${result.fetched.ms.toFixed(0)} ms over ${result.conns.map((c) => c.addr).join(', ')}`);
   });
 });
