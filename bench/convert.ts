@@ -34,7 +34,7 @@ try {
 
   // 1. The trained fixture (bf16, 3 safetensors files), every quantization.
   const srcBytes = readdirSync(fixture).filter((f) => f.endsWith('.safetensors')).reduce((a, f) => a + statSync(join(fixture, f)).size, 0);
-  const tiny: Record<string, unknown> = {};
+  const tiny: Record<string, unknown> = {}; // single-threaded: the default below 256 MB
   for (const quant of ['f32', 'f16', 'q8_0', 'q4_0'] as const) {
     const out = join(work, `tiny-${quant}`);
     await convert({ source: fixture, out: join(work, 'warm'), quant }); // warm page cache and JIT
@@ -52,13 +52,16 @@ try {
   const written = writeSyntheticMixtral(hf, layers);
   const big: Record<string, unknown> = {};
   for (const quant of ['q8_0', 'q4_0'] as const) {
-    const out = join(work, `big-${quant}`);
-    const t0 = performance.now();
-    const r = await convert({ source: hf, out, quant });
-    const s = (performance.now() - t0) / 1000;
-    big[quant] = { seconds: +s.toFixed(1), sourceMBps: mb(written, s), outputMBps: mb(r.manifest.totals.bytes, s), outputBytes: r.manifest.totals.bytes, shards: r.manifest.shards.length };
-    console.error(`synthetic ${quant}`, JSON.stringify(big[quant]));
-    rmSync(out, { recursive: true, force: true });
+    for (const workers of [1, cpus().length]) {
+      const out = join(work, `big-${quant}-${workers}`);
+      const t0 = performance.now();
+      const r = await convert({ source: hf, out, quant, workers });
+      const s = (performance.now() - t0) / 1000;
+      const key = `${quant}, ${workers} worker${workers > 1 ? 's' : ''}`;
+      big[key] = { seconds: +s.toFixed(1), sourceMBps: mb(written, s), outputMBps: mb(r.manifest.totals.bytes, s), outputBytes: r.manifest.totals.bytes, shards: r.manifest.shards.length, id: r.id };
+      console.error(`synthetic ${key}`, JSON.stringify(big[key]));
+      rmSync(out, { recursive: true, force: true });
+    }
   }
   results['syntheticMixtral'] = { shape: `mixtral-8x7b, ${layers} layer(s), bf16, 2 safetensors files + index`, sourceBytes: written, byQuant: big };
 

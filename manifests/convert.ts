@@ -1,16 +1,19 @@
 import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { normaliseConfig } from './config.ts';
 import { CheckpointError, ConfigError } from './errors.ts';
 import { sourceOf, type RowSource } from './hf-source.ts';
 import { commitManifest, prepareModelDir, writeShards, type Progress } from './model-writer.ts';
-import { manifestOfPlan, planModel } from './plan.ts';
+import { manifestOfPlan, planModel, type ModelPlan } from './plan.ts';
 import { Checkpoint } from './safetensors.ts';
 import { storeBlob } from './shard-sink.ts';
+import { runShardWorkers } from './shard-workers.ts';
 import { encodeTensor } from './tensor-encoder.ts';
 import type { Manifest, WeightDtype } from './types.ts';
 
 export const DEFAULT_SHARD_MIB = 64;
+const PARALLEL_MIN_BYTES = 256 * 1024 * 1024;
 
 /** Files copied as tokenizer blobs when the source has them. */
 export const TOKENIZER_FILES = [
@@ -34,6 +37,8 @@ export interface ConvertOptions {
   shardMiB?: number;
   /** Manifest name; defaults to the source directory's name. */
   name?: string;
+  /** Worker threads encoding shards in parallel (default: 1 below 256 MB of output, else all cores). */
+  workers?: number;
   onProgress?: (p: Progress) => void;
 }
 
@@ -43,11 +48,9 @@ export interface ConvertResult {
   manifestBytes: Uint8Array;
 }
 
-export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
-  const quant = opts.quant ?? 'f16';
-  const shardBytes = Math.floor((opts.shardMiB ?? DEFAULT_SHARD_MIB) * 1024 * 1024);
-  if (!(shardBytes > 0)) throw new ConfigError(`shard size must be positive, got ${opts.shardMiB} MiB`);
-  const configPath = join(opts.source, 'config.json');
+/** Config, plan and a row source for every planned tensor; fails (naming the file) before anything is written. */
+export async function openSources(source: string, quant: WeightDtype, shardBytes: number): Promise<{ plan: ModelPlan; sources: Map<string, RowSource>; ckpt: Checkpoint }> {
+  const configPath = join(source, 'config.json');
   let rawConfig: unknown;
   try {
     rawConfig = JSON.parse(await readFile(configPath, 'utf8'));
@@ -56,11 +59,23 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
   }
   const config = normaliseConfig(rawConfig, configPath);
   const plan = planModel(config, quant, shardBytes);
-  const ckpt = await Checkpoint.open(opts.source);
+  const ckpt = await Checkpoint.open(source);
   try {
-    // Resolve every source before writing anything, so a missing or misshapen tensor fails fast and leaves the output alone.
     const sources = new Map<string, RowSource>();
-    for (const t of plan.tensors) sources.set(t.spec.name, sourceOf(ckpt, config.architecture, t.spec, opts.source));
+    for (const t of plan.tensors) sources.set(t.spec.name, sourceOf(ckpt, config.architecture, t.spec, source));
+    return { plan, sources, ckpt };
+  } catch (err) {
+    await ckpt.close();
+    throw err;
+  }
+}
+
+export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
+  const quant = opts.quant ?? 'f16';
+  const shardBytes = Math.floor((opts.shardMiB ?? DEFAULT_SHARD_MIB) * 1024 * 1024);
+  if (!(shardBytes > 0)) throw new ConfigError(`shard size must be positive, got ${opts.shardMiB} MiB`);
+  const { plan, sources, ckpt } = await openSources(opts.source, quant, shardBytes);
+  try {
     const tokenizerBytes = new Map<string, Uint8Array>();
     for (const f of TOKENIZER_FILES) {
       try {
@@ -70,7 +85,14 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
       }
     }
     const shardsDir = await prepareModelDir(opts.out);
-    const hashes = await writeShards(plan, shardsDir, (sink, t) => encodeTensor(sink, t, sources.get(t.spec.name)!), opts.onProgress);
+    const sizes = plan.shards.map((s) => s.size);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    // Worker start-up costs more than it saves on small models.
+    const workers = Math.max(1, Math.min(opts.workers ?? (total < PARALLEL_MIN_BYTES ? 1 : availableParallelism()), plan.shards.length));
+    const hashes =
+      workers === 1
+        ? await writeShards(plan, shardsDir, (sink, t) => encodeTensor(sink, t, sources.get(t.spec.name)!), opts.onProgress)
+        : await runShardWorkers(new URL('./convert-worker.ts', import.meta.url), { source: opts.source, quant, shardBytes, shardsDir }, sizes, workers, opts.onProgress);
     const tokenizer: Record<string, string> = {};
     for (const [f, bytes] of tokenizerBytes) tokenizer[f] = await storeBlob(shardsDir, bytes);
     const manifest = manifestOfPlan(plan, opts.name ?? basename(resolve(opts.source)), hashes, tokenizer);

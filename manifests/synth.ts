@@ -1,11 +1,11 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
 import { normaliseConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
 import { commitManifest, prepareModelDir, writeShards, type Progress } from './model-writer.ts';
 import { manifestOfPlan, planModel } from './plan.ts';
 import { PRESETS } from './presets.ts';
 import { writeSynthTensor } from './synth-bytes.ts';
+import { runShardWorkers } from './shard-workers.ts';
 import { encodeManifest } from './codec.ts';
 import { blake3Hex } from './hash.ts';
 import type { Architecture, Manifest, WeightDtype } from './types.ts';
@@ -51,39 +51,10 @@ export async function synth(opts: SynthOptions): Promise<SynthResult> {
   const hashes =
     workers === 1
       ? await writeShards(plan, target, (sink, t) => writeSynthTensor(sink, t, seed), opts.onProgress)
-      : await inWorkers(plan.shards.map((s) => s.size), { rawConfig, quant: opts.quant, shardBytes, shardsDir: target, seed }, workers, opts.onProgress);
+      : await runShardWorkers(new URL('./synth-worker.ts', import.meta.url), { rawConfig, quant: opts.quant, shardBytes, shardsDir: target, seed }, plan.shards.map((s) => s.size), workers, opts.onProgress);
   const manifest = manifestOfPlan(plan, `synth-${opts.preset}${opts.layers !== undefined ? `-${opts.layers}l` : ''}-${opts.quant}-seed${seed}`, hashes, {});
   const { id, manifestBytes } = await commitManifest(opts.out, manifest);
   return { manifest, id, manifestBytes };
-}
-
-async function inWorkers(
-  sizes: number[],
-  job: { rawConfig: Record<string, unknown>; quant: WeightDtype; shardBytes: number; shardsDir: string | null; seed: number },
-  count: number,
-  onProgress?: (p: Progress) => void,
-): Promise<string[]> {
-  const hashes: string[] = new Array(sizes.length);
-  const bytesTotal = sizes.reduce((a, b) => a + b, 0);
-  let shardsDone = 0;
-  let bytesDone = 0;
-  const run = (id: number): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const w = new Worker(new URL('./synth-worker.ts', import.meta.url), { workerData: { ...job, id, count } });
-      w.on('message', (msg: { index?: number; done?: boolean; hashes?: [number, string][] }) => {
-        if (msg.done) {
-          for (const [i, h] of msg.hashes!) hashes[i] = h;
-          return;
-        }
-        shardsDone++;
-        bytesDone += sizes[msg.index!]!;
-        onProgress?.({ shardsDone, shardsTotal: sizes.length, bytesDone, bytesTotal });
-      });
-      w.on('error', reject);
-      w.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`synth worker ${id} exited with code ${code}`))));
-    });
-  await Promise.all(Array.from({ length: count }, (_, i) => run(i)));
-  return hashes;
 }
 
 /** Size of the encoded manifest a synth would produce, without generating bytes: hashes are fixed-width, so placeholders give the exact size. */

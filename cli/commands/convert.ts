@@ -4,7 +4,7 @@ import type { WeightDtype } from '../../manifests/index.ts';
 
 const QUANTS: readonly WeightDtype[] = ['f32', 'f16', 'q8_0', 'q4_0'];
 
-const usage = `usage: doppler convert <hf-dir> --out <dir> [--quant f32|f16|q8_0|q4_0] [--shard-mib N] [--name NAME]
+const usage = `usage: doppler convert <hf-dir> --out <dir> [--quant f32|f16|q8_0|q4_0] [--shard-mib N] [--name NAME] [--workers N]
 
 Converts a Hugging Face MoE checkpoint (config.json + safetensors, F32/F16/BF16; mixtral, qwen3_moe,
 deepseek_v3) into an RDRR model directory: manifest.msgpack (its BLAKE3 is the model id),
@@ -14,7 +14,8 @@ options:
   --out DIR        output model directory (an existing model there stays valid until the new manifest lands)
   --quant Q        storage of the large matrices (default f16); norms and router gates stay f32
   --shard-mib N    dense shard size limit in MiB (default ${DEFAULT_SHARD_MIB})
-  --name NAME      model name in the manifest (default: the source directory's name)`;
+  --name NAME      model name in the manifest (default: the source directory's name)
+  --workers N      threads encoding shards (default: 1 for models under 256 MB, else all cores)`;
 
 export function parseQuant(value: string | undefined, fallback: WeightDtype): WeightDtype {
   if (value === undefined) return fallback;
@@ -32,6 +33,7 @@ export const command: Command = {
       quant: { type: 'string' },
       'shard-mib': { type: 'string' },
       name: { type: 'string' },
+      workers: { type: 'string' },
     });
     if (positionals.length !== 1) throw new UsageError('expected exactly one <hf-dir>');
     if (!values.out) throw new UsageError('--out is required');
@@ -45,6 +47,7 @@ export const command: Command = {
       quant: parseQuant(values.quant, 'f16'),
       shardMiB,
       name: values.name,
+      workers: numberOption(values.workers, '--workers'),
       onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal, `${p.shardsDone}/${p.shardsTotal} shards`),
     });
     bar.end();

@@ -76,6 +76,22 @@ describe.each(FIXTURE_DIRS)('convert %s', (fixture) => {
   });
 });
 
+describe('parallel convert', () => {
+  it('worker threads produce the identical model; a failure in one stops all and leaves no manifest', async () => {
+    const src = join(FIXTURES, 'tiny-moe-text');
+    const serial = await convert({ source: src, out: join(work, 'par-1'), quant: 'q4_0', workers: 1 });
+    const parallel = await convert({ source: src, out: join(work, 'par-2'), quant: 'q4_0', workers: 2 });
+    expect(parallel.id).toBe(serial.id);
+    expect((await verifyModelDir(join(work, 'par-2'))).ok).toBe(true);
+    const out = join(work, 'par-fail');
+    const stop = (p: { shardsDone: number }) => {
+      if (p.shardsDone === 5) throw new Error('injected failure');
+    };
+    await expect(convert({ source: src, out, quant: 'q8_0', workers: 2, onProgress: stop })).rejects.toThrow('injected failure');
+    expect(existsSync(join(out, MODEL_FILES.manifest))).toBe(false);
+  });
+});
+
 describe('transformers-5 fused expert tensors', () => {
   it('[E, 2I, H] gate_up and [E, H, I] down, or their transposes, give the same model as per-expert tensors', async () => {
     // mixtral-tiny: H = 64, 2I = 256, so the two layouts cannot be confused (when H == 2I the transformers-5 one is assumed).
