@@ -337,3 +337,28 @@ describe('ShardStore: VRAM, pinning and the working set', () => {
     await expect(store.getDevice('0'.repeat(64))).rejects.toThrow(/no VRAM tier/);
   });
 });
+
+describe('ShardStore: failing persistent writes', () => {
+  it('serves the shard and counts the failure when the persistent tier cannot write', async () => {
+    const shards = await makeShards(2, SIZE);
+    const files = new Map<string, Uint8Array>();
+    const backend = {
+      name: 'flaky',
+      list: async () => [...files].map(([hash, b]) => ({ hash, size: b.length })),
+      read: async (h: string) => files.get(h) ?? null,
+      write: async (h: string, b: Uint8Array) => {
+        if (h === shards[0]!.hash) throw new Error('disk full');
+        files.set(h, b.slice());
+      },
+      delete: async (h: string) => void files.delete(h),
+    };
+    const store = await open({ sources: [new MemorySource('m', shards)], ramBytes: 0, persistent: { backend, bytes: 10 * SIZE } });
+    for (const s of shards) expect(await store.get(s.hash)).toEqual(s.bytes);
+    await store.flush();
+    const st = store.stats();
+    expect(st.persistentWriteFailures).toBe(1);
+    expect(st.persistent!.entries).toBe(1);
+    expect(st.persistent!.residentBytes).toBe(SIZE);
+    expect(store.where(shards[1]!.hash)).toEqual(['persistent']);
+  });
+});
