@@ -44,8 +44,10 @@ export interface SwarmPeerOptions {
   pieceBytes?: number;
   /** Most peers one shard is fetched from at once. Default 4. */
   maxSourcesPerShard?: number;
-  /** A request slower than this (after a fixed 5 s grace) is abandoned and retried elsewhere. Default 32 KiB/s. */
+  /** A request slower than this (after `requestGraceMs`) is abandoned and retried elsewhere. Default 32 KiB/s. */
   minPeerBytesPerSec?: number;
+  /** Fixed allowance per request on top of its size / minPeerBytesPerSec. Default 5000 ms. */
+  requestGraceMs?: number;
   /** How long get() waits for some peer to hold a shard. Default 30 s. */
   unavailableAfterMs?: number;
   /** Keep shards fetched through get() in storage (and so serve them). Default true. */
@@ -77,7 +79,6 @@ export interface SwarmStats {
   banned: string[];
 }
 
-const GRACE_MS = 5000;
 const BUSY = 'busy';
 
 /** A holder that is serving its maximum of uploads: try another, or the same one a little later. */
@@ -135,6 +136,7 @@ export class SwarmPeer extends EventTarget {
       pieceBytes: opts.pieceBytes ?? 1024 * 1024,
       maxSourcesPerShard: opts.maxSourcesPerShard ?? 4,
       minPeerBytesPerSec: opts.minPeerBytesPerSec ?? 32 * 1024,
+      requestGraceMs: opts.requestGraceMs ?? 5000,
       unavailableAfterMs: opts.unavailableAfterMs ?? 30_000,
       keepFetched: opts.keepFetched ?? true,
       evict: opts.evict ?? true,
@@ -368,8 +370,9 @@ export class SwarmPeer extends EventTarget {
 
   private async sendBytes(stream: Stream, bytes: Uint8Array): Promise<void> {
     await sendAll(stream, encodeFrame({ t: 'bytes', length: bytes.length }));
-    for (let o = 0; o < bytes.length; o += WRITE_CHUNK) {
-      const chunk = bytes.subarray(o, o + WRITE_CHUNK);
+    const step = this.limiter?.chunkBytes ?? WRITE_CHUNK;
+    for (let o = 0; o < bytes.length; o += step) {
+      const chunk = bytes.subarray(o, o + step);
       await this.limiter?.take(chunk.length, this.stopping.signal);
       await sendAll(stream, chunk);
       this.uploaded += chunk.length;
@@ -384,7 +387,7 @@ export class SwarmPeer extends EventTarget {
 
   /** One request whose answer is a bytes header plus raw bytes; returns them (into `into` at `at` when given). */
   private async requestBytes(id: string, req: ShardRequest, max: number, expect: number, signal?: AbortSignal, into?: Uint8Array, at = 0): Promise<Uint8Array> {
-    const timeout = Math.ceil(GRACE_MS + (1000 * (expect || MAX_MESSAGE_BYTES)) / this.opts.minPeerBytesPerSec);
+    const timeout = Math.ceil(this.opts.requestGraceMs + (1000 * (expect || MAX_MESSAGE_BYTES)) / this.opts.minPeerBytesPerSec);
     const sig = AbortSignal.any([AbortSignal.timeout(timeout), this.stopping.signal, ...(signal ? [signal] : [])]);
     const stream = await this.openStream(id, sig);
     const onAbort = () => stream.abort(new SwarmError(`request to ${id} aborted: ${String(sig.reason)}`));

@@ -28,7 +28,7 @@ class CorruptStorage implements ShardStorage {
 
 const FAST = { heartbeatMs: 300, discoveryMs: 500 };
 
-describe('a peer serving corrupted shards', () => {
+describe('bad peers: corrupt or slow', () => {
   const cleanup = new Cleanup();
   const peers: SwarmPeer[] = [];
   let server: SignalServer;
@@ -36,7 +36,7 @@ describe('a peer serving corrupted shards', () => {
   let manifestBytes: Uint8Array;
   let corrupt: SwarmPeer;
 
-  const client = async (opts: { pieceBytes?: number } = {}) => {
+  const client = async (opts: { pieceBytes?: number; requestGraceMs?: number; minPeerBytesPerSec?: number } = {}) => {
     const storage = new MemoryShardStorage();
     const p = await SwarmPeer.start({ node: await createNodeLibp2p(), modelId: model.id, signal: server.addrs, storage, unavailableAfterMs: 20_000, ...FAST, ...opts });
     peers.push(p);
@@ -89,5 +89,24 @@ describe('a peer serving corrupted shards', () => {
     expect(peer.stats().banned).toEqual([corrupt.id]);
     expect(storage.list().length).toBe(new Set(manifest.shards.map((s) => s.hash)).size);
     await allVerified(storage);
+  });
+
+  it('a slow holder is abandoned mid-shard and its pieces come from other peers', async () => {
+    await corrupt.stop();
+    const slow = await SwarmPeer.start({
+      node: await createNodeLibp2p(), modelId: model.id, signal: server.addrs, manifestBytes,
+      storage: await FsShardStorage.open(model.dir), uploadBytesPerSec: 4096, ...FAST,
+    });
+    peers.push(slow);
+    const { peer } = await client({ pieceBytes: 4096, requestGraceMs: 300, minPeerBytesPerSec: 64 * 1024 });
+    const manifest = await peer.getManifest();
+    const shard = manifest.shards.find((s) => s.size > 5 * 4096)!;
+    await waitFor('the slow holder and others to be in contact', () => peer.peers().includes(slow.id) && peer.peers().length >= 2, 20_000);
+    const t0 = Date.now();
+    const bytes = await peer.get(shard.hash);
+    expect(await blake3Hex(bytes)).toBe(shard.hash);
+    // The slow peer was asked (it sent something) but alone it would need size / 4 KiB/s seconds.
+    expect(slow.stats().uploadedBytes).toBeGreaterThan(0);
+    expect(Date.now() - t0).toBeLessThan((shard.size / 4096) * 1000 / 2);
   });
 });

@@ -13,7 +13,7 @@ const HEARTBEAT_MS = 300;
 /** Three missed heartbeats, each abandoned after its 2 s timeout, plus scheduling slack. */
 const DROP_BOUND_MS = 10_000;
 
-describe('a stalled storage peer', () => {
+describe('storage peers stalling and arriving', () => {
   const cleanup = new Cleanup();
   const inProcess: SwarmPeer[] = [];
   let server: SignalServer;
@@ -56,5 +56,22 @@ describe('a stalled storage peer', () => {
     await waitFor('the stalled peer’s shards to be re-replicated', () => joinerCopies() >= R, DROP_BOUND_MS);
     for (const h of held) expect(obs.holders(h).filter((id) => id !== victimId && id !== seederId).length).toBeGreaterThanOrEqual(R);
     console.log(`swarm-stall: SIGSTOPped peer dropped after ${droppedMs} ms`);
+  });
+
+  it('a new storage peer takes its share and replicas elsewhere are dropped, leaving exactly r copies', async () => {
+    const obs = inProcess.at(-1)!;
+    const seederId = inProcess[0]!.id;
+    const fresh = await cleanup.spawn(['join', model.id, '--signal', server.addrs[0]!, '--storage-mib', '1', '--dir', await cleanup.tempDir('doppler-join-'),
+      '--heartbeat-ms', String(HEARTBEAT_MS), '--discovery-ms', '1000', '--replication', String(R)], 1, 60_000);
+    joiners.push(fresh);
+    const freshId = fresh.lines[0]!;
+    const copies = () => [...obs.replication().keys()].map((h) => obs.holders(h).filter((id) => id !== seederId && id !== obs.id).length);
+    const heldBy = (id: string) => [...obs.replication().keys()].filter((h) => obs.holders(h).includes(id)).length;
+    await waitFor('the new peer to take its share and every shard to settle at r copies', () =>
+      heldBy(freshId) > 0 && copies().every((n) => n === R), 20_000);
+    // Three live storage peers share r copies of each shard: the new one holds about a third of r × shards.
+    const shards = obs.replication().size;
+    expect(heldBy(freshId)).toBeGreaterThan(shards * R / 3 / 2);
+    expect(heldBy(freshId)).toBeLessThan(shards);
   });
 });

@@ -64,12 +64,21 @@ describe('message validation', () => {
 });
 
 describe('upload rate limiter', () => {
+  it('makes small writes wait too at low rates', async () => {
+    const lim = new RateLimiter(4096);
+    expect(lim.chunkBytes).toBe(1024);
+    const start = performance.now();
+    for (let i = 0; i < 3; i++) await lim.take(1024);
+    expect(performance.now() - start).toBeGreaterThan(400);
+  });
+
   it('holds a stream of writes to the configured rate', async () => {
     const lim = new RateLimiter(1024 * 1024);
     const start = performance.now();
-    for (let i = 0; i < 24; i++) await lim.take(64 * 1024);
+    expect(lim.chunkBytes).toBe(52429);
+    for (let i = 0; i < 30; i++) await lim.take(lim.chunkBytes);
     const s = (performance.now() - start) / 1000;
-    // 1.5 MiB at 1 MiB/s, less the initial 64 KiB burst.
+    // 1.5 MiB at 1 MiB/s, less the first chunk that the bucket starts with.
     expect(s).toBeGreaterThan(1.3);
     expect(s).toBeLessThan(5);
   });
