@@ -90,6 +90,9 @@ export class ShardStore<H = unknown> {
   private readonly trusted = new Set<string>();
   private readonly pendingWrites = new Set<Promise<void>>();
   private readonly pendingPrefetch = new Set<string>();
+  /** Demand counter, and the count at each shard's latest demand (tells prefetches from demands). */
+  private demands = 0;
+  private readonly lastDemand = new Map<string, number>();
   private readonly queue = new Map<string, PrefetchJob>();
   private readonly running = new Map<string, PrefetchJob>();
   private seq = 0;
@@ -523,13 +526,15 @@ export class ShardStore<H = unknown> {
     this.running.set(job.hash, job);
     const signal = job.controller.signal;
     const wasResident = this.where(job.hash).length > 0;
+    const demandsBefore = this.demands;
     const work = job.device
       ? this.loadDevice(job.hash, signal, false, false).then(() => undefined)
       : this.loadBytes(job.hash, signal, false).then(() => undefined);
     const p = work.then(
       () => {
         this.prefetchCounters.completed++;
-        if (!wasResident) {
+        // a caller that asked meanwhile shared this fetch: the shard was demanded, not prefetched
+        if (!wasResident && (this.lastDemand.get(job.hash) ?? -1) < demandsBefore) {
           this.pendingPrefetch.add(job.hash);
           this.traffic.prefetched(job.hash);
         }
@@ -553,6 +558,7 @@ export class ShardStore<H = unknown> {
   }
 
   private used(hash: string): void {
+    this.lastDemand.set(hash, this.demands++);
     this.traffic.access(hash);
     if (this.pendingPrefetch.delete(hash)) this.prefetchCounters.used++;
   }

@@ -109,4 +109,23 @@ describe('ShardStore.prefetch', () => {
     expect(store.where(shards[2]!.hash)).toEqual([]);
     await store.close();
   });
+
+  it('a prefetch that joins a demand fetch does not mark the shard as prefetched', async () => {
+    const shards = await makeShards(3, SIZE);
+    const src = new MemorySource('m', shards);
+    src.hold();
+    const store = await ShardStore.open({ sources: [src], ramBytes: 2 * SIZE });
+    const demand = store.get(shards[0]!.hash);
+    await until(() => src.calls.length === 1, 'the demand fetch');
+    store.prefetch([shards[0]!.hash], 1);
+    src.open();
+    await demand;
+    await store.flush();
+    // evict it: it was demanded, so it is neither a used nor a wasted prefetch
+    await store.get(shards[1]!.hash);
+    await store.get(shards[2]!.hash);
+    expect(store.where(shards[0]!.hash)).toEqual([]);
+    expect(store.stats().prefetch).toMatchObject({ completed: 1, used: 0, wasted: 0 });
+    await store.close();
+  });
 });
