@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { ShardStorage } from './storage.ts';
 
 const HEX64 = /^[0-9a-f]{64}$/;
+let tmpCounter = 0;
 
 /**
  * Shards as files `<dir>/shards/<hash>`, the layout `doppler convert` writes, so a seeded model
@@ -58,7 +59,7 @@ export class FsShardStorage implements ShardStorage {
   async write(hash: string, bytes: Uint8Array): Promise<void> {
     if (this.sizes.has(hash)) return;
     const path = join(this.dir, 'shards', hash);
-    const tmp = `${path}.tmp-${process.pid}`;
+    const tmp = `${path}.tmp-${process.pid}-${tmpCounter++}`;
     await writeFile(tmp, bytes);
     await rename(tmp, path);
     this.sizes.set(hash, bytes.length);

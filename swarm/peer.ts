@@ -108,6 +108,8 @@ export class SwarmPeer extends EventTarget {
   private readonly known = new Map<string, string[]>();
   private readonly banned = new Set<string>();
   private readonly inflight = new Map<string, Promise<Uint8Array>>();
+  private readonly writing = new Map<string, Promise<void>>();
+  private replicateTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly dialing = new Set<string>();
   private timers: ReturnType<typeof setInterval>[] = [];
   private readonly stopping = new AbortController();
@@ -168,6 +170,7 @@ export class SwarmPeer extends EventTarget {
     this.stopping.abort(new SwarmError('swarm peer stopped'));
     for (const t of this.timers) clearInterval(t);
     clearTimeout(this.announceTimer);
+    clearTimeout(this.replicateTimer);
     await this.node.stop();
   }
 
@@ -197,17 +200,29 @@ export class SwarmPeer extends EventTarget {
   private obtain(hash: string, keep: boolean, signal?: AbortSignal): Promise<Uint8Array> {
     let p = this.inflight.get(hash);
     if (!p) {
-      p = this.fetchShard(hash, signal).finally(() => this.inflight.delete(hash));
+      // The shared fetch answers to the peer's lifetime, not to one caller's signal; callers race their own.
+      p = this.fetchShard(hash).finally(() => this.inflight.delete(hash));
       this.inflight.set(hash, p);
     }
-    return p.then(async (bytes) => {
-      if (keep && !this.storage.has(hash)) {
-        await this.storage.write(hash, bytes);
-        this.changed();
-        this.announce();
-      }
+    const kept = p.then(async (bytes) => {
+      if (keep) await this.keep(hash, bytes);
       return bytes;
     });
+    return signal ? raceAbort(kept, signal) : kept;
+  }
+
+  /** Stores a verified shard once, however many callers fetched it, and tells peers. */
+  private async keep(hash: string, bytes: Uint8Array): Promise<void> {
+    if (this.storage.has(hash)) return;
+    let w = this.writing.get(hash);
+    if (!w) {
+      w = this.storage.write(hash, bytes).then(() => {
+        this.changed();
+        this.announce();
+      }).finally(() => this.writing.delete(hash));
+      this.writing.set(hash, w);
+    }
+    await w;
   }
 
   /**
@@ -506,12 +521,17 @@ export class SwarmPeer extends EventTarget {
   /** Someone's holdings changed: wake waiters, re-check replication, tell peers about our own changes. */
   private changed(): void {
     this.dispatchEvent(new Event('update'));
-    queueMicrotask(() => void this.replicate());
+    // Bursts of changes (many peers announcing at once) are folded into one placement pass.
+    this.replicateTimer ??= setTimeout(() => {
+      this.replicateTimer = undefined;
+      void this.replicate();
+    }, 50);
   }
 
+  /** Pushes this peer's shard map to every peer soon (at most one push per 50 ms, never starved). */
   private announce(): void {
-    clearTimeout(this.announceTimer);
-    this.announceTimer = setTimeout(() => {
+    this.announceTimer ??= setTimeout(() => {
+      this.announceTimer = undefined;
       for (const id of this.remotes.keys()) void this.exchangeHave(id).catch(() => undefined);
     }, 50);
   }
@@ -590,13 +610,13 @@ export class SwarmPeer extends EventTarget {
       .sort((a, b) => (b.rate ?? UNMEASURED_RATE) - (a.rate ?? UNMEASURED_RATE));
   }
 
-  private async fetchShard(hash: string, signal?: AbortSignal): Promise<Uint8Array> {
+  private async fetchShard(hash: string): Promise<Uint8Array> {
+    const signal = this.stopping.signal;
     const size = this.shards[this.index.get(hash)!]!.size;
     let deadline = Date.now() + this.opts.unavailableAfterMs;
     const failed = new Set<string>();
     for (;;) {
-      signal?.throwIfAborted();
-      this.stopping.signal.throwIfAborted();
+      signal.throwIfAborted();
       const cands = this.candidates(hash, failed);
       // Only time with no holder at all counts towards giving up; busy or slow holders are waited for.
       if (this.candidates(hash, new Set()).length > 0) deadline = Date.now() + this.opts.unavailableAfterMs;
@@ -745,6 +765,16 @@ export class SwarmPeer extends EventTarget {
       this.replicating = false;
     }
   }
+}
+
+/** `p`, or a rejection as soon as `signal` aborts (the work behind `p` carries on for other callers). */
+function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 function why(err: unknown): string {
