@@ -8,7 +8,7 @@
  * execution order. Without --trace only the synthetic traces run; with it they run as well.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseTrace, simulateEviction, type TraceStep } from '../storage/index.ts';
 
@@ -140,7 +140,7 @@ const synth: SynthSpec[] = [
 ];
 const traces: { name: string; trace: TraceStep[] }[] = synth.map((s) => ({ name: s.name, trace: synthTrace(s) }));
 for (const path of values.trace ?? []) {
-  traces.push({ name: path, trace: parseTrace(JSON.parse(readFileSync(path, 'utf8')), path) });
+  traces.push({ name: basename(path), trace: parseTrace(JSON.parse(readFileSync(path, 'utf8')), path) });
 }
 
 const results = traces.map((t) => run(t.name, t.trace));

@@ -51,9 +51,12 @@ class SlowSource implements ShardSource {
     this.inner = inner;
   }
   async get(hash: string, signal?: AbortSignal): Promise<Uint8Array> {
+    // the clock starts at the request, as a network transfer proceeds while the page computes
+    const start = performance.now();
     const bytes = await this.inner.get(hash, signal);
+    const left = start + latencyMs + bytes.byteLength / bytesPerMs - performance.now();
     await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(resolve, latencyMs + bytes.byteLength / bytesPerMs);
+      const t = setTimeout(resolve, Math.max(0, left));
       signal?.addEventListener('abort', () => {
         clearTimeout(t);
         reject(signal.reason);
