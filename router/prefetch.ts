@@ -11,7 +11,11 @@ import { RouterError, route, type Routing } from './routing.ts';
 
 /** Where prefetches go: the shard store, or anything of the same shape. */
 export interface PrefetchTarget {
-  prefetch(hashes: string[], priority: number): void;
+  /**
+   * `hint.layersAhead` says how many MoE layers ahead the shards are needed (1: the next one): a
+   * store can bring near ones to the device and stage farther ones in a slower tier.
+   */
+  prefetch(hashes: string[], priority: number, hint?: { layersAhead: number }): void;
   cancel?(hashes: string[]): void;
 }
 
@@ -290,7 +294,7 @@ export class Prefetcher {
     for (const x of experts) {
       const hashes = this.opts.hashesOf(m, x);
       this.prefetchedShards += hashes.length;
-      this.opts.target.prefetch(hashes, 2 * (this.depth - depth) + scores[x]!);
+      this.opts.target.prefetch(hashes, 2 * (this.depth - depth) + scores[x]!, { layersAhead: depth });
     }
   }
 

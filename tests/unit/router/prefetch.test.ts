@@ -23,10 +23,10 @@ function moe(over: Partial<MoeConfig> = {}): MoeConfig {
 }
 
 class RecordingTarget {
-  readonly prefetches: { hashes: string[]; priority: number }[] = [];
+  readonly prefetches: { hashes: string[]; priority: number; layersAhead: number }[] = [];
   readonly cancelled: string[] = [];
-  prefetch(hashes: string[], priority: number): void {
-    this.prefetches.push({ hashes, priority });
+  prefetch(hashes: string[], priority: number, hint?: { layersAhead: number }): void {
+    this.prefetches.push({ hashes, priority, layersAhead: hint!.layersAhead });
   }
   cancel(hashes: string[]): void {
     this.cancelled.push(...hashes);
@@ -109,6 +109,9 @@ describe('Prefetcher', () => {
     expect(prio(1).length).toBe(2);
     expect(prio(3).length).toBe(2);
     expect(Math.min(...prio(1))).toBeGreaterThan(Math.max(...prio(3)));
+    const ahead = (l: number) => target.prefetches.filter((x) => x.hashes[0]!.startsWith(`L${l}E`)).map((x) => x.layersAhead);
+    expect(ahead(1)).toEqual([1, 1]);
+    expect(ahead(3)).toEqual([2, 2]);
     p.observe(1, out.get(1)!);
     p.predict(1, h);
     p.observe(3, out.get(3)!);
