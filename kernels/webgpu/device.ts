@@ -1,0 +1,57 @@
+/** Getting a GPUDevice in a browser (navigator.gpu) or in Node (the `webgpu` package, Dawn). */
+import { KernelError } from '../layout.ts';
+
+export interface DeviceInfo {
+  device: GPUDevice;
+  /** Features this backend may use (those the device was created with). */
+  subgroups: boolean;
+  timestamps: boolean;
+  description: string;
+}
+
+// A variable module name keeps browser bundlers (vite, esbuild) from pulling the Node binding in.
+const NODE_WEBGPU = 'webgpu';
+
+/**
+ * Dawn's instance in Node. Held for the life of the process: when the GPU object is collected,
+ * Dawn tears its instance down under devices still in use, and the process crashes later.
+ */
+let nodeGpu: GPU | undefined;
+
+async function gpuEntry(): Promise<GPU> {
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (nav?.gpu) return nav.gpu;
+  try {
+    if (nodeGpu) return nodeGpu;
+    const mod = (await import(/* @vite-ignore */ NODE_WEBGPU)) as { create(flags: string[]): GPU };
+    // Dawn rounds timestamps to 100 µs by default (a browser anti-fingerprinting measure); a native
+    // process has no use for that and the kernel benchmark needs real ones.
+    nodeGpu = mod.create(['disable-dawn-features=timestamp_quantization']);
+    return nodeGpu;
+  } catch (err) {
+    throw new KernelError('no WebGPU: navigator.gpu is absent and the Node package "webgpu" could not be loaded', { cause: err });
+  }
+}
+
+export async function acquireDevice(): Promise<DeviceInfo> {
+  const gpu = await gpuEntry();
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) throw new KernelError('WebGPU has no adapter (no GPU and no software fallback such as SwiftShader)');
+  const features: GPUFeatureName[] = [];
+  for (const f of ['subgroups', 'timestamp-query'] as const) if (adapter.features.has(f)) features.push(f);
+  const l = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredFeatures: features,
+    requiredLimits: {
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxBufferSize: l.maxBufferSize,
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+    },
+  });
+  const info = adapter.info;
+  const description = [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(' / ') || 'unknown adapter';
+  return { device, subgroups: features.includes('subgroups'), timestamps: features.includes('timestamp-query'), description };
+}
