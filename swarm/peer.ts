@@ -31,9 +31,9 @@ export interface SwarmPeerOptions {
   /** Cap on this peer's total upload rate. Default: none. */
   uploadBytesPerSec?: number;
   /**
-   * Shard uploads served at once; further requests are told "busy" and go to other holders, so a
-   * popular peer (the seeder, at first) spreads distinct shards instead of splitting its bandwidth
-   * over everyone's requests. Default 4.
+   * Shard uploads served at once; further requests wait briefly in line, then are told "busy" and go
+   * to other holders, so a popular peer (the seeder, at first) spreads distinct shards instead of
+   * splitting its bandwidth over everyone's requests. Default 4.
    */
   maxUploads?: number;
   /** How often peers exchange shard maps; three missed in a row drop the peer. Default 2000 ms. */
@@ -80,6 +80,8 @@ export interface SwarmStats {
 }
 
 const BUSY = 'busy';
+/** Longest a request waits for an upload slot before being told "busy". */
+const UPLOAD_QUEUE_MS = 1000;
 
 /** A holder that is serving its maximum of uploads: try another, or the same one a little later. */
 class PeerBusyError extends SwarmProtocolError {
@@ -117,6 +119,7 @@ export class SwarmPeer extends EventTarget {
   private announceTimer: ReturnType<typeof setTimeout> | undefined;
   private uploaded = 0;
   private uploads = 0;
+  private readonly uploadQueue: (() => void)[] = [];
   private downloaded = 0;
 
   private constructor(opts: SwarmPeerOptions) {
@@ -364,15 +367,14 @@ export class SwarmPeer extends EventTarget {
         const size = this.storage.sizeOf(req.hash);
         if (size === undefined || req.offset > size) {
           await sendAll(stream, encodeFrame({ t: 'err', message: `shard ${req.hash} not held` }));
-        } else if (this.uploads >= this.opts.maxUploads) {
+        } else if (!(await this.acquireUpload())) {
           await sendAll(stream, encodeFrame({ t: 'err', message: BUSY }));
         } else {
-          this.uploads++;
           try {
             const length = Math.min(req.length, size - req.offset);
             await this.sendBytes(stream, await this.storage.read(req.hash, req.offset, length));
           } finally {
-            this.uploads--;
+            this.releaseUpload();
           }
         }
       }
@@ -381,6 +383,35 @@ export class SwarmPeer extends EventTarget {
       this.log(`serving ${from}: ${why(err)}`);
       stream.abort(err as Error);
     }
+  }
+
+  /**
+   * An upload slot: at once when one is free, else after waiting in line up to UPLOAD_QUEUE_MS (so a
+   * slot never idles while requests are coming), else false: the requester is told to go elsewhere.
+   */
+  private acquireUpload(): Promise<boolean> {
+    if (this.uploads < this.opts.maxUploads) {
+      this.uploads++;
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => {
+      const grant = () => {
+        clearTimeout(t);
+        resolve(true);
+      };
+      const t = setTimeout(() => {
+        this.uploadQueue.splice(this.uploadQueue.indexOf(grant), 1);
+        resolve(false);
+      }, UPLOAD_QUEUE_MS);
+      this.uploadQueue.push(grant);
+    });
+  }
+
+  /** Hands the slot to the next request in line, if any. */
+  private releaseUpload(): void {
+    const next = this.uploadQueue.shift();
+    if (next) next();
+    else this.uploads--;
   }
 
   private async sendBytes(stream: Stream, bytes: Uint8Array): Promise<void> {

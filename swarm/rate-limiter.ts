@@ -5,11 +5,14 @@ export class RateLimiter {
   private tokens: number;
   private last = performance.now();
   private readonly rate: number;
+  /** Tokens saved up at most: 250 ms of the rate, so timers that fire late on a busy event loop lose no capacity. */
+  private readonly capacity: number;
   private queue: Promise<void> = Promise.resolve();
 
   constructor(bytesPerSec: number) {
     this.rate = bytesPerSec;
     this.chunkBytes = Math.round(Math.min(64 * 1024, Math.max(1024, bytesPerSec / 20)));
+    this.capacity = Math.max(this.chunkBytes, bytesPerSec / 4);
     this.tokens = this.chunkBytes;
   }
 
@@ -24,7 +27,7 @@ export class RateLimiter {
     for (;;) {
       signal?.throwIfAborted();
       const now = performance.now();
-      this.tokens = Math.min(this.chunkBytes, this.tokens + ((now - this.last) / 1000) * this.rate);
+      this.tokens = Math.min(this.capacity, this.tokens + ((now - this.last) / 1000) * this.rate);
       this.last = now;
       if (this.tokens >= n) {
         this.tokens -= n;

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { startSignalServer, type SignalServer } from '../../signaling-server/node.ts';
+import { startNodePeer } from '../../swarm/node.ts';
 import { Cleanup, makeModel } from '../integration/swarm-helpers.ts';
 import { withBrowser } from './harness.ts';
 
@@ -47,5 +48,23 @@ describe('browser swarm over WebRTC', () => {
     expect(result.relay.relayedConnectionsTotal).toBeGreaterThan(0);
     expect(result.relay.bytesIn).toBeLessThan(result.fetched.bytes);
     console.log(`swarm-webrtc: ${result.fetched.blobs} blobs, ${result.fetched.bytes} bytes tab→tab in ${result.fetched.ms.toFixed(0)} ms over ${result.conns.map((c) => c.addr).join(', ')}`);
+  });
+
+  it('a tab fetches verified shards from a Node seeder over WebSockets', async () => {
+    const seeder = await startNodePeer({ dir: model.dir, signal: server.addrs, evict: false, heartbeatMs: 500, discoveryMs: 1000 });
+    try {
+      const result = await withBrowser(PAGE, async ({ newPage }) => {
+        const tab = await newPage();
+        await tab.waitForFunction(() => window.dopplerSwarm !== undefined);
+        await tab.evaluate((o) => window.dopplerSwarm.start(o), { signal: server.addrs, modelId: model.id });
+        await tab.waitForFunction((id) => window.dopplerSwarm.peers().includes(id), seeder.id, { timeout: 30_000 });
+        return { fetched: await tab.evaluate(() => window.dopplerSwarm.fetchAll()), conns: await tab.evaluate((id) => window.dopplerSwarm.connections(id), seeder.id) };
+      });
+      expect(result.fetched.verified).toBe(true);
+      expect(result.conns.some((c) => /\/tcp\/\d+\/ws$/.test(c.addr.split('/p2p/')[0]!) && !c.limited)).toBe(true);
+      expect(seeder.stats().uploadedBytes).toBeGreaterThanOrEqual(result.fetched.bytes);
+    } finally {
+      await seeder.stop();
+    }
   });
 });
