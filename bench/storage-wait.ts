@@ -18,7 +18,8 @@ import { parseArgs } from 'node:util';
 import { Engine, backendUploader } from '../engine/index.ts';
 import { modelDirSource } from '../engine/node.ts';
 import { createCpuBackend, type DeviceBytes } from '../kernels/index.ts';
-import { blake3Hex, decodeManifest } from '../manifests/index.ts';
+import { blake3Hex, decodeManifest, dequantize, shardHashesOfExpert, tensorByName } from '../manifests/index.ts';
+import { Prefetcher, type LayerGate } from '../router/index.ts';
 import { ShardStore, shardMeta, type PolicyName, type ShardSource } from '../storage/index.ts';
 import { DirSource } from '../storage/node.ts';
 
@@ -93,12 +94,36 @@ async function generateAll(engine: Engine) {
 
 const reference = await generateAll(await Engine.load({ backend: createCpuBackend(), source: await modelDirSource(values.model!) }));
 
+const tensors = tensorByName(manifest);
+async function hostTensor(name: string): Promise<Float32Array> {
+  const t = tensors.get(name)!;
+  const bytes = await dir.get(manifest.shards[t.shard]!.hash);
+  return dequantize(t, bytes.subarray(t.offset, t.offset + t.length));
+}
+const gates: (LayerGate | null)[] = [];
+for (let l = 0; l < manifest.config.numLayers; l++) {
+  gates.push(tensors.has(`layers.${l}.moe.router`) ? { weight: await hostTensor(`layers.${l}.moe.router`), norm: await hostTensor(`layers.${l}.ffn_norm`) } : null);
+}
+
+interface Config {
+  fraction: number;
+  policy: PolicyName;
+  depth: number;
+  /** RAM tier budget as a fraction of the experts' bytes. */
+  ram: number;
+  /** Prefetch the next layer into VRAM and the `depth - 1` after it into RAM only. */
+  staged: boolean;
+}
 const runs = [];
-const configs = values.budget!.split(',').map(Number).flatMap((fraction) =>
-  (['lru', 'reuse'] as PolicyName[]).flatMap((policy) => [0, 1, 2].map((depth) => ({ fraction, policy, depth }))),
+const configs: Config[] = values.budget!.split(',').map(Number).flatMap((fraction) =>
+  (['lru', 'reuse'] as PolicyName[]).flatMap((policy) => [0, 1, 2].map((depth) => ({ fraction, policy, depth, ram: 0, staged: false }))),
 );
+// a RAM tier between VRAM and the source, with prefetches farther ahead staged in it
+for (const [depth, staged] of [[0, false], [1, false], [3, true]] as const) {
+  configs.push({ fraction: 0.25, policy: 'reuse', depth, ram: 0.5, staged });
+}
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-for (const { fraction, policy, depth } of configs) {
+for (const { fraction, policy, depth, ram, staged } of configs) {
   // a token needs topK experts of one layer at once: the smallest budget the engine accepts
   const vramBytes = Math.max(manifest.config.moe.topK * largestExpert, Math.round(fraction * expertBytes));
   const trials = [];
@@ -106,13 +131,34 @@ for (const { fraction, policy, depth } of configs) {
     const backend = createCpuBackend();
     const store = await ShardStore.open<DeviceBytes>({
       sources: [new SlowSource(dir)],
-      ramBytes: 0,
+      ramBytes: Math.round(ram * expertBytes),
       vram: { bytes: vramBytes, uploader: backendUploader(backend) },
       meta: shardMeta(manifest),
       numLayers: manifest.config.numLayers,
       policy,
     });
-    const engine = await Engine.load({ backend, source: { manifest, id, shard: (h) => store.get(h) }, store, prefetchDepth: depth });
+    const staging = staged
+      ? new Prefetcher({
+          moe: manifest.config.moe,
+          hiddenSize: manifest.config.hiddenSize,
+          numLayers: manifest.config.numLayers,
+          rmsNormEps: manifest.config.rmsNormEps,
+          depth,
+          gate: (l) => gates[l] ?? null,
+          hashesOf: (l, e) => shardHashesOfExpert(manifest, l, e),
+          target: {
+            prefetch: (h, p, hint) => store.prefetch(h, p, { device: (hint?.layersAhead ?? 1) <= 1 }),
+            cancel: (h) => store.cancel(h),
+          },
+        })
+      : null;
+    const engine = await Engine.load({
+      backend,
+      source: { manifest, id, shard: (h) => store.get(h) },
+      store,
+      prefetchDepth: staged ? 0 : depth,
+      ...(staging ? { observer: staging } : {}),
+    });
     const before = store.stats();
     const r = await generateAll(engine);
     const s = store.stats();
@@ -135,6 +181,8 @@ for (const { fraction, policy, depth } of configs) {
   const run = {
     budgetFraction: fraction,
     vramBytes,
+    ramBytes: Math.round(ram * expertBytes),
+    stagedInRam: staged,
     policy,
     prefetchDepth: depth,
     idsMatchResident: trials.every((t) => t.idsMatch),
@@ -149,7 +197,7 @@ for (const { fraction, policy, depth } of configs) {
   };
   runs.push(run);
   process.stdout.write(
-    `budget ${fraction} ${policy.padEnd(5)} prefetch depth ${depth}: wait ${run.expertWaitMsPerToken.toFixed(2)} ms/token (${run.msPerToken.toFixed(1)} ms/token), ` +
+    `budget ${fraction}${ram ? ` ram ${ram}` : ''} ${policy.padEnd(5)} prefetch depth ${depth}${staged ? ' (2+ ahead into RAM)' : ''}: wait ${run.expertWaitMsPerToken.toFixed(2)} ms/token (${run.msPerToken.toFixed(1)} ms/token), ` +
       `hits ${(run.demandHitRate * 100).toFixed(1)}%, cold misses ${run.coldMissesPerToken.toFixed(2)}/token, joined prefetch ${run.joinedPrefetchPerToken.toFixed(2)}/token, ` +
       `fetches ${run.fetchesPerToken.toFixed(2)}/token, ids ${run.idsMatchResident ? 'match' : 'DIFFER'}\n`,
   );
