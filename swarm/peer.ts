@@ -310,11 +310,12 @@ export class SwarmPeer extends EventTarget {
 
   private ensureManifest(signal?: AbortSignal): Promise<void> {
     if (this.manifest) return Promise.resolve();
-    this.manifestPromise ??= this.fetchManifest(signal).finally(() => (this.manifestPromise = undefined));
-    return this.manifestPromise;
+    this.manifestPromise ??= this.fetchManifest().finally(() => (this.manifestPromise = undefined));
+    return signal ? raceAbort(this.manifestPromise, signal) : this.manifestPromise;
   }
 
-  private async fetchManifest(signal?: AbortSignal): Promise<void> {
+  private async fetchManifest(): Promise<void> {
+    const signal = this.stopping.signal;
     const deadline = Date.now() + this.opts.unavailableAfterMs;
     const tried = new Set<string>();
     while (!this.manifest) {
@@ -322,7 +323,7 @@ export class SwarmPeer extends EventTarget {
       const next = [...this.remotes.keys()].find((id) => !tried.has(id) && !this.banned.has(id));
       if (!next) {
         if (Date.now() > deadline) throw new ShardUnavailableError(`no peer of model ${this.modelId} answered with its manifest`);
-        void this.discover();
+        if (this.remotes.size === 0) void this.discover();
         await this.waitForUpdate(500, signal);
         if (this.remotes.size > 0 && [...this.remotes.keys()].every((id) => tried.has(id))) tried.clear();
         continue;
