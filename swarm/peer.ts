@@ -169,6 +169,11 @@ export class SwarmPeer extends EventTarget {
     return this.node.peerId.toString();
   }
 
+  /** How this source is named in errors and stats (ShardSource.name). */
+  get name(): string {
+    return `swarm of model ${this.modelId.slice(0, 12)}`;
+  }
+
   async stop(): Promise<void> {
     this.stopping.abort(new SwarmError('swarm peer stopped'));
     for (const t of this.timers) clearInterval(t);
