@@ -17,7 +17,7 @@ import { modelDirSource } from '../engine/node.ts';
 import { createWebGpuBackend, type DeviceBytes } from '../kernels/index.ts';
 import { MODEL_FILES, type WeightDtype } from '../manifests/index.ts';
 import { PRESETS, synth } from '../manifests/node.ts';
-import { ShardStore, type StoreStats } from '../storage/index.ts';
+import { ShardStore, shardMeta, type StoreStats } from '../storage/index.ts';
 import { DirSource } from '../storage/node.ts';
 
 const { values } = parseArgs({
@@ -90,6 +90,7 @@ async function pagedRun(prefetchDepth: number) {
     sources: [new DirSource(dir)],
     ramBytes: m.totals.bytes + 2 ** 30,
     vram: { bytes: vramBudget, uploader: backendUploader(backend) },
+    meta: shardMeta(m),
     numLayers: m.config.numLayers,
   });
   const t0 = performance.now();

@@ -251,6 +251,7 @@ export class Engine {
 function createPrefetcher(m: Manifest, dense: DenseWeights, store: ShardStore<DeviceBytes>, depth: number): Prefetcher {
   const cfg = m.config;
   const shardsOf = new Map(m.experts.map((e) => [`${e.layer}/${e.expert}`, e.shards.map((s) => m.shards[s]!.hash)]));
+  const ramTier = store.stats().ram.budgetBytes;
   return new Prefetcher({
     moe: cfg.moe,
     hiddenSize: cfg.hiddenSize,
@@ -262,6 +263,10 @@ function createPrefetcher(m: Manifest, dense: DenseWeights, store: ShardStore<De
       return moe ? { weight: moe.routerHost, bias: moe.bias, norm: moe.normHost } : null;
     },
     hashesOf: (l, e) => shardsOf.get(`${l}/${e}`) ?? [],
-    target: { prefetch: (hashes, priority) => store.prefetch(hashes, priority), cancel: (hashes) => store.cancel(hashes) },
+    target: {
+      // the next layer goes straight to VRAM; layers further ahead wait in RAM when there is a RAM tier
+      prefetch: (hashes, priority, hint) => store.prefetch(hashes, priority, { device: ramTier === 0 || (hint?.layersAhead ?? 1) <= 1 }),
+      cancel: (hashes) => store.cancel(hashes),
+    },
   });
 }

@@ -12,7 +12,7 @@ import { Engine, ModelLoadError, backendUploader, type ModelSource } from '../..
 import { modelDirSource } from '../../engine/node.ts';
 import { createCpuBackend, type DeviceBytes } from '../../kernels/index.ts';
 import { blake3Hex } from '../../manifests/index.ts';
-import { ShardStore, type ShardSource } from '../../storage/index.ts';
+import { ShardStore, shardMeta, type ShardSource } from '../../storage/index.ts';
 import { DirBackend, DirSource } from '../../storage/node.ts';
 import { convertFixture, hfMoeDir } from './fixtures.ts';
 
@@ -38,6 +38,8 @@ async function pagedEngine(source: ModelSource, opts: { vram: number; ram: numbe
     sources: opts.sources,
     ramBytes: opts.ram,
     vram: { bytes: opts.vram, uploader: backendUploader(backend) },
+    meta: shardMeta(source.manifest),
+    numLayers: source.manifest.config.numLayers,
     ...(opts.cacheDir ? { persistent: { backend: await DirBackend.open(opts.cacheDir), bytes: 1 << 30 } } : {}),
   });
   const paged: ModelSource = { manifest: source.manifest, id: source.id, shard: (h) => store.get(h) };
