@@ -88,6 +88,7 @@ class PeerBusyError extends SwarmProtocolError {
   override name = 'PeerBusyError';
 }
 const UNMEASURED_RATE = 50e6;
+const MAX_KNOWN_PEERS = 1024;
 
 /**
  * One member of a model's swarm. Finds peers through the signaling server and through the peers it
@@ -536,6 +537,8 @@ export class SwarmPeer extends EventTarget {
 
   private learn(id: string, addrs: string[]): void {
     if (id === this.id || this.banned.has(id) || addrs.length === 0) return;
+    // Untrusted peers can list anyone: keep the set of addresses to try bounded.
+    if (!this.known.has(id) && this.known.size >= MAX_KNOWN_PEERS) return;
     this.known.set(id, addrs);
   }
 
