@@ -44,24 +44,26 @@ export type NodePeerOptions = Omit<SwarmPeerOptions, 'node' | 'storage' | 'model
 
 /**
  * A swarm peer whose shards live in a model directory. A directory that already holds
- * manifest.msgpack (a converted model, or an earlier fetch) is served as it is.
+ * manifest.msgpack (a converted model, or an earlier fetch) is served as it is, and none of its
+ * shards are dropped as surplus replicas unless `evict` is set.
  */
 export async function startNodePeer(opts: NodePeerOptions): Promise<SwarmPeer> {
   const storage = await FsShardStorage.open(opts.dir);
-  let manifestBytes = opts.manifestBytes;
-  if (!manifestBytes) {
-    try {
-      manifestBytes = await readFile(join(opts.dir, MODEL_FILES.manifest));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
+  let onDisk: Uint8Array | undefined;
+  try {
+    onDisk = await readFile(join(opts.dir, MODEL_FILES.manifest));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
+  const manifestBytes = opts.manifestBytes ?? onDisk;
   const modelId = opts.modelId ?? (manifestBytes ? await blake3Hex(manifestBytes) : undefined);
   if (!modelId) throw new SwarmError(`${opts.dir} has no ${MODEL_FILES.manifest}: give the model id`);
   const { listen, privateKey, dir: _dir, ...rest } = opts;
   const node = await createNodeLibp2p({ ...(listen ? { listen } : {}), ...(privateKey ? { privateKey } : {}) });
   try {
-    return await SwarmPeer.start({ ...rest, ...(manifestBytes ? { manifestBytes } : {}), node, storage, modelId });
+    // A directory with a manifest is a model someone converted or fetched: never drop its shards unasked.
+    const evict = opts.evict ?? onDisk === undefined;
+    return await SwarmPeer.start({ ...rest, ...(manifestBytes ? { manifestBytes } : {}), node, storage, modelId, evict });
   } catch (err) {
     await node.stop();
     throw err;
