@@ -1,0 +1,593 @@
+/**
+ * The WebGPU backend: WGSL kernels (kernels/wgsl) behind the Backend interface, the same code in a
+ * browser and in Node. Ops are recorded into one command encoder (one compute pass while possible)
+ * and submitted when a result is read, `sync` is called, or many upload bytes are pending.
+ */
+import type { WeightDtype } from '../../manifests/index.ts';
+import type { Act, AttentionParams, Backend, DeviceBytes, RopeParams, Weight } from '../backend.ts';
+import { checkWeight, KernelError, quantBytes, weightByteLength } from '../layout.ts';
+import * as v from '../validate.ts';
+import { attentionSource } from '../wgsl/attention.wgsl.ts';
+import type { KernelSource } from '../wgsl/common.wgsl.ts';
+import { binarySource, copySource, ELEMENTWISE_WG, embedSource, fillSource, gatherSource, scatterAddSource } from '../wgsl/elementwise.wgsl.ts';
+import { GEMM_TILE, gemmSource, gemvFits, gemvSource, unitWeights, type GemvShape } from '../wgsl/matmul.wgsl.ts';
+import { ropeSource, ROPE_WG } from '../wgsl/rope.wgsl.ts';
+import { argmaxSource, finiteRowsSource, rmsnormSource } from '../wgsl/rows.wgsl.ts';
+import { Arena } from './arena.ts';
+import { acquireDevice, type DeviceInfo } from './device.ts';
+import { StagingPool } from './staging.ts';
+import { BufferUsage, MapMode } from './usage.ts';
+
+/** Decode batches up to this many rows use the gemv kernels. */
+export const GEMV_MAX_M = 8;
+/** Submit once this many upload bytes wait in staging, so the GPU copies while the CPU stages more. */
+const UPLOAD_FLUSH_BYTES = 32 << 20;
+const MAX_GRID = 65535;
+
+class GpuBytes implements DeviceBytes {
+  readonly buffer: GPUBuffer;
+  readonly byteLength: number;
+  released = false;
+  constructor(buffer: GPUBuffer, byteLength: number) {
+    this.buffer = buffer;
+    this.byteLength = byteLength;
+  }
+}
+
+interface Storage {
+  buffer: GPUBuffer;
+  size: number;
+  freed: boolean;
+}
+
+class GpuAct implements Act {
+  readonly rows: number;
+  readonly cols: number;
+  readonly storage: Storage;
+  constructor(rows: number, cols: number, storage: Storage) {
+    this.rows = rows;
+    this.cols = cols;
+    this.storage = storage;
+  }
+  get buffer(): GPUBuffer {
+    if (this.storage.freed) throw new KernelError(`activation [${this.rows}, ${this.cols}] was used after freeAct`);
+    return this.storage.buffer;
+  }
+}
+
+class GpuWeight implements Weight {
+  readonly src: DeviceBytes;
+  readonly byteOffset: number;
+  readonly dtype: WeightDtype;
+  readonly rows: number;
+  readonly cols: number;
+  constructor(src: GpuBytes, byteOffset: number, dtype: WeightDtype, rows: number, cols: number) {
+    this.src = src;
+    this.byteOffset = byteOffset;
+    this.dtype = dtype;
+    this.rows = rows;
+    this.cols = cols;
+  }
+}
+
+interface Pipeline {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+  params: KernelSource['params'];
+}
+
+type GemvChooser = (dtype: WeightDtype, m: number, n: number, k: number) => Omit<GemvShape, 'dtype' | 'm'>;
+
+/** The Backend plus what benchmarks and tooling need from the WebGPU one. */
+export interface WebGpuBackend extends Backend {
+  readonly device: GPUDevice;
+  readonly info: DeviceInfo;
+  /** GPU nanoseconds of the ops `record` queues (timestamp queries), or null without timestamp-query. */
+  timeGpu(record: () => void): Promise<number | null>;
+  /** Submits recorded work without waiting. */
+  flush(): void;
+  /** Overrides the gemv shape heuristic (benchmark sweeps); null restores it. */
+  setGemvChooser(choose: GemvChooser | null): void;
+  /** Uploads with queue.writeBuffer instead of staging (for comparison). */
+  uploadWithWriteBuffer(bytes: Uint8Array): DeviceBytes;
+  destroy(): void;
+}
+
+const roundUp = (n: number, a: number): number => Math.ceil(n / a) * a;
+const pow2Floor = (n: number): number => 2 ** Math.floor(Math.log2(Math.max(1, n)));
+
+/** Default gemv shape: enough lanes per row to give each ~4+ units, rows per thread while the grid stays wide. */
+export function defaultGemvShape(dtype: WeightDtype, m: number, n: number, k: number): Omit<GemvShape, 'dtype' | 'm'> {
+  const units = k / unitWeights(dtype);
+  const tpr = Math.min(32, Math.max(4, pow2Floor(units / 4)));
+  const groups = 256 / tpr;
+  let rpt = 1;
+  if (m === 1) for (const r of [4, 2]) if (n / (groups * r) >= 512) { rpt = r; break; }
+  return { tpr, rpt };
+}
+
+const BINDING = /@binding\((\d+)\)\s*var<(uniform|storage,\s*read_write|storage,\s*read)>/g;
+
+/**
+ * The bind group layout a kernel declares (an explicit layout, since 'auto' drops bindings a
+ * variant does not use, and every variant of a kernel is called with the same bindings).
+ */
+function layoutEntries(code: string): GPUBindGroupLayoutEntry[] {
+  return Array.from(code.matchAll(BINDING), (m) => ({
+    binding: Number(m[1]),
+    visibility: 0x4, // GPUShaderStage.COMPUTE
+    buffer: { type: m[2] === 'uniform' ? 'uniform' : m[2]!.endsWith('read_write') ? 'storage' : 'read-only-storage' },
+  }));
+}
+
+function asAct(a: Act): GpuAct {
+  if (!(a instanceof GpuAct)) throw new KernelError('activation does not belong to this WebGPU backend');
+  return a;
+}
+
+function asWeight(w: Weight): GpuWeight {
+  if (!(w instanceof GpuWeight)) throw new KernelError('weight does not belong to this WebGPU backend');
+  if ((w.src as GpuBytes).released) throw new KernelError('weight bytes were released');
+  return w;
+}
+
+export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Promise<WebGpuBackend> {
+  const info: DeviceInfo = opts.device
+    ? {
+        device: opts.device,
+        subgroups: opts.device.features.has('subgroups'),
+        timestamps: opts.device.features.has('timestamp-query'),
+        description: 'caller-provided device',
+      }
+    : await acquireDevice();
+  const device = info.device;
+  const limits = device.limits;
+  let deviceError: string | null = null;
+  device.addEventListener('uncapturederror', (e) => {
+    deviceError ??= (e as GPUUncapturedErrorEvent).error.message;
+  });
+  void device.lost.then((l) => {
+    deviceError ??= `device lost: ${l.message}`;
+  });
+
+  const arena = new Arena(device);
+  const staging = new StagingPool(device);
+  const pipelines = new Map<string, Pipeline>();
+  const pool = new Map<number, GPUBuffer[]>();
+  let pooledBytes = 0;
+  let liveActBytes = 0;
+  let uploadedBytes = 0;
+  let encoder: GPUCommandEncoder | null = null;
+  let pass: GPUComputePassEncoder | null = null;
+  let timing: { querySet: GPUQuerySet; began: boolean } | null = null;
+  let chooseGemv: GemvChooser = defaultGemvShape;
+
+  function throwIfDeviceError(): void {
+    if (deviceError) throw new KernelError(`WebGPU error: ${deviceError}`);
+  }
+
+  function getPass(): GPUComputePassEncoder {
+    if (!pass) {
+      encoder ??= device.createCommandEncoder();
+      const desc: GPUComputePassDescriptor = {};
+      if (timing) {
+        if (timing.began) throw new KernelError('timeGpu: the timed ops need more than one compute pass');
+        timing.began = true;
+        desc.timestampWrites = { querySet: timing.querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 };
+      }
+      pass = encoder.beginComputePass(desc);
+    }
+    return pass;
+  }
+
+  function getEncoder(): GPUCommandEncoder {
+    if (pass) {
+      pass.end();
+      pass = null;
+    }
+    encoder ??= device.createCommandEncoder();
+    return encoder;
+  }
+
+  function flush(): void {
+    throwIfDeviceError();
+    if (!encoder && staging.pending === 0) return;
+    const enc = getEncoder();
+    encoder = null;
+    const arenaDone = arena.beforeSubmit(device.queue);
+    const stagingDone = staging.beforeSubmit();
+    device.queue.submit([enc.finish()]);
+    void device.queue.onSubmittedWorkDone().then(() => {
+      arenaDone();
+      stagingDone();
+    });
+  }
+
+  function pipelineFor(key: string, make: () => KernelSource): Pipeline {
+    let p = pipelines.get(key);
+    if (!p) {
+      const src = make();
+      const module = device.createShaderModule({ code: src.code, label: key });
+      const layout = device.createBindGroupLayout({ entries: layoutEntries(src.code), label: key });
+      const pipeline = device.createComputePipeline({
+        layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+        compute: { module, entryPoint: 'main' },
+        label: key,
+      });
+      p = { pipeline, layout, params: src.params };
+      pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  function dispatch(key: string, make: () => KernelSource, buffers: GPUBufferBinding[], params: Record<string, number>, grid: [number, number, number]): void {
+    if (grid[0] === 0 || grid[1] === 0 || grid[2] === 0) return;
+    const p = pipelineFor(key, make);
+    const raw = new ArrayBuffer(Math.max(16, roundUp(p.params.length * 4, 16)));
+    const u32 = new Uint32Array(raw);
+    const f32 = new Float32Array(raw);
+    p.params.forEach(([name, type], i) => {
+      const value = params[name];
+      if (value === undefined) throw new KernelError(`kernel ${key}: parameter ${name} missing`);
+      if (type === 'f32') f32[i] = value;
+      else u32[i] = value;
+    });
+    const slot = arena.alloc(u32);
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: slot.buffer, offset: slot.offset, size: slot.size } }];
+    buffers.forEach((b, i) => entries.push({ binding: i + 1, resource: b }));
+    const bindGroup = device.createBindGroup({ layout: p.layout, entries, label: key });
+    const ps = getPass();
+    ps.setPipeline(p.pipeline);
+    ps.setBindGroup(0, bindGroup);
+    ps.dispatchWorkgroups(grid[0], grid[1], grid[2]);
+  }
+
+  /** A 2-D grid covering `groups` workgroups, for kernels that linearise the workgroup id. */
+  function linearGrid(groups: number): [number, number, number] {
+    if (groups <= MAX_GRID) return [groups, 1, 1];
+    return [MAX_GRID, Math.ceil(groups / MAX_GRID), 1];
+  }
+
+  function newStorage(rows: number, cols: number): Storage {
+    const size = roundUp(Math.max(rows * cols * 4, 16), 256);
+    if (size > limits.maxStorageBufferBindingSize) {
+      throw new KernelError(`activation [${rows}, ${cols}] needs ${size} bytes; this device binds at most ${limits.maxStorageBufferBindingSize}`);
+    }
+    liveActBytes += size;
+    const free = pool.get(size);
+    const reused = free?.pop();
+    if (reused) {
+      pooledBytes -= size;
+      const s = { buffer: reused, size, freed: false };
+      fill(s, 0);
+      return s;
+    }
+    const buffer = device.createBuffer({ size, usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST });
+    return { buffer, size, freed: false };
+  }
+
+  function releaseStorage(s: Storage): void {
+    if (s.freed) return;
+    s.freed = true;
+    liveActBytes -= s.size;
+    const list = pool.get(s.size) ?? [];
+    list.push(s.buffer);
+    pool.set(s.size, list);
+    pooledBytes += s.size;
+  }
+
+  function fill(s: Storage, value: number): void {
+    const count = s.size / 4;
+    dispatch('fill', fillSource, [{ buffer: s.buffer }], { count, value }, linearGrid(Math.ceil(count / ELEMENTWISE_WG)));
+  }
+
+  const whole = (a: GpuAct): GPUBufferBinding => ({ buffer: a.buffer });
+
+  /** Runs `body` with an output that aliases none of `inputs`, copying back to `out` when a temporary was needed. */
+  function withDistinctOut(out: GpuAct, inputs: GpuAct[], keepContents: boolean, body: (o: GpuAct) => void): void {
+    if (!inputs.some((i) => i.storage === out.storage)) {
+      body(out);
+      return;
+    }
+    const tmp = new GpuAct(out.rows, out.cols, newStorage(out.rows, out.cols));
+    if (keepContents) copyFlat(out, tmp);
+    body(tmp);
+    copyFlat(tmp, out);
+    releaseStorage(tmp.storage);
+  }
+
+  function copyFlat(src: GpuAct, dst: GpuAct): void {
+    const count = src.rows * src.cols;
+    dispatch('copy', () => copySource(false), [whole(dst), whole(src)], { count, cols: Math.max(count, 1), srcStride: 0, srcBase: 0, dstStride: 0, dstBase: 0 }, linearGrid(Math.ceil(count / ELEMENTWISE_WG)));
+  }
+
+  function weightBinding(w: GpuWeight): { binding: GPUBufferBinding; wB: number; wS: number } {
+    const buf = (w.src as GpuBytes).buffer;
+    const base = w.byteOffset - (w.byteOffset % 256);
+    const wB = (w.byteOffset - base) / 4;
+    const size = Math.min(roundUp(w.byteOffset - base + weightByteLength(w.dtype, w.rows, w.cols), 16), buf.size - base);
+    if (size > limits.maxStorageBufferBindingSize) {
+      throw new KernelError(`${w.dtype} weight ${w.rows}×${w.cols} is ${size} bytes; this device binds at most ${limits.maxStorageBufferBindingSize}`);
+    }
+    const wS = w.dtype === 'q8_0' || w.dtype === 'q4_0' ? wB + quantBytes(w.dtype, w.rows, w.cols) / 4 : 0;
+    return { binding: { buffer: buf, offset: base, size }, wB, wS };
+  }
+
+  function uploadBuffer(bytes: Uint8Array, viaWriteBuffer: boolean): GpuBytes {
+    const size = roundUp(Math.max(bytes.byteLength, 16), 16);
+    if (size > limits.maxBufferSize) throw new KernelError(`upload of ${bytes.byteLength} bytes exceeds this device's maxBufferSize ${limits.maxBufferSize}`);
+    const buffer = device.createBuffer({ size, usage: BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC });
+    uploadedBytes += size;
+    if (viaWriteBuffer) {
+      flush();
+      const padded = bytes.byteLength % 4 === 0 ? bytes : (() => { const c = new Uint8Array(roundUp(bytes.byteLength, 4)); c.set(bytes); return c; })();
+      device.queue.writeBuffer(buffer, 0, padded.buffer, padded.byteOffset, padded.byteLength);
+    } else {
+      const copies = staging.stage(bytes);
+      const enc = getEncoder();
+      for (const c of copies) enc.copyBufferToBuffer(c.src, c.srcOffset, buffer, c.dstOffset, c.size);
+      if (staging.pending >= UPLOAD_FLUSH_BYTES) flush();
+    }
+    return new GpuBytes(buffer, bytes.byteLength);
+  }
+
+  function matmulImpl(x: GpuAct, w: GpuWeight, out: GpuAct, accumulate: boolean, heads: number): void {
+    const n = w.rows / heads;
+    const k = w.cols;
+    const m = x.rows;
+    const wb = weightBinding(w);
+    const base = { M: m, N: n, xStride: x.cols, xHead: heads > 1 ? k : 0, outStride: out.cols, outHead: heads > 1 ? n : 0, accumulate: accumulate ? 1 : 0 };
+    if (m <= GEMV_MAX_M && gemvFits(w.dtype, k, x.cols, wb.wB)) {
+      const { tpr, rpt } = chooseGemv(w.dtype, m, n, k);
+      const shape: GemvShape = { dtype: w.dtype, m, tpr, rpt };
+      const rowsPerGroup = (256 / tpr) * rpt;
+      dispatch(
+        `gemv:${w.dtype}:${m}:${tpr}:${rpt}`,
+        () => gemvSource(shape),
+        [whole(out), wb.binding, wb.binding, whole(x)],
+        { ...base, units: k / unitWeights(w.dtype), wB4: wb.wB / 4, wS: wb.wS, xStride4: x.cols / 4, xHead4: heads > 1 ? k / 4 : 0 },
+        [Math.ceil(n / rowsPerGroup), heads, 1],
+      );
+      return;
+    }
+    dispatch(`gemm:${w.dtype}`, () => gemmSource(w.dtype), [whole(out), wb.binding, whole(x)], { ...base, wK: k, wB: wb.wB, wS: wb.wS }, [Math.ceil(n / GEMM_TILE), Math.ceil(m / GEMM_TILE), heads]);
+  }
+
+  async function readBack(src: GPUBuffer, size: number): Promise<ArrayBuffer> {
+    const rb = device.createBuffer({ size: roundUp(Math.max(size, 4), 4), usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
+    getEncoder().copyBufferToBuffer(src, 0, rb, 0, roundUp(Math.max(size, 4), 4));
+    flush();
+    try {
+      await rb.mapAsync(MapMode.READ);
+    } catch (err) {
+      throwIfDeviceError();
+      throw new KernelError('reading back from the GPU failed', { cause: err });
+    }
+    const data = rb.getMappedRange().slice(0, size);
+    rb.destroy();
+    throwIfDeviceError();
+    return data;
+  }
+
+  /** A per-row u32 result of a one-workgroup-per-row kernel, read back. */
+  async function rowsKernel(key: string, make: () => KernelSource, x: GpuAct): Promise<Uint32Array> {
+    const res = newStorage(x.rows, 1);
+    dispatch(key, make, [{ buffer: res.buffer }, whole(x)], { rows: x.rows, cols: x.cols }, linearGrid(x.rows));
+    const data = await readBack(res.buffer, x.rows * 4);
+    releaseStorage(res);
+    return new Uint32Array(data);
+  }
+
+  const backend: WebGpuBackend = {
+    name: 'webgpu',
+    device,
+    info,
+
+    upload(bytes) {
+      return uploadBuffer(bytes, false);
+    },
+    uploadWithWriteBuffer(bytes) {
+      return uploadBuffer(bytes, true);
+    },
+    releaseBytes(b) {
+      if (!(b instanceof GpuBytes)) throw new KernelError('bytes do not belong to this WebGPU backend');
+      if (b.released) return;
+      b.released = true;
+      uploadedBytes -= b.buffer.size;
+      b.buffer.destroy();
+    },
+    weight(src, byteOffset, dtype, rows, cols) {
+      if (!(src instanceof GpuBytes)) throw new KernelError('weight bytes do not belong to this WebGPU backend');
+      checkWeight(src.byteLength, byteOffset, dtype, rows, cols);
+      return new GpuWeight(src, byteOffset, dtype, rows, cols);
+    },
+
+    act(rows, cols) {
+      v.checkActShape(rows, cols);
+      return new GpuAct(rows, cols, newStorage(rows, cols));
+    },
+    view(a, rows, cols) {
+      const g = asAct(a);
+      v.checkActShape(rows, cols);
+      if (rows * cols !== g.rows * g.cols) throw new KernelError(`view [${rows}, ${cols}] of [${g.rows}, ${g.cols}] changes the element count`);
+      return new GpuAct(rows, cols, g.storage);
+    },
+    freeAct(a) {
+      releaseStorage(asAct(a).storage);
+    },
+    write(a, data, rowOffset = 0) {
+      const g = asAct(a);
+      v.checkWrite(g, data.length, rowOffset);
+      if (data.length === 0) return;
+      const slot = arena.alloc(data);
+      getEncoder().copyBufferToBuffer(slot.buffer, slot.offset, g.buffer, rowOffset * g.cols * 4, data.length * 4);
+    },
+    async read(a) {
+      const g = asAct(a);
+      return new Float32Array(await readBack(g.buffer, g.rows * g.cols * 4));
+    },
+    bytesInUse() {
+      return uploadedBytes + liveActBytes + pooledBytes + arena.bytes + staging.bytes;
+    },
+
+    embed(ids, table, out) {
+      v.checkEmbed(ids, table, out);
+      const w = asWeight(table);
+      const o = asAct(out);
+      const wb = weightBinding(w);
+      const slot = arena.alloc(ids);
+      const count = ids.length * w.cols;
+      dispatch(`embed:${w.dtype}`, () => embedSource(w.dtype), [whole(o), wb.binding, { buffer: slot.buffer, offset: slot.offset, size: slot.size }], { count, wK: w.cols, wB: wb.wB, wS: wb.wS, idsOff: 0 }, linearGrid(Math.ceil(count / ELEMENTWISE_WG)));
+    },
+    matmul(x, w, out, accumulate = false) {
+      v.checkMatmul(x, w, out);
+      const gx = asAct(x);
+      withDistinctOut(asAct(out), [gx], accumulate, (o) => matmulImpl(gx, asWeight(w), o, accumulate, 1));
+    },
+    matmulHeads(x, w, out, heads) {
+      v.checkMatmulHeads(x, w, out, heads);
+      const gx = asAct(x);
+      withDistinctOut(asAct(out), [gx], false, (o) => matmulImpl(gx, asWeight(w), o, false, heads));
+    },
+    rmsnorm(x, w, out, eps) {
+      v.checkRmsnorm(x, w, out);
+      const gx = asAct(x);
+      const o = asAct(out);
+      const gw = asWeight(w);
+      const wb = weightBinding(gw);
+      const inPlace = gx.storage === o.storage;
+      const rows = (x.rows * x.cols) / w.cols;
+      const buffers = inPlace ? [whole(o), wb.binding] : [whole(o), wb.binding, whole(gx)];
+      dispatch(`rmsnorm:${gw.dtype}:${inPlace}`, () => rmsnormSource(gw.dtype, inPlace), buffers, { rows, wK: w.cols, wB: wb.wB, wS: wb.wS, eps }, linearGrid(rows));
+    },
+    rope(x, p: RopeParams) {
+      v.checkRope(x, p);
+      const g = asAct(x);
+      const slot = arena.alloc(v.ropeInvFreq(p));
+      const half = p.ropeDim / 2;
+      const count = x.rows * p.heads * half;
+      dispatch(
+        'rope',
+        ropeSource,
+        [whole(g), { buffer: slot.buffer, offset: slot.offset, size: slot.size }],
+        { count, heads: p.heads, half, cols: x.cols, headStride: p.headStride, ropeOffset: p.ropeOffset, startPos: p.startPos, interleaved: p.interleaved ? 1 : 0, freqOff: 0, scaling: p.scaling ?? 1 },
+        linearGrid(Math.ceil(count / ROPE_WG)),
+      );
+    },
+    swiglu(gate, up, out) {
+      v.checkSameShape('swiglu', gate, up, out);
+      binary('swiglu', asAct(gate), asAct(up), asAct(out));
+    },
+    add(a, b, out) {
+      v.checkSameShape('add', a, b, out);
+      binary('add', asAct(a), asAct(b), asAct(out));
+    },
+    copy(src, srcRow, srcCol, dst, dstRow, dstCol, rows, cols) {
+      v.checkCopy(src, srcRow, srcCol, dst, dstRow, dstCol, rows, cols);
+      const s = asAct(src);
+      const d = asAct(dst);
+      const same = s.storage === d.storage;
+      const count = rows * cols;
+      if (count === 0) return;
+      dispatch(
+        `copy:${same}`,
+        () => copySource(same),
+        same ? [whole(d)] : [whole(d), whole(s)],
+        { count, cols, srcStride: s.cols, srcBase: srcRow * s.cols + srcCol, dstStride: d.cols, dstBase: dstRow * d.cols + dstCol },
+        linearGrid(Math.ceil(count / ELEMENTWISE_WG)),
+      );
+    },
+    gather(x, rows, out) {
+      v.checkGather(x, rows, out);
+      const gx = asAct(x);
+      const slot = arena.alloc(rows);
+      const count = rows.length * x.cols;
+      withDistinctOut(asAct(out), [gx], false, (o) =>
+        dispatch('gather', gatherSource, [whole(o), whole(gx), { buffer: slot.buffer, offset: slot.offset, size: slot.size }], { count, cols: x.cols, rowsOff: 0 }, linearGrid(Math.ceil(count / ELEMENTWISE_WG))),
+      );
+    },
+    scatterAdd(y, rows, scale, out) {
+      v.checkScatterAdd(y, rows, scale, out);
+      const gy = asAct(y);
+      const meta = new Uint32Array(rows.length * 2);
+      meta.set(rows);
+      meta.set(new Uint32Array(scale.buffer, scale.byteOffset, scale.length), rows.length);
+      const slot = arena.alloc(meta);
+      const count = rows.length * y.cols;
+      withDistinctOut(asAct(out), [gy], true, (o) =>
+        dispatch('scatterAdd', scatterAddSource, [whole(o), whole(gy), { buffer: slot.buffer, offset: slot.offset, size: slot.size }], { count, cols: y.cols, rowsOff: 0, scaleOff: rows.length }, linearGrid(Math.ceil(count / ELEMENTWISE_WG))),
+      );
+    },
+    attention(q, k, vc, out, p: AttentionParams) {
+      v.checkAttention(q, k, vc, out, p);
+      const gq = asAct(q);
+      const gk = asAct(k);
+      const gv = asAct(vc);
+      const vec4K = p.dk % 4 === 0 && k.cols % 4 === 0;
+      withDistinctOut(asAct(out), [gq, gk, gv], false, (o) =>
+        dispatch(
+          `attention:${p.dk}:${p.dv}:${vec4K}`,
+          () => attentionSource(p.dk, p.dv, vec4K),
+          [whole(o), whole(gq), whole(gk), whole(gv)],
+          { M: q.rows, heads: p.heads, group: p.heads / p.kvHeads, startPos: p.startPos, qStride: q.cols, kStride: k.cols, vStride: vc.cols, vOff: p.vColOffset ?? 0, outStride: out.cols, scale: p.scale },
+          linearGrid(q.rows * p.heads),
+        ),
+      );
+    },
+    argmax(x) {
+      return rowsKernel('argmax', argmaxSource, asAct(x));
+    },
+    async finiteRows(x) {
+      return Array.from(await rowsKernel('finite', finiteRowsSource, asAct(x)), (f) => f === 1);
+    },
+    async sync() {
+      flush();
+      await device.queue.onSubmittedWorkDone();
+      throwIfDeviceError();
+    },
+
+    flush,
+    setGemvChooser(choose) {
+      chooseGemv = choose ?? defaultGemvShape;
+    },
+    async timeGpu(record) {
+      if (!info.timestamps) {
+        record();
+        return null;
+      }
+      getEncoder();
+      const querySet = device.createQuerySet({ type: 'timestamp', count: 2 });
+      timing = { querySet, began: false };
+      try {
+        record();
+      } finally {
+        timing = null;
+      }
+      const resolve = device.createBuffer({ size: 16, usage: BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC });
+      getEncoder().resolveQuerySet(querySet, 0, 2, resolve, 0);
+      const data = new BigUint64Array(await readBack(resolve, 16));
+      resolve.destroy();
+      querySet.destroy();
+      return Number(data[1]! - data[0]!);
+    },
+    destroy() {
+      staging.destroy();
+      device.destroy();
+    },
+  };
+
+  function binary(op: 'add' | 'swiglu', a: GpuAct, b: GpuAct, out: GpuAct): void {
+    const aliasA = a.storage === out.storage;
+    const aliasB = b.storage === out.storage;
+    const alias = aliasA && aliasB ? 'ab' : aliasA ? 'a' : aliasB ? 'b' : 'none';
+    const buffers = [whole(out)];
+    if (!aliasA) buffers.push(whole(a));
+    if (!aliasB) buffers.push(whole(b));
+    const count = out.rows * out.cols;
+    if (count === 0) return;
+    // a and b may share one buffer (read-only twice is fine) while out is separate.
+    dispatch(`${op}:${alias}`, () => binarySource(op, alias), buffers, { count }, linearGrid(Math.ceil(count / ELEMENTWISE_WG)));
+  }
+
+  return backend;
+}

@@ -1,0 +1,107 @@
+/**
+ * Causal grouped-query attention over a KV cache, any head widths (MLA's 576/512 included).
+ *
+ * One workgroup per (query row, head). It walks the visible keys in tiles of ATTN_WG: each thread
+ * scores one key against the query (kept in workgroup memory), the tile's max and sum meet in tree
+ * reductions, and an online softmax (running max m, running sum l, accumulator rescaled by
+ * exp(m_old - m_new)) keeps everything in f32 and max-subtracted however long the context. Each
+ * thread owns ceil(dv / ATTN_WG) output columns, so value reads are coalesced across threads.
+ */
+import { LINEAR_ENTRY_ARGS, LINEAR_WGID, paramsStruct, type KernelSource } from './common.wgsl.ts';
+
+export const ATTN_WG = 64;
+
+export function attentionSource(dk: number, dv: number, vec4K: boolean): KernelSource {
+  const params = [
+    ['M', 'u32'],
+    ['heads', 'u32'],
+    ['group', 'u32'],
+    ['startPos', 'u32'],
+    ['qStride', 'u32'],
+    ['kStride', 'u32'],
+    ['vStride', 'u32'],
+    ['vOff', 'u32'],
+    ['outStride', 'u32'],
+    ['scale', 'f32'],
+  ] as const;
+  const NV = Math.ceil(dv / ATTN_WG);
+  const WG = ATTN_WG;
+  const kDecl = vec4K
+    ? '@group(0) @binding(3) var<storage, read> k: array<vec4<f32>>;'
+    : '@group(0) @binding(3) var<storage, read> k: array<f32>;';
+  const score = vec4K
+    ? `      let kb = (t * p.kStride + g * DK) / 4u;
+      var a = vec4<f32>(0.0);
+      for (var c = 0u; c < DK / 4u; c++) { a = fma(vec4<f32>(qs[4u * c], qs[4u * c + 1u], qs[4u * c + 2u], qs[4u * c + 3u]), k[kb + c], a); }
+      sc = a.x + a.y + a.z + a.w;`
+    : `      let kb = t * p.kStride + g * DK;
+      var a = 0.0;
+      for (var c = 0u; c < DK; c++) { a = fma(qs[c], k[kb + c], a); }
+      sc = a;`;
+  const code = `${paramsStruct(params)}@group(0) @binding(1) var<storage, read_write> o: array<f32>;
+@group(0) @binding(2) var<storage, read> q: array<f32>;
+${kDecl}
+@group(0) @binding(4) var<storage, read> v: array<f32>;
+const DK = ${dk}u;
+const DV = ${dv}u;
+const WG = ${WG}u;
+var<workgroup> qs: array<f32, ${dk}>;
+var<workgroup> ps: array<f32, ${WG}>;
+var<workgroup> red: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(${LINEAR_ENTRY_ARGS}) {
+  ${LINEAR_WGID}
+  if (wgid >= p.M * p.heads) { return; }
+  let i = wgid / p.heads;
+  let h = wgid % p.heads;
+  let g = h / p.group;
+  for (var c = li; c < DK; c += WG) { qs[c] = q[i * p.qStride + h * DK + c] * p.scale; }
+  workgroupBarrier();
+  let n = p.startPos + i + 1u;
+  var mRun = -3.0e38;
+  var l = 0.0;
+  var acc: array<f32, ${NV}>;
+  for (var t0 = 0u; t0 < n; t0 += WG) {
+    let t = t0 + li;
+    var sc = -3.0e38;
+    if (t < n) {
+${score}
+    }
+    red[li] = sc;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+      if (li < s) { red[li] = max(red[li], red[li + s]); }
+      workgroupBarrier();
+    }
+    let mNew = max(mRun, red[0]);
+    workgroupBarrier();
+    let pr = select(0.0, exp(sc - mNew), t < n);
+    ps[li] = pr;
+    red[li] = pr;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+      if (li < s) { red[li] = red[li] + red[li + s]; }
+      workgroupBarrier();
+    }
+    let alpha = exp(mRun - mNew);
+    l = l * alpha + red[0];
+    mRun = mNew;
+    let cnt = min(WG, n - t0);
+    for (var j = 0u; j < ${NV}u; j++) {
+      let c = li + j * WG;
+      if (c < DV) {
+        var a = acc[j] * alpha;
+        let vb = t0 * p.vStride + p.vOff + g * DV + c;
+        for (var tt = 0u; tt < cnt; tt++) { a = fma(ps[tt], v[vb + tt * p.vStride], a); }
+        acc[j] = a;
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var j = 0u; j < ${NV}u; j++) {
+    let c = li + j * WG;
+    if (c < DV) { o[i * p.outStride + h * DV + c] = acc[j] / l; }
+  }
+}\n`;
+  return { params, code };
+}

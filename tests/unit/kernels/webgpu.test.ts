@@ -1,0 +1,254 @@
+/**
+ * Every WebGPU kernel against the CPU reference on seeded random inputs of awkward sizes (runs on
+ * SwiftShader in CI). Tolerances: matmul-like ops (matmul, matmulHeads, attention, rmsnorm)
+ * max |gpu - cpu| ≤ 1e-5 · sqrt(K) · max(1, max |cpu|), K the reduction length; elementwise ops and
+ * lookups ≤ 1e-6 relative (exact ops such as copy, gather and embed must match exactly); RoPE
+ * ≤ 2e-6 · max |x| (cos/sin of the reduced angle).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WeightDtype } from '../../../manifests/index.ts';
+import { createCpuBackend, createWebGpuBackend, type Act, type Backend, type WebGpuBackend } from '../../../kernels/index.ts';
+import { maxAbs, maxAbsDiff, randomF32, randomWeightBytes, rng } from './helpers.ts';
+
+const cpu = createCpuBackend();
+let gpu: WebGpuBackend;
+
+beforeAll(async () => {
+  gpu = await createWebGpuBackend();
+});
+afterAll(() => gpu.destroy());
+
+interface Pair {
+  c: Act;
+  g: Act;
+}
+
+function pair(rows: number, cols: number, data?: Float32Array): Pair {
+  const c = cpu.act(rows, cols);
+  const g = gpu.act(rows, cols);
+  if (data) {
+    cpu.write(c, data);
+    gpu.write(g, data);
+  }
+  return { c, g };
+}
+
+function weights(rand: () => number, dtype: WeightDtype, rows: number, cols: number, pad = 0) {
+  const bytes = randomWeightBytes(rand, dtype, rows, cols, pad);
+  return {
+    c: cpu.weight(cpu.upload(bytes), pad, dtype, rows, cols),
+    g: gpu.weight(gpu.upload(bytes), pad, dtype, rows, cols),
+  };
+}
+
+async function diff(p: Pair): Promise<{ err: number; scale: number; ref: Float32Array; got: Float32Array }> {
+  const ref = await cpu.read(p.c);
+  const got = await gpu.read(p.g);
+  return { err: maxAbsDiff(ref, got), scale: Math.max(1, maxAbs(ref)), ref, got };
+}
+
+async function expectClose(p: Pair, k: number, what: string): Promise<void> {
+  const { err, scale } = await diff(p);
+  expect(err, `${what}: max err ${err} at scale ${scale}`).toBeLessThanOrEqual(1e-5 * Math.sqrt(k) * scale);
+}
+
+const DTYPES: WeightDtype[] = ['f32', 'f16', 'q8_0', 'q4_0'];
+
+describe('WebGPU backend vs CPU reference', () => {
+  it('matmul: every layout, gemv (M ≤ 8) and gemm paths, awkward N, accumulate, offsets', async () => {
+    const rand = rng(11);
+    for (const dtype of DTYPES) {
+      for (const [m, n, k, pad] of [
+        [1, 37, 96, 0],
+        [3, 129, 160, 256],
+        [8, 70, 64, 0],
+        [9, 37, 96, 512],
+        [70, 67, 128, 0],
+        [1, 5, 32, 4],
+      ] as const) {
+        const x = pair(m, k, randomF32(rand, m * k));
+        const w = weights(rand, dtype, n, k, pad);
+        const out = pair(m, n);
+        cpu.matmul(x.c, w.c, out.c);
+        gpu.matmul(x.g, w.g, out.g);
+        await expectClose(out, k, `${dtype} ${m}×${n}×${k}`);
+        cpu.matmul(x.c, w.c, out.c, true);
+        gpu.matmul(x.g, w.g, out.g, true);
+        await expectClose(out, k, `${dtype} ${m}×${n}×${k} accumulate`);
+      }
+    }
+    // f32/f16 widths that are not whole 16-byte units take the generic kernel
+    for (const dtype of ['f32', 'f16'] as const) {
+      const x = pair(2, 101, randomF32(rand, 202));
+      const w = weights(rand, dtype, 19, 101);
+      const out = pair(2, 19);
+      cpu.matmul(x.c, w.c, out.c);
+      gpu.matmul(x.g, w.g, out.g);
+      await expectClose(out, 101, `${dtype} odd K`);
+    }
+  });
+
+  it('gemv: every threads-per-row / rows-per-thread shape gives the same result', async () => {
+    const rand = rng(12);
+    for (const dtype of DTYPES) {
+      const [n, k] = [300, 256];
+      const w = weights(rand, dtype, n, k);
+      for (const [m, shapes] of [
+        [1, [[8, 2], [64, 3], [256, 1]]],
+        [3, [[4, 2]]],
+      ] as const) {
+        const x = pair(m, k, randomF32(rand, m * k));
+        const out = pair(m, n);
+        cpu.matmul(x.c, w.c, out.c);
+        for (const [tpr, rpt] of shapes) {
+          gpu.setGemvChooser(() => ({ tpr, rpt }));
+          gpu.matmul(x.g, w.g, out.g);
+          await expectClose(out, k, `${dtype} m=${m} tpr=${tpr} rpt=${rpt}`);
+        }
+      }
+    }
+    gpu.setGemvChooser(null);
+  });
+
+  it('matmulHeads: per-head products, gemv and gemm', async () => {
+    const rand = rng(13);
+    for (const dtype of DTYPES) {
+      for (const m of [1, 4, 20]) {
+        const [heads, n, k] = [3, 5, 64];
+        const x = pair(m, heads * k, randomF32(rand, m * heads * k));
+        const w = weights(rand, dtype, heads * n, k);
+        const out = pair(m, heads * n);
+        cpu.matmulHeads(x.c, w.c, out.c, heads);
+        gpu.matmulHeads(x.g, w.g, out.g, heads);
+        await expectClose(out, k, `${dtype} heads m=${m}`);
+      }
+    }
+  });
+
+  it('embed: rows of every layout, exactly', async () => {
+    const rand = rng(14);
+    for (const dtype of DTYPES) {
+      const w = weights(rand, dtype, 50, 96, 256);
+      const ids = new Uint32Array([0, 49, 7, 7, 23]);
+      const out = pair(5, 96);
+      cpu.embed(ids, w.c, out.c);
+      gpu.embed(ids, w.g, out.g);
+      expect((await diff(out)).err, dtype).toBe(0);
+    }
+  });
+
+  it('rmsnorm: rows of a reshaped activation, separate and in place', async () => {
+    const rand = rng(15);
+    const d = 300;
+    const wBytes = new Uint8Array(randomF32(rand, d, 2).buffer);
+    const wc = cpu.weight(cpu.upload(wBytes), 0, 'f32', 1, d);
+    const wg = gpu.weight(gpu.upload(wBytes), 0, 'f32', 1, d);
+    const data = randomF32(rand, 5 * 2 * d, 3);
+    const x = pair(5, 2 * d, data);
+    const out = pair(10, d);
+    cpu.rmsnorm(x.c, wc, out.c, 1e-6);
+    gpu.rmsnorm(x.g, wg, out.g, 1e-6);
+    await expectClose(out, d, 'rmsnorm');
+    cpu.rmsnorm(x.c, wc, x.c, 1e-6);
+    gpu.rmsnorm(x.g, wg, x.g, 1e-6);
+    await expectClose(x, d, 'rmsnorm in place');
+  });
+
+  it('rope: half-split and interleaved, partial dims, offsets, large positions, custom frequencies', async () => {
+    const rand = rng(16);
+    const cases = [
+      { heads: 3, headStride: 40, ropeOffset: 8, ropeDim: 24, startPos: 0, theta: 10000, interleaved: false },
+      { heads: 3, headStride: 40, ropeOffset: 8, ropeDim: 24, startPos: 37, theta: 1e6, interleaved: true },
+      { heads: 2, headStride: 64, ropeOffset: 0, ropeDim: 64, startPos: 30000, theta: 10000, interleaved: false },
+      { heads: 1, headStride: 20, ropeOffset: 4, ropeDim: 16, startPos: 5, theta: 0, interleaved: true, invFreq: randomF32(rand, 8), scaling: 1.3 },
+    ];
+    for (const p of cases) {
+      const x = pair(5, p.heads * p.headStride + 3, randomF32(rand, 5 * (p.heads * p.headStride + 3)));
+      cpu.rope(x.c, p);
+      gpu.rope(x.g, p);
+      const { err, scale } = await diff(x);
+      expect(err, JSON.stringify({ ...p, invFreq: undefined })).toBeLessThanOrEqual(2e-6 * scale);
+    }
+  });
+
+  it('swiglu, add (with aliasing), copy, gather, scatterAdd', async () => {
+    const rand = rng(17);
+    const [r, c] = [7, 333];
+    const a = pair(r, c, randomF32(rand, r * c, 4));
+    const b = pair(r, c, randomF32(rand, r * c, 4));
+    const out = pair(r, c);
+    const ops: Array<[string, (be: Backend, p: (x: Pair) => Act) => void, Pair]> = [
+      ['swiglu', (be, p) => be.swiglu(p(a), p(b), p(out)), out],
+      ['swiglu into gate', (be, p) => be.swiglu(p(out), p(b), p(out)), out],
+      ['add', (be, p) => be.add(p(a), p(b), p(out)), out],
+      ['add into a', (be, p) => be.add(p(a), p(b), p(a)), a],
+      ['add into b', (be, p) => be.add(p(a), p(b), p(b)), b],
+      ['add self', (be, p) => be.add(p(b), p(b), p(b)), b],
+    ];
+    for (const [name, op, res] of ops) {
+      op(cpu, (x) => x.c);
+      op(gpu, (x) => x.g);
+      const { err, scale } = await diff(res);
+      expect(err, name).toBeLessThanOrEqual(1e-6 * scale);
+    }
+    const dst = pair(9, 50, randomF32(rand, 450));
+    cpu.copy(a.c, 2, 100, dst.c, 3, 7, 4, 40);
+    gpu.copy(a.g, 2, 100, dst.g, 3, 7, 4, 40);
+    cpu.copy(dst.c, 0, 0, dst.c, 5, 10, 3, 20);
+    gpu.copy(dst.g, 0, 0, dst.g, 5, 10, 3, 20);
+    expect((await diff(dst)).err, 'copy').toBe(0);
+    const rows = new Uint32Array([6, 0, 3]);
+    const gat = pair(3, c);
+    cpu.gather(a.c, rows, gat.c);
+    gpu.gather(a.g, rows, gat.g);
+    expect((await diff(gat)).err, 'gather').toBe(0);
+    const scale = new Float32Array([0.5, -2, 3]);
+    cpu.scatterAdd(gat.c, new Uint32Array([1, 5, 2]), scale, a.c);
+    gpu.scatterAdd(gat.g, new Uint32Array([1, 5, 2]), scale, a.g);
+    const s = await diff(a);
+    expect(s.err, 'scatterAdd').toBeLessThanOrEqual(1e-6 * s.scale);
+  });
+
+  it('attention: causal GQA over a cache, tiles of keys, startPos > 0, MLA value offset and wide heads', async () => {
+    const rand = rng(18);
+    const cases = [
+      { m: 7, t: 7, heads: 6, kvHeads: 2, dk: 40, dv: 24, startPos: 0, kCols: 80, vCols: 48, vColOffset: 0 },
+      { m: 1, t: 150, heads: 4, kvHeads: 4, dk: 33, dv: 70, startPos: 149, kCols: 140, vCols: 290, vColOffset: 5 },
+      { m: 3, t: 200, heads: 8, kvHeads: 2, dk: 64, dv: 64, startPos: 120, kCols: 128, vCols: 128, vColOffset: 0 },
+      { m: 2, t: 80, heads: 3, kvHeads: 1, dk: 576, dv: 512, startPos: 70, kCols: 576, vCols: 576, vColOffset: 0, mla: true },
+    ];
+    for (const cs of cases) {
+      const q = pair(cs.m, cs.heads * cs.dk, randomF32(rand, cs.m * cs.heads * cs.dk));
+      const k = pair(cs.t + 4, cs.kCols, randomF32(rand, (cs.t + 4) * cs.kCols));
+      const v = cs.mla ? k : pair(cs.t + 4, cs.vCols, randomF32(rand, (cs.t + 4) * cs.vCols));
+      const out = pair(cs.m, cs.heads * cs.dv);
+      const p = { heads: cs.heads, kvHeads: cs.kvHeads, dk: cs.dk, dv: cs.dv, startPos: cs.startPos, scale: 1 / Math.sqrt(cs.dk) * 3, vColOffset: cs.vColOffset };
+      cpu.attention(q.c, k.c, v.c, out.c, p);
+      gpu.attention(q.g, k.g, v.g, out.g, p);
+      await expectClose(out, cs.t, JSON.stringify(cs));
+    }
+  });
+
+  it('argmax and finiteRows; acts come back zeroed from the pool; bytesInUse tracks buffers', async () => {
+    const rand = rng(19);
+    const data = randomF32(rand, 4 * 1000);
+    data[1000 + 777] = 5;
+    data[2000 + 3] = NaN;
+    data[2000 + 4] = 9;
+    data[3000 + 999] = -Infinity;
+    const x = pair(4, 1000, data);
+    expect(Array.from(await gpu.argmax(x.g))).toEqual(Array.from(await cpu.argmax(x.c)));
+    expect(await gpu.finiteRows(x.g)).toEqual([true, true, false, false]);
+    expect(await cpu.finiteRows(x.c)).toEqual([true, true, false, false]);
+    const before = gpu.bytesInUse();
+    const a = gpu.act(100, 100);
+    gpu.write(a, randomF32(rand, 10000));
+    expect(gpu.bytesInUse()).toBeGreaterThanOrEqual(before + 40000);
+    gpu.freeAct(a);
+    const b = gpu.act(100, 100);
+    expect(maxAbs(await gpu.read(gpu.view(b, 10000, 1)))).toBe(0);
+    const bytes = gpu.upload(new Uint8Array(3 << 20));
+    expect(gpu.bytesInUse()).toBeGreaterThanOrEqual(before + (3 << 20));
+    gpu.releaseBytes(bytes);
+  });
+});
