@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { PeerRegistry } from '../../signaling-server/node.ts';
-import { Cleanup, waitFor } from './swarm-helpers.ts';
+import { Cleanup, runDoppler, waitFor } from './swarm-helpers.ts';
 
 const A = 'a'.repeat(64);
 const B = 'b'.repeat(64);
@@ -10,7 +11,7 @@ describe('doppler signal', () => {
   const cleanup = new Cleanup();
   afterAll(() => cleanup.run());
 
-  it('prints its multiaddrs, serves /health and /metrics, and keeps its identity across restarts with --key-file', async () => {
+  it('prints its multiaddrs, serves /health and /metrics, keeps its identity with --key-file; swarm commands fail clearly', async () => {
     const keyFile = join(await cleanup.tempDir('doppler-signal-'), 'server.key');
     const start = async () => {
       const p = await cleanup.spawn(['signal', '--port', '0', '--key-file', keyFile, '--max-reservations', '4'], 1);
@@ -31,6 +32,17 @@ describe('doppler signal', () => {
     expect(await first.p.exited).toBe(0);
     const second = await start();
     expect(second.p.lines[0]!.split('/p2p/')[1]).toBe(health.peerId);
+
+    // A model nobody serves: fetch gives up with a clear error and leaves no manifest behind.
+    const out = await cleanup.tempDir('doppler-fetch-');
+    const fetched = await runDoppler(['fetch', 'c'.repeat(64), '--signal', second.p.lines[0]!, '--out', out, '--timeout-s', '1']);
+    expect(fetched.code).toBe(1);
+    expect(fetched.stderr).toContain(`no peer of model ${'c'.repeat(64)}`);
+    expect(existsSync(join(out, 'manifest.msgpack'))).toBe(false);
+    const bad = await runDoppler(['join', 'not-a-model', '--signal', second.p.lines[0]!, '--storage-mib', '1']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('is not a model id');
+    expect((await runDoppler(['seed', '--help'])).stdout).toContain('usage: doppler seed');
   });
 });
 
