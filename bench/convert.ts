@@ -9,10 +9,8 @@ import { mkdirSync, mkdtempSync, openSync, closeSync, writeSync, rmSync, statfsS
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { normaliseConfig } from '../manifests/index.ts';
-import { convert, hashFile, PRESETS, synth } from '../manifests/node.ts';
-import { planModel } from '../manifests/plan.ts';
-import { plannedManifestSize } from '../manifests/synth.ts';
+import { normaliseConfig, planModel } from '../manifests/index.ts';
+import { convert, hashFile, plannedManifestSize, PRESETS, synth } from '../manifests/node.ts';
 
 const { values } = parseArgs({ options: { 'synthetic-gb': { type: 'string' }, tmp: { type: 'string' } } });
 const root = join(import.meta.dirname, '..');

@@ -251,7 +251,7 @@ function bytesToHexList(bytes: unknown, what: string): string[] {
 }
 
 /** Structural equality of plain data (objects, arrays, primitives). */
-export function deepEqual(a: unknown, b: unknown): boolean {
+function deepEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
   if (Array.isArray(a) !== Array.isArray(b)) return false;

@@ -7,3 +7,4 @@ export { f32ToF16Bits, f16BitsToF32 } from './f16.ts';
 export { normaliseConfig } from './config.ts';
 export { architectureTensors, storedDtype, type TensorSpec, type TensorRole } from './layout.ts';
 export { MODEL_FILES, tensorByName, shardHashesOfExpert, summarize, type ModelSummary } from './query.ts';
+export { planModel, manifestOfPlan, type ModelPlan, type PlannedShard, type PlannedTensor } from './plan.ts';

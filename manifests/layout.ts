@@ -12,8 +12,6 @@ export interface TensorSpec {
   expert?: { layer: number; expert: number };
 }
 
-export const EXPERT_PARTS = ['gate', 'up', 'down'] as const;
-
 export function isMoeLayer(config: ModelConfig, layer: number): boolean {
   return !config.moe.denseLayers.includes(layer);
 }

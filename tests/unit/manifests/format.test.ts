@@ -2,9 +2,8 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { decodeManifest, encodeManifest, ManifestError, normaliseConfig, ConfigError, shardHashesOfExpert, tensorByName, type Manifest } from '../../../manifests/index.ts';
+import { decodeManifest, encodeManifest, ManifestError, manifestOfPlan, normaliseConfig, ConfigError, planModel, shardHashesOfExpert, tensorByName, type Manifest } from '../../../manifests/index.ts';
 import { convert, PRESETS } from '../../../manifests/node.ts';
-import { manifestOfPlan, planModel } from '../../../manifests/plan.ts';
 import { FIXTURES } from './helpers.ts';
 
 const fakeHashes = (n: number): string[] => Array.from({ length: n }, (_, i) => (i * 2654435761 + 1).toString(16).padStart(64, 'a').slice(-64));

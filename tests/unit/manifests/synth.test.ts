@@ -4,8 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { dequantize, summarize, tensorByName } from '../../../manifests/index.ts';
-import { readShardFile, synth, verifyModelDir } from '../../../manifests/node.ts';
-import { plannedManifestSize } from '../../../manifests/synth.ts';
+import { plannedManifestSize, readShardFile, synth, verifyModelDir } from '../../../manifests/node.ts';
 
 const ROOT = join(import.meta.dirname, '../../..');
 const work = mkdtempSync(join(tmpdir(), 'rdrr-synth-'));
