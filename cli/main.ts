@@ -13,6 +13,7 @@ const commands: Record<string, () => Promise<Command>> = {
   verify: async () => (await import('./commands/verify.ts')).command,
   inspect: async () => (await import('./commands/inspect.ts')).command,
   synth: async () => (await import('./commands/synth.ts')).command,
+  bench: async () => (await import('./commands/bench.ts')).command,
 };
 
 async function overview(): Promise<string> {
