@@ -37,7 +37,10 @@ const SMALL_SHAPES: Array<[number, number, string]> = [
   [1024, 512, 'small'],
   [512, 1024, 'small'],
 ];
-const SWEEP: Array<[number, number]> = [[8, 1], [16, 1], [16, 2], [32, 1], [32, 2], [32, 4], [64, 1], [64, 2]];
+const SWEEP: Array<[number, number, boolean]> = [
+  [16, 1, false], [32, 1, false], [32, 2, false], [32, 4, false], [64, 1, false],
+  [8, 1, true], [16, 1, true], [16, 2, true], [32, 1, true], [32, 2, true], [32, 4, true], [64, 1, true], [64, 2, true],
+];
 
 const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
 /** Three significant digits, so SwiftShader's tiny rates do not print as 0. */
@@ -136,8 +139,8 @@ interface GemvResult {
   us: number;
   GBps: number;
   fractionOfRawRead: number;
-  kernel: { tpr: number; rpt: number };
-  sweep?: Array<{ tpr: number; rpt: number; us: number; GBps: number }>;
+  kernel: { tpr: number; rpt: number; stageX: boolean };
+  sweep?: Array<{ tpr: number; rpt: number; stageX: boolean; us: number; GBps: number }>;
 }
 
 async function gemv(be: WebGpuBackend, n: number, k: number, dtype: WeightDtype, l2Bytes: number, iters: number, sweep: boolean, raw: number, label: string): Promise<GemvResult> {
@@ -162,15 +165,16 @@ async function gemv(be: WebGpuBackend, n: number, k: number, dtype: WeightDtype,
     });
     return ns / iters;
   };
-  const kernel = defaultGemvShape(dtype, 1, n, k);
+  const kernel = defaultGemvShape(dtype, 1, n, k, be.info.software);
   const ns = await run();
   const res: GemvResult = { shape: label, n, k, dtype, weightBytes: bytes, us: round(ns / 1e3, 2), GBps: sig(bytes / ns), fractionOfRawRead: sig(bytes / ns / raw), kernel };
   if (sweep) {
     res.sweep = [];
-    for (const [tpr, rpt] of SWEEP) {
-      be.setGemvChooser(() => ({ tpr, rpt }));
+    for (const [tpr, rpt, stageX] of SWEEP) {
+      if (stageX && dtype === 'f32') continue;
+      be.setGemvChooser(() => ({ tpr, rpt, stageX }));
       const t = await run();
-      res.sweep.push({ tpr, rpt, us: round(t / 1e3, 2), GBps: sig(bytes / t) });
+      res.sweep.push({ tpr, rpt, stageX, us: round(t / 1e3, 2), GBps: sig(bytes / t) });
     }
     be.setGemvChooser(null);
   }

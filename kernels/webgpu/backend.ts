@@ -10,7 +10,7 @@ import * as v from '../validate.ts';
 import { attentionSource } from '../wgsl/attention.wgsl.ts';
 import type { KernelSource } from '../wgsl/common.wgsl.ts';
 import { binarySource, copySource, ELEMENTWISE_WG, embedSource, fillSource, gatherSource, scatterAddSource } from '../wgsl/elementwise.wgsl.ts';
-import { GEMM_TILE, gemmSource, gemvFits, gemvSource, unitWeights, type GemvShape } from '../wgsl/matmul.wgsl.ts';
+import { GEMM_TILE, gemmSource, gemvCanStageX, gemvFits, gemvSource, unitWeights, type GemvShape } from '../wgsl/matmul.wgsl.ts';
 import { ropeSource, ROPE_WG } from '../wgsl/rope.wgsl.ts';
 import { argmaxSource, finiteRowsSource, rmsnormSource } from '../wgsl/rows.wgsl.ts';
 import { Arena } from './arena.ts';
@@ -76,7 +76,23 @@ interface Pipeline {
   params: KernelSource['params'];
 }
 
+const pow2Floor = (n: number): number => 2 ** Math.floor(Math.log2(Math.max(1, n)));
+
 type GemvChooser = (dtype: WeightDtype, m: number, n: number, k: number) => Omit<GemvShape, 'dtype' | 'm'>;
+
+/**
+ * Default gemv shape: enough lanes per row to give each ~4+ units, rows per thread while the grid
+ * stays wide, and x staged in workgroup memory on real GPUs (on a CPU rasteriser such as
+ * SwiftShader, barriers and workgroup memory cost more than the coalescing they buy).
+ */
+export function defaultGemvShape(dtype: WeightDtype, m: number, n: number, k: number, software = false): Omit<GemvShape, 'dtype' | 'm'> {
+  const units = k / unitWeights(dtype);
+  const tpr = Math.min(32, Math.max(4, pow2Floor(units / 4)));
+  const groups = 256 / tpr;
+  let rpt = 1;
+  if (m === 1) for (const r of [4, 2]) if (n / (groups * r) >= 512) { rpt = r; break; }
+  return { tpr, rpt, stageX: !software && gemvCanStageX(dtype, m) };
+}
 
 /** The Backend plus what benchmarks and tooling need from the WebGPU one. */
 export interface WebGpuBackend extends Backend {
@@ -94,17 +110,6 @@ export interface WebGpuBackend extends Backend {
 }
 
 const roundUp = (n: number, a: number): number => Math.ceil(n / a) * a;
-const pow2Floor = (n: number): number => 2 ** Math.floor(Math.log2(Math.max(1, n)));
-
-/** Default gemv shape: enough lanes per row to give each ~4+ units, rows per thread while the grid stays wide. */
-export function defaultGemvShape(dtype: WeightDtype, m: number, n: number, k: number): Omit<GemvShape, 'dtype' | 'm'> {
-  const units = k / unitWeights(dtype);
-  const tpr = Math.min(32, Math.max(4, pow2Floor(units / 4)));
-  const groups = 256 / tpr;
-  let rpt = 1;
-  if (m === 1) for (const r of [4, 2]) if (n / (groups * r) >= 512) { rpt = r; break; }
-  return { tpr, rpt };
-}
 
 const BINDING = /@binding\((\d+)\)\s*var<(uniform|storage,\s*read_write|storage,\s*read)>/g;
 
@@ -138,6 +143,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
         subgroups: opts.device.features.has('subgroups'),
         timestamps: opts.device.features.has('timestamp-query'),
         description: 'caller-provided device',
+        software: false,
       }
     : await acquireDevice();
   const device = info.device;
@@ -160,7 +166,9 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
   let encoder: GPUCommandEncoder | null = null;
   let pass: GPUComputePassEncoder | null = null;
   let timing: { querySet: GPUQuerySet; began: boolean } | null = null;
-  let chooseGemv: GemvChooser = defaultGemvShape;
+  const software = info.software;
+  const defaultChooser: GemvChooser = (dtype, m, n, k) => defaultGemvShape(dtype, m, n, k, software);
+  let chooseGemv: GemvChooser = defaultChooser;
 
   function throwIfDeviceError(): void {
     if (deviceError) throw new KernelError(`WebGPU error: ${deviceError}`);
@@ -338,11 +346,11 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     const wb = weightBinding(w);
     const base = { M: m, N: n, xStride: x.cols, xHead: heads > 1 ? k : 0, outStride: out.cols, outHead: heads > 1 ? n : 0, accumulate: accumulate ? 1 : 0 };
     if (m <= GEMV_MAX_M && gemvFits(w.dtype, k, x.cols, wb.wB)) {
-      const { tpr, rpt } = chooseGemv(w.dtype, m, n, k);
-      const shape: GemvShape = { dtype: w.dtype, m, tpr, rpt };
+      const { tpr, rpt, stageX } = chooseGemv(w.dtype, m, n, k);
+      const shape: GemvShape = { dtype: w.dtype, m, tpr, rpt, stageX: stageX && gemvCanStageX(w.dtype, m) };
       const rowsPerGroup = (256 / tpr) * rpt;
       dispatch(
-        `gemv:${w.dtype}:${m}:${tpr}:${rpt}`,
+        `gemv:${w.dtype}:${m}:${tpr}:${rpt}:${shape.stageX}`,
         () => gemvSource(shape),
         [whole(out), wb.binding, wb.binding, whole(x)],
         { ...base, units: k / unitWeights(w.dtype), wB4: wb.wB / 4, wS: wb.wS, xStride4: x.cols / 4, xHead4: heads > 1 ? k / 4 : 0 },
@@ -548,7 +556,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
 
     flush,
     setGemvChooser(choose) {
-      chooseGemv = choose ?? defaultGemvShape;
+      chooseGemv = choose ?? defaultChooser;
     },
     async timeGpu(record) {
       if (!info.timestamps) {

@@ -7,6 +7,8 @@ export interface DeviceInfo {
   subgroups: boolean;
   timestamps: boolean;
   description: string;
+  /** A CPU implementation (SwiftShader or another fallback adapter). */
+  software: boolean;
 }
 
 // A variable module name keeps browser bundlers (vite, esbuild) from pulling the Node binding in.
@@ -53,5 +55,6 @@ export async function acquireDevice(): Promise<DeviceInfo> {
   });
   const info = adapter.info;
   const description = [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(' / ') || 'unknown adapter';
-  return { device, subgroups: features.includes('subgroups'), timestamps: features.includes('timestamp-query'), description };
+  const software = /swiftshader|llvmpipe|lavapipe/i.test(description) || (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+  return { device, subgroups: features.includes('subgroups'), timestamps: features.includes('timestamp-query'), description, software };
 }

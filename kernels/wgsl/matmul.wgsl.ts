@@ -86,6 +86,8 @@ export interface GemvShape {
   tpr: number;
   /** Weight rows per thread. */
   rpt: number;
+  /** Stage x through workgroup memory (M = 1, f16 and block formats only; see gemvCanStageX). */
+  stageX: boolean;
 }
 
 /** Weights per 16-byte unit of the main array. */
@@ -123,6 +125,21 @@ function decodeUnit(dtype: WeightDtype, q: string): string[] {
   }
 }
 
+/**
+ * Single-row decode of f16 and block formats stages x through workgroup memory. Read straight
+ * from global memory, the x values of one thread's unit (8 vec4s for q4_0) sit 32-128 bytes from
+ * its neighbours', so each warp load touches up to 32 cache lines: x traffic through L1 would be
+ * 8× the weight bytes at a fraction of L1's rate. In workgroup memory, one vec4 of padding every
+ * 8 makes each quarter-warp's 16-byte reads hit distinct banks, and every row of the workgroup
+ * reuses the staged x. K is staged in chunks so the buffer fits 32 KiB with the reduction.
+ */
+export function gemvCanStageX(dtype: WeightDtype, m: number): boolean {
+  return m === 1 && dtype !== 'f32';
+}
+
+/** Units of x staged per chunk: 6144 floats (27 KiB with padding). */
+const X_STAGE_UNITS = (w4: number): number => 6144 / 4 / w4;
+
 export function gemvSource(s: GemvShape): KernelSource {
   const { dtype, m: M, tpr: TPR, rpt: RPT } = s;
   const G = 256 / TPR;
@@ -144,7 +161,26 @@ export function gemvSource(s: GemvShape): KernelSource {
       lines.push(block ? `    acc[${idx(r, m)}] = fma(d${r}, ${terms}, acc[${idx(r, m)}]);` : `    acc[${idx(r, m)}] += ${terms};`);
     }
   }
-  const xPre = M === 1 ? Array.from({ length: W4 }, (_, i) => `    let x${i} = x[xb + ${i}u];`).join('\n') + '\n' : '';
+  const staged = s.stageX && gemvCanStageX(dtype, M);
+  const xPre =
+    M === 1
+      ? Array.from({ length: W4 }, (_, i) => (staged ? `    let x${i} = xs[sb + ${i}u + (sb + ${i}u) / 8u];` : `    let x${i} = x[xb + ${i}u];`)).join('\n') + '\n'
+      : '';
+  const loop = staged
+    ? `  for (var kc = 0u; kc < p.units; kc += ${X_STAGE_UNITS(W4)}u) {
+    let kcEnd = min(kc + ${X_STAGE_UNITS(W4)}u, p.units);
+    workgroupBarrier();
+    for (var e = li; e < (kcEnd - kc) * ${W4}u; e += 256u) { xs[e + e / 8u] = x[z * p.xHead4 + kc * ${W4}u + e]; }
+    workgroupBarrier();
+    for (var u = kc + lane; u < kcEnd; u += TPR) {
+      let sb = (u - kc) * ${W4}u;
+${xPre}${lines.join('\n')}
+    }
+  }`
+    : `  for (var u = lane; u < p.units; u += TPR) {
+    let xb = z * p.xHead4 + u * ${W4}u;
+${xPre}${lines.join('\n')}
+  }`;
   const rowDecl = Array.from({ length: RPT }, (_, r) => `  let row${r} = z * p.N + min(rowBase + ${r}u, p.N - 1u);`).join('\n');
   const code = `${paramsStruct(params)}@group(0) @binding(1) var<storage, read_write> o: array<f32>;
 @group(0) @binding(2) var<storage, read> wq: array<vec4<u32>>;
@@ -154,6 +190,7 @@ fn scale(b: u32) -> f32 { let h = unpack2x16float(ws[p.wS + (b >> 1u)]); return 
 const TPR = ${TPR}u;
 const NACC = ${RPT * M}u;
 var<workgroup> red: array<f32, ${256 * RPT * M}>;
+${staged ? `var<workgroup> xs: array<vec4<f32>, ${(X_STAGE_UNITS(W4) * W4 * 9) / 8}>;` : ''}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let lane = li % TPR;
@@ -161,10 +198,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let rowBase = (wg.x * ${G}u + li / TPR) * ${RPT}u;
 ${rowDecl}
   var acc: array<f32, NACC>;
-  for (var u = lane; u < p.units; u += TPR) {
-    let xb = z * p.xHead4 + u * ${W4}u;
-${xPre}${lines.join('\n')}
-  }
+${loop}
   for (var a = 0u; a < NACC; a++) { red[a * 256u + li] = acc[a]; }
   workgroupBarrier();
   for (var s = TPR / 2u; s > 0u; s = s >> 1u) {

@@ -94,16 +94,16 @@ describe('WebGPU backend vs CPU reference', () => {
       const [n, k] = [300, 256];
       const w = weights(rand, dtype, n, k);
       for (const [m, shapes] of [
-        [1, [[8, 2], [64, 3], [256, 1]]],
-        [3, [[4, 2]]],
+        [1, [[8, 2, false], [64, 3, true], [256, 1, false]]],
+        [3, [[4, 2, false]]],
       ] as const) {
         const x = pair(m, k, randomF32(rand, m * k));
         const out = pair(m, n);
         cpu.matmul(x.c, w.c, out.c);
-        for (const [tpr, rpt] of shapes) {
-          gpu.setGemvChooser(() => ({ tpr, rpt }));
+        for (const [tpr, rpt, stageX] of shapes) {
+          gpu.setGemvChooser(() => ({ tpr, rpt, stageX }));
           gpu.matmul(x.g, w.g, out.g);
-          await expectClose(out, k, `${dtype} m=${m} tpr=${tpr} rpt=${rpt}`);
+          await expectClose(out, k, `${dtype} m=${m} tpr=${tpr} rpt=${rpt} stageX=${stageX}`);
         }
       }
     }
