@@ -218,6 +218,25 @@ async function upload(be: WebGpuBackend, bytes: number, reps: number) {
   return { bytes, reps, stagingGBps: round(staging, 2), writeBufferGBps: round(writeBuffer, 2), note: 'median of reps; time from the call until the GPU has the bytes' };
 }
 
+/**
+ * Per-op overhead of the command stream: CPU µs to record one small dispatch (a bind group and a
+ * uniform slot from the per-flush arena) and GPU µs per dispatch of a 4096-float add.
+ */
+async function dispatchOverhead(be: WebGpuBackend, ops: number) {
+  const a = be.act(1, 4096);
+  const b = be.act(1, 4096);
+  be.add(a, b, a);
+  await be.sync();
+  const t0 = performance.now();
+  for (let i = 0; i < ops; i++) be.add(a, b, a);
+  const recordUs = ((performance.now() - t0) * 1e3) / ops;
+  await be.sync();
+  const gpuNs = await timeOps(be, () => { for (let i = 0; i < ops; i++) be.add(a, b, a); });
+  be.freeAct(a);
+  be.freeAct(b);
+  return { ops, cpuRecordUsPerOp: round(recordUs, 2), gpuUsPerOp: round(gpuNs / ops / 1e3, 2) };
+}
+
 export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Record<string, unknown>> {
   const log = opts.log ?? (() => {});
   const small = opts.small ?? false;
@@ -249,6 +268,8 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Rec
         log(`gemm M=${r.m} ${n}×${k} ${dtype}: ${r.ms} ms, ${r.GFLOPs} GFLOP/s`);
       }
     }
+    const overhead = await dispatchOverhead(be, small ? 200 : 2000);
+    log(`dispatch: ${overhead.cpuRecordUsPerOp} µs CPU to record, ${overhead.gpuUsPerOp} µs GPU per small op`);
     const up = await upload(be, small ? 16 << 20 : 64 << 20, small ? 3 : 7);
     log(`upload ${up.bytes} bytes: staging ${up.stagingGBps} GB/s, writeBuffer ${up.writeBufferGBps} GB/s`);
     return {
@@ -263,6 +284,7 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Rec
       gemvM1: gemvs,
       gemm: gemms,
       upload: up,
+      dispatchOverhead: overhead,
       seconds: round((performance.now() - t0) / 1000, 1),
     };
   } finally {

@@ -205,10 +205,14 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     const arenaDone = arena.beforeSubmit(device.queue);
     const stagingDone = staging.beforeSubmit();
     device.queue.submit([enc.finish()]);
-    void device.queue.onSubmittedWorkDone().then(() => {
-      arenaDone();
-      stagingDone();
-    });
+    // Recycle from a fresh task, not from inside the runtime's completion callback (Dawn in Node
+    // runs promise continuations while it processes events; re-mapping buffers there is re-entrant).
+    void device.queue.onSubmittedWorkDone().then(() =>
+      setTimeout(() => {
+        arenaDone();
+        stagingDone();
+      }, 0),
+    );
   }
 
   function pipelineFor(key: string, make: () => KernelSource): Pipeline {
