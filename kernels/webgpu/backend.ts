@@ -7,7 +7,7 @@ import type { WeightDtype } from '../../manifests/index.ts';
 import type { Act, AttentionParams, Backend, DeviceBytes, RopeParams, Weight } from '../backend.ts';
 import { checkWeight, KernelError, quantBytes, weightByteLength } from '../layout.ts';
 import * as v from '../validate.ts';
-import { attentionSource } from '../wgsl/attention.wgsl.ts';
+import { ATTN_WG, attentionCombineSource, attentionSource } from '../wgsl/attention.wgsl.ts';
 import type { KernelSource } from '../wgsl/common.wgsl.ts';
 import { binarySource, copySource, ELEMENTWISE_WG, embedSource, fillSource, gatherSource, scatterAddSource } from '../wgsl/elementwise.wgsl.ts';
 import { GEMM_TILE, gemmSource, gemvCanStageX, gemvFits, gemvSource, unitWeights, type GemvShape } from '../wgsl/matmul.wgsl.ts';
@@ -125,6 +125,15 @@ function layoutEntries(code: string): GPUBindGroupLayoutEntry[] {
   }));
 }
 
+/**
+ * Key splits for attention: 1 when there are enough (row, head) pairs to fill a GPU or the cache
+ * is short; otherwise enough splits for ~1024 workgroups, each covering at least 256 keys.
+ */
+export function attentionSplits(pairs: number, maxKeys: number): number {
+  if (pairs >= 256 || maxKeys < 512) return 1;
+  return Math.max(1, Math.min(Math.ceil(1024 / pairs), Math.floor(maxKeys / 256)));
+}
+
 function asAct(a: Act): GpuAct {
   if (!(a instanceof GpuAct)) throw new KernelError('activation does not belong to this WebGPU backend');
   return a;
@@ -166,7 +175,8 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
   let encoder: GPUCommandEncoder | null = null;
   let pass: GPUComputePassEncoder | null = null;
   let timing: { querySet: GPUQuerySet; began: boolean } | null = null;
-  const software = info.software;
+  // staged-x gemv needs ~32 KiB of workgroup memory (WebGPU's default limit is 16 KiB)
+  const software = info.software || limits.maxComputeWorkgroupStorageSize < 32768;
   const defaultChooser: GemvChooser = (dtype, m, n, k) => defaultGemvShape(dtype, m, n, k, software);
   let chooseGemv: GemvChooser = defaultChooser;
 
@@ -536,15 +546,22 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
       const gk = asAct(k);
       const gv = asAct(vc);
       const vec4K = p.dk % 4 === 0 && k.cols % 4 === 0;
-      withDistinctOut(asAct(out), [gq, gk, gv], false, (o) =>
-        dispatch(
-          `attention:${p.dk}:${p.dv}:${vec4K}`,
-          () => attentionSource(p.dk, p.dv, vec4K),
-          [whole(o), whole(gq), whole(gk), whole(gv)],
-          { M: q.rows, heads: p.heads, group: p.heads / p.kvHeads, startPos: p.startPos, qStride: q.cols, kStride: k.cols, vStride: vc.cols, vOff: p.vColOffset ?? 0, outStride: out.cols, scale: p.scale },
-          linearGrid(q.rows * p.heads),
-        ),
-      );
+      const pairs = q.rows * p.heads;
+      const maxKeys = p.startPos + q.rows;
+      const splits = attentionSplits(pairs, maxKeys);
+      const chunk = roundUp(Math.ceil(maxKeys / splits), ATTN_WG);
+      const params = { M: q.rows, heads: p.heads, group: p.heads / p.kvHeads, startPos: p.startPos, qStride: q.cols, kStride: k.cols, vStride: vc.cols, vOff: p.vColOffset ?? 0, outStride: out.cols, scale: p.scale, splits, chunk };
+      withDistinctOut(asAct(out), [gq, gk, gv], false, (o) => {
+        if (splits === 1) {
+          dispatch(`attention:${p.dk}:${p.dv}:${vec4K}`, () => attentionSource(p.dk, p.dv, vec4K), [whole(o), whole(gq), whole(gk), whole(gv)], params, linearGrid(pairs));
+          return;
+        }
+        const part = newStorage(pairs * splits, p.dv + 2);
+        dispatch(`attention-split:${p.dk}:${p.dv}:${vec4K}`, () => attentionSource(p.dk, p.dv, vec4K, true), [{ buffer: part.buffer }, whole(gq), whole(gk), whole(gv)], params, linearGrid(pairs * splits));
+        const count = pairs * p.dv;
+        dispatch('attention-combine', attentionCombineSource, [whole(o), { buffer: part.buffer }], { count, heads: p.heads, splits, dv: p.dv, outStride: out.cols }, linearGrid(Math.ceil(count / ATTN_WG)));
+        releaseStorage(part);
+      });
     },
     argmax(x) {
       return rowsKernel('argmax', argmaxSource, asAct(x));

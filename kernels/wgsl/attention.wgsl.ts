@@ -11,8 +11,15 @@ import { LINEAR_ENTRY_ARGS, LINEAR_WGID, paramsStruct, type KernelSource } from 
 
 export const ATTN_WG = 64;
 
-export function attentionSource(dk: number, dv: number, vec4K: boolean): KernelSource {
+/**
+ * `split`: flash-decoding for few (row, head) pairs over long caches. Workgroup (row, head, s)
+ * covers keys [s·chunk, (s+1)·chunk) and writes its partial (m, l, acc[dv]) to `o` (stride dv + 2);
+ * attentionCombineSource merges the splits. Without it, decode would run one workgroup per head.
+ */
+export function attentionSource(dk: number, dv: number, vec4K: boolean, split = false): KernelSource {
   const params = [
+    ['splits', 'u32'],
+    ['chunk', 'u32'],
     ['M', 'u32'],
     ['heads', 'u32'],
     ['group', 'u32'],
@@ -51,17 +58,18 @@ var<workgroup> red: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(${LINEAR_ENTRY_ARGS}) {
   ${LINEAR_WGID}
-  if (wgid >= p.M * p.heads) { return; }
-  let i = wgid / p.heads;
-  let h = wgid % p.heads;
+  if (wgid >= p.M * p.heads * p.splits) { return; }
+  let sp = wgid % p.splits;
+  let i = wgid / (p.heads * p.splits);
+  let h = (wgid / p.splits) % p.heads;
   let g = h / p.group;
   for (var c = li; c < DK; c += WG) { qs[c] = q[i * p.qStride + h * DK + c] * p.scale; }
   workgroupBarrier();
-  let n = p.startPos + i + 1u;
+  let n = min(p.startPos + i + 1u, (sp + 1u) * p.chunk);
   var mRun = -3.0e38;
   var l = 0.0;
   var acc: array<f32, ${NV}>;
-  for (var t0 = 0u; t0 < n; t0 += WG) {
+  for (var t0 = sp * p.chunk; t0 < n; t0 += WG) {
     let t = t0 + li;
     var sc = -3.0e38;
     if (t < n) {
@@ -98,10 +106,58 @@ ${score}
     }
     workgroupBarrier();
   }
+${
+    split
+      ? `  let base = ((i * p.heads + h) * p.splits + sp) * (DV + 2u);
+  if (li == 0u) {
+    o[base] = mRun;
+    o[base + 1u] = l;
+  }
   for (var j = 0u; j < ${NV}u; j++) {
     let c = li + j * WG;
+    if (c < DV) { o[base + 2u + c] = acc[j]; }
+  }`
+      : `  for (var j = 0u; j < ${NV}u; j++) {
+    let c = li + j * WG;
     if (c < DV) { o[i * p.outStride + h * DV + c] = acc[j] / l; }
+  }`
   }
+}\n`;
+  return { params, code };
+}
+
+/** Merges split partials: out = Σ e^(m_s - M) acc_s / Σ e^(m_s - M) l_s, M the largest m_s. */
+export function attentionCombineSource(): KernelSource {
+  const params = [
+    ['count', 'u32'],
+    ['heads', 'u32'],
+    ['splits', 'u32'],
+    ['dv', 'u32'],
+    ['outStride', 'u32'],
+  ] as const;
+  const code = `${paramsStruct(params)}@group(0) @binding(1) var<storage, read_write> o: array<f32>;
+@group(0) @binding(2) var<storage, read> part: array<f32>;
+@compute @workgroup_size(${ATTN_WG})
+fn main(${LINEAR_ENTRY_ARGS}) {
+  ${LINEAR_WGID}
+  let e = wgid * ${ATTN_WG}u + li;
+  if (e >= p.count) { return; }
+  let c = e % p.dv;
+  let ih = e / p.dv;
+  let base = ih * p.splits * (p.dv + 2u);
+  var mx = -3.0e38;
+  for (var s = 0u; s < p.splits; s++) { mx = max(mx, part[base + s * (p.dv + 2u)]); }
+  var num = 0.0;
+  var den = 0.0;
+  for (var s = 0u; s < p.splits; s++) {
+    let b = base + s * (p.dv + 2u);
+    let w = exp(part[b] - mx);
+    num = fma(w, part[b + 2u + c], num);
+    den = fma(w, part[b + 1u], den);
+  }
+  let i = ih / p.heads;
+  let h = ih % p.heads;
+  o[i * p.outStride + h * p.dv + c] = num / den;
 }\n`;
   return { params, code };
 }

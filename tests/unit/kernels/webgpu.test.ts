@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WeightDtype } from '../../../manifests/index.ts';
 import { createCpuBackend, createWebGpuBackend, type Act, type Backend, type WebGpuBackend } from '../../../kernels/index.ts';
+import { attentionSplits } from '../../../kernels/webgpu/backend.ts';
 import { maxAbs, maxAbsDiff, randomF32, randomWeightBytes, rng } from './helpers.ts';
 
 const cpu = createCpuBackend();
@@ -209,14 +210,18 @@ describe('WebGPU backend vs CPU reference', () => {
     expect(s.err, 'scatterAdd').toBeLessThanOrEqual(1e-6 * s.scale);
   });
 
-  it('attention: causal GQA over a cache, tiles of keys, startPos > 0, MLA value offset and wide heads', async () => {
+  it('attention: causal GQA over a cache, tiles of keys, startPos > 0, MLA value offset, wide heads, split keys', async () => {
     const rand = rng(18);
     const cases = [
       { m: 7, t: 7, heads: 6, kvHeads: 2, dk: 40, dv: 24, startPos: 0, kCols: 80, vCols: 48, vColOffset: 0 },
       { m: 1, t: 150, heads: 4, kvHeads: 4, dk: 33, dv: 70, startPos: 149, kCols: 140, vCols: 290, vColOffset: 5 },
       { m: 3, t: 200, heads: 8, kvHeads: 2, dk: 64, dv: 64, startPos: 120, kCols: 128, vCols: 128, vColOffset: 0 },
       { m: 2, t: 80, heads: 3, kvHeads: 1, dk: 576, dv: 512, startPos: 70, kCols: 576, vCols: 576, vColOffset: 0, mla: true },
+      // long caches with few (row, head) pairs take the split-keys path (5 and 2 splits)
+      { m: 2, t: 1302, heads: 4, kvHeads: 2, dk: 64, dv: 48, startPos: 1300, kCols: 128, vCols: 100, vColOffset: 4 },
+      { m: 1, t: 600, heads: 2, kvHeads: 1, dk: 576, dv: 512, startPos: 599, kCols: 576, vCols: 576, vColOffset: 0, mla: true },
     ];
+    expect([attentionSplits(8, 1302), attentionSplits(2, 600), attentionSplits(24, 200)]).toEqual([5, 2, 1]);
     for (const cs of cases) {
       const q = pair(cs.m, cs.heads * cs.dk, randomF32(rand, cs.m * cs.heads * cs.dk));
       const k = pair(cs.t + 4, cs.kCols, randomF32(rand, (cs.t + 4) * cs.kCols));
