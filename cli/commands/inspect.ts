@@ -7,8 +7,8 @@ const usage = `usage: doppler inspect <dir> [--json]
 Prints a model's id, architecture, parameter and byte counts (dense vs routed experts), shard
 counts, and the weight bytes one token touches (all dense weights + top-k experts per MoE layer).`;
 
-const mb = (n: number): string => `${(n / 1e6).toFixed(2)} MB`;
-const mp = (n: number): string => `${(n / 1e6).toFixed(2)} M`;
+const mb = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(2)} MB`);
+const mp = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : `${(n / 1e6).toFixed(2)} M`);
 
 export const command: Command = {
   name: 'inspect',
