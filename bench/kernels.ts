@@ -139,7 +139,8 @@ interface GemvResult {
   us: number;
   GBps: number;
   fractionOfRawRead: number;
-  kernel: { tpr: number; rpt: number; stageX: boolean };
+  kernel: { tpr: number; rpt: number; stageX: boolean; subgroupSize: number | null };
+  withoutSubgroupReduction?: { us: number; GBps: number };
   sweep?: Array<{ tpr: number; rpt: number; stageX: boolean; us: number; GBps: number }>;
 }
 
@@ -165,9 +166,15 @@ async function gemv(be: WebGpuBackend, n: number, k: number, dtype: WeightDtype,
     });
     return ns / iters;
   };
-  const kernel = defaultGemvShape(dtype, 1, n, k, be.info.software);
+  const kernel = { ...defaultGemvShape(dtype, 1, n, k, be.info.software), subgroupSize: be.info.subgroupSize };
   const ns = await run();
   const res: GemvResult = { shape: label, n, k, dtype, weightBytes: bytes, us: round(ns / 1e3, 2), GBps: sig(bytes / ns), fractionOfRawRead: sig(bytes / ns / raw), kernel };
+  if (sweep && be.info.subgroupSize !== null) {
+    be.setSubgroupReduction(false);
+    const t = await run();
+    res.withoutSubgroupReduction = { us: round(t / 1e3, 2), GBps: sig(bytes / t) };
+    be.setSubgroupReduction(true);
+  }
   if (sweep) {
     res.sweep = [];
     for (const [tpr, rpt, stageX] of SWEEP) {

@@ -104,6 +104,8 @@ export interface WebGpuBackend extends Backend {
   flush(): void;
   /** Overrides the gemv shape heuristic (benchmark sweeps); null restores it. */
   setGemvChooser(choose: GemvChooser | null): void;
+  /** Whether gemv reductions use subgroup shuffles (when the device has them); for comparisons. */
+  setSubgroupReduction(on: boolean): void;
   /** Uploads with queue.writeBuffer instead of staging (for comparison). */
   uploadWithWriteBuffer(bytes: Uint8Array): DeviceBytes;
   destroy(): void;
@@ -153,6 +155,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
         timestamps: opts.device.features.has('timestamp-query'),
         description: 'caller-provided device',
         software: false,
+        subgroupSize: null,
       }
     : await acquireDevice();
   const device = info.device;
@@ -179,6 +182,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
   const software = info.software || limits.maxComputeWorkgroupStorageSize < 32768;
   const defaultChooser: GemvChooser = (dtype, m, n, k) => defaultGemvShape(dtype, m, n, k, software);
   let chooseGemv: GemvChooser = defaultChooser;
+  let useSubgroups = info.subgroupSize !== null;
 
   function throwIfDeviceError(): void {
     if (deviceError) throw new KernelError(`WebGPU error: ${deviceError}`);
@@ -361,10 +365,10 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     const base = { M: m, N: n, xStride: x.cols, xHead: heads > 1 ? k : 0, outStride: out.cols, outHead: heads > 1 ? n : 0, accumulate: accumulate ? 1 : 0 };
     if (m <= GEMV_MAX_M && gemvFits(w.dtype, k, x.cols, wb.wB)) {
       const { tpr, rpt, stageX } = chooseGemv(w.dtype, m, n, k);
-      const shape: GemvShape = { dtype: w.dtype, m, tpr, rpt, stageX: stageX && gemvCanStageX(w.dtype, m) };
+      const shape: GemvShape = { dtype: w.dtype, m, tpr, rpt, stageX: stageX && gemvCanStageX(w.dtype, m), subgroup: useSubgroups ? (info.subgroupSize ?? 1) : 1 };
       const rowsPerGroup = (256 / tpr) * rpt;
       dispatch(
-        `gemv:${w.dtype}:${m}:${tpr}:${rpt}:${shape.stageX}`,
+        `gemv:${w.dtype}:${m}:${tpr}:${rpt}:${shape.stageX}:${shape.subgroup}`,
         () => gemvSource(shape),
         [whole(out), wb.binding, wb.binding, whole(x)],
         { ...base, units: k / unitWeights(w.dtype), wB4: wb.wB / 4, wS: wb.wS, xStride4: x.cols / 4, xHead4: heads > 1 ? k / 4 : 0 },
@@ -576,6 +580,9 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     },
 
     flush,
+    setSubgroupReduction(on) {
+      useSubgroups = on && info.subgroupSize !== null;
+    },
     setGemvChooser(choose) {
       chooseGemv = choose ?? defaultChooser;
     },

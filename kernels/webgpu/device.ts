@@ -9,6 +9,8 @@ export interface DeviceInfo {
   description: string;
   /** A CPU implementation (SwiftShader or another fallback adapter). */
   software: boolean;
+  /** The subgroup size when `subgroups` is on and the adapter reports one fixed size, else null. */
+  subgroupSize: number | null;
 }
 
 // A variable module name keeps browser bundlers (vite, esbuild) from pulling the Node binding in.
@@ -56,5 +58,8 @@ export async function acquireDevice(): Promise<DeviceInfo> {
   const info = adapter.info;
   const description = [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(' / ') || 'unknown adapter';
   const software = /swiftshader|llvmpipe|lavapipe/i.test(description) || (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
-  return { device, subgroups: features.includes('subgroups'), timestamps: features.includes('timestamp-query'), description, software };
+  const subgroups = features.includes('subgroups');
+  const sgMin = info.subgroupMinSize;
+  const subgroupSize = subgroups && sgMin !== undefined && sgMin === info.subgroupMaxSize && sgMin >= 2 ? sgMin : null;
+  return { device, subgroups, timestamps: features.includes('timestamp-query'), description, software, subgroupSize };
 }

@@ -88,6 +88,13 @@ export interface GemvShape {
   rpt: number;
   /** Stage x through workgroup memory (M = 1, f16 and block formats only; see gemvCanStageX). */
   stageX: boolean;
+  /**
+   * The device's fixed subgroup size when the `subgroups` feature is on: partial sums are first
+   * combined by subgroupShuffleXor within runs of that many lanes, leaving fewer tree steps
+   * through workgroup memory (none when it is ≥ TPR). Assumes subgroups are consecutive runs of
+   * local_invocation_index, as they are for 1-D workgroups on every driver we run.
+   */
+  subgroup?: number;
 }
 
 /** Weights per 16-byte unit of the main array. */
@@ -182,7 +189,17 @@ ${xPre}${lines.join('\n')}
 ${xPre}${lines.join('\n')}
   }`;
   const rowDecl = Array.from({ length: RPT }, (_, r) => `  let row${r} = z * p.N + min(rowBase + ${r}u, p.N - 1u);`).join('\n');
-  const code = `${paramsStruct(params)}@group(0) @binding(1) var<storage, read_write> o: array<f32>;
+  // lanes already summed by subgroup shuffles: groups of sgRun consecutive lanes
+  const sgRun = Math.min(s.subgroup ?? 1, TPR);
+  const shuffle =
+    sgRun > 1
+      ? `  for (var a = 0u; a < NACC; a++) {
+    var t = acc[a];
+${Array.from({ length: Math.log2(sgRun) }, (_, i) => `    t += subgroupShuffleXor(t, ${2 ** i}u);`).join('\n')}
+    acc[a] = t;
+  }\n`
+      : '';
+  const code = `${sgRun > 1 ? 'enable subgroups;\n' : ''}${paramsStruct(params)}@group(0) @binding(1) var<storage, read_write> o: array<f32>;
 @group(0) @binding(2) var<storage, read> wq: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> ws: array<u32>;
 @group(0) @binding(4) var<storage, read> x: array<vec4<f32>>;
@@ -199,9 +216,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 ${rowDecl}
   var acc: array<f32, NACC>;
 ${loop}
-  for (var a = 0u; a < NACC; a++) { red[a * 256u + li] = acc[a]; }
+${shuffle}  for (var a = 0u; a < NACC; a++) { red[a * 256u + li] = acc[a]; }
   workgroupBarrier();
-  for (var s = TPR / 2u; s > 0u; s = s >> 1u) {
+  for (var s = TPR / 2u; s >= ${sgRun}u; s = s >> 1u) {
     if (lane < s) {
       for (var a = 0u; a < NACC; a++) { red[a * 256u + li] += red[a * 256u + li + s]; }
     }

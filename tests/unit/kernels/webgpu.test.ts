@@ -103,8 +103,14 @@ describe('WebGPU backend vs CPU reference', () => {
         cpu.matmul(x.c, w.c, out.c);
         for (const [tpr, rpt, stageX] of shapes) {
           gpu.setGemvChooser(() => ({ tpr, rpt, stageX }));
-          gpu.matmul(x.g, w.g, out.g);
-          await expectClose(out, k, `${dtype} m=${m} tpr=${tpr} rpt=${rpt} stageX=${stageX}`);
+          // subgroup shuffles then a tree (SwiftShader's subgroups have 4 lanes; without the feature,
+          // true is a no-op) and, for one shape, the plain tree
+          for (const sg of tpr === 8 ? [true, false] : [true]) {
+            gpu.setSubgroupReduction(sg);
+            gpu.matmul(x.g, w.g, out.g);
+            await expectClose(out, k, `${dtype} m=${m} tpr=${tpr} rpt=${rpt} stageX=${stageX} subgroups=${sg}`);
+          }
+          gpu.setSubgroupReduction(true);
         }
       }
     }
