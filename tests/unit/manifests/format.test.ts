@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { decodeManifest, encodeManifest, ManifestError, manifestOfPlan, normaliseConfig, ConfigError, planModel, shardHashesOfExpert, tensorByName, type Manifest } from '../../../manifests/index.ts';
+import { decodeManifest, encodeManifest, ManifestError, manifestOfPlan, normaliseConfig, ConfigError, planModel, shardHashesOfExpert, storedDtype, tensorByName, type Manifest } from '../../../manifests/index.ts';
 import { convert, PRESETS } from '../../../manifests/node.ts';
 import { FIXTURES } from './helpers.ts';
 
@@ -50,6 +50,20 @@ describe('manifest encoding', () => {
     expect(() => decodeManifest(bytes.subarray(0, bytes.length - 40), 'cut')).toThrow(/cut/);
     const bad = encodeManifest({ ...m, tensors: m.tensors.map((t, i) => (i === 0 ? { ...t, shard: 999 } : t)) });
     expect(() => decodeManifest(bad, 'bad')).toThrow(/shard 999/);
+  });
+
+  it('falls back to f16 for block formats when a row is not whole 32-weight blocks, and records it', () => {
+    expect(storedDtype({ shape: [64, 48], role: 'matrix' }, 'q4_0')).toBe('f16');
+    expect(storedDtype({ shape: [48, 64], role: 'matrix' }, 'q8_0')).toBe('q8_0');
+    expect(storedDtype({ shape: [48, 64], role: 'router' }, 'q8_0')).toBe('f32');
+    const config = normaliseConfig({ ...PRESETS['mixtral-tiny']!.config, hidden_size: 48 }, 'h48');
+    const plan = planModel(config, 'q4_0', 1 << 20);
+    const m = manifestOfPlan(plan, 'h48', fakeHashes(plan.shards.length), {});
+    const t = tensorByName(m);
+    expect(t.get('layers.0.attn.q')!.dtype).toBe('f16'); // [48, 48]
+    expect(t.get('layers.0.moe.experts.0.down')!.dtype).toBe('q4_0'); // [48, 128]
+    expect(t.get('layers.0.moe.experts.0.gate')!.dtype).toBe('f16'); // [128, 48]
+    expect(decodeManifest(encodeManifest(m))).toEqual(m);
   });
 
   it('answers expert and tensor lookups', () => {
