@@ -1,7 +1,7 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { decodeManifest, encodeManifest, ManifestError, manifestOfPlan, normaliseConfig, ConfigError, planModel, shardHashesOfExpert, storedDtype, tensorByName, type Manifest } from '../../../manifests/index.ts';
 import { convert, PRESETS } from '../../../manifests/node.ts';
 import { FIXTURES } from './helpers.ts';
@@ -13,9 +13,12 @@ function presetManifest(preset: string, quant: 'f16' | 'q4_0', shardMiB = 64): M
   return manifestOfPlan(plan, preset, fakeHashes(plan.shards.length), { 'tokenizer.json': 'ab'.repeat(32) });
 }
 
+const work = mkdtempSync(join(tmpdir(), 'rdrr-fmt-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
 describe('manifest encoding', () => {
   it('round-trips converted fixtures exactly (compact layout)', async () => {
-    const out = mkdtempSync(join(tmpdir(), 'rdrr-fmt-'));
+    const out = join(work, 'ds');
     const r = await convert({ source: join(FIXTURES, 'hf-moe/deepseekv3-tiny'), out, quant: 'q4_0' });
     const bytes = readFileSync(join(out, 'manifest.msgpack'));
     expect(decodeManifest(bytes)).toEqual(r.manifest);
