@@ -211,14 +211,24 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     return encoder;
   }
 
+  /**
+   * Buffers released while commands that touch them (an upload's copy, a kernel) are still being
+   * recorded: destroyed only once those commands are submitted, which WebGPU allows.
+   */
+  let releasedBeforeSubmit: GPUBuffer[] = [];
+
   function flush(): void {
     throwIfDeviceError();
-    if (!encoder && staging.pending === 0) return;
+    if (!encoder && staging.pending === 0) {
+      destroyReleased();
+      return;
+    }
     const enc = getEncoder();
     encoder = null;
     const arenaDone = arena.beforeSubmit(device.queue);
     const stagingDone = staging.beforeSubmit();
     device.queue.submit([enc.finish()]);
+    destroyReleased();
     // Recycle from a fresh task, not from inside the runtime's completion callback (Dawn in Node
     // runs promise continuations while it processes events; re-mapping buffers there is re-entrant).
     void device.queue.onSubmittedWorkDone().then(() =>
@@ -227,6 +237,11 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
         stagingDone();
       }, 0),
     );
+  }
+
+  function destroyReleased(): void {
+    for (const b of releasedBeforeSubmit) b.destroy();
+    releasedBeforeSubmit = [];
   }
 
   function pipelineFor(key: string, make: () => KernelSource): Pipeline {
@@ -420,7 +435,8 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
       if (b.released) return;
       b.released = true;
       uploadedBytes -= b.buffer.size;
-      b.buffer.destroy();
+      if (encoder || staging.pending > 0) releasedBeforeSubmit.push(b.buffer);
+      else b.buffer.destroy();
     },
     weight(src, byteOffset, dtype, rows, cols) {
       if (!(src instanceof GpuBytes)) throw new KernelError('weight bytes do not belong to this WebGPU backend');
