@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine, ModelLoadError, backendUploader, type ModelSource } from '../../engine/index.ts';
 import { modelDirSource } from '../../engine/node.ts';
-import { createCpuBackend, type DeviceBytes } from '../../kernels/index.ts';
+import { createCpuBackend, createWebGpuBackend, type Backend, type DeviceBytes } from '../../kernels/index.ts';
 import { blake3Hex } from '../../manifests/index.ts';
 import { ShardStore, shardMeta, type ShardSource } from '../../storage/index.ts';
 import { DirBackend, DirSource } from '../../storage/node.ts';
@@ -32,8 +32,11 @@ function minimumVram(source: ModelSource): number {
   return m.config.moe.topK * largest;
 }
 
-async function pagedEngine(source: ModelSource, opts: { vram: number; ram: number; sources: ShardSource[]; cacheDir?: string }) {
-  const backend = createCpuBackend();
+type BackendName = 'cpu' | 'webgpu';
+const makeBackend = async (name: BackendName): Promise<Backend> => (name === 'cpu' ? createCpuBackend() : createWebGpuBackend());
+
+async function pagedEngine(source: ModelSource, opts: { backend: BackendName; vram: number; ram: number; sources: ShardSource[]; cacheDir?: string }) {
+  const backend = await makeBackend(opts.backend);
   const store = await ShardStore.open<DeviceBytes>({
     sources: opts.sources,
     ramBytes: opts.ram,
@@ -51,21 +54,25 @@ afterAll(() => {
   for (const d of scratch) rmSync(d, { recursive: true, force: true });
 });
 
+const mixtralTiny = async () => {
+  const c = await convertFixture(hfMoeDir('mixtral-tiny'), 'f32');
+  scratch.push(c.dir);
+  return c.dir;
+};
+
+// WebGPU (SwiftShader here) runs the small fixture: its release and eviction path destroys real GPU buffers
 describe.each([
-  { name: 'tiny-moe-text (q8_0 demo model)', open: async () => DEMO },
-  { name: 'mixtral-tiny (f32)', open: async () => {
-    const c = await convertFixture(hfMoeDir('mixtral-tiny'), 'f32');
-    scratch.push(c.dir);
-    return c.dir;
-  } },
-])('$name', ({ open }) => {
+  { name: 'tiny-moe-text (q8_0 demo model)', backend: 'cpu' as const, open: async () => DEMO },
+  { name: 'mixtral-tiny (f32)', backend: 'cpu' as const, open: mixtralTiny },
+  { name: 'mixtral-tiny (f32)', backend: 'webgpu' as const, open: mixtralTiny },
+])('$name on $backend', ({ backend, open }) => {
   let dir: string;
   let source: ModelSource;
   let resident: number[][];
   beforeAll(async () => {
     dir = await open();
     source = await modelDirSource(dir);
-    const engine = await Engine.load({ backend: createCpuBackend(), source });
+    const engine = await Engine.load({ backend: await makeBackend(backend), source });
     resident = [];
     for (const p of PROMPTS) resident.push(await greedy(engine, p));
   });
@@ -73,7 +80,7 @@ describe.each([
   it('generates the all-resident output with budgets that force evictions every token', async () => {
     const vram = minimumVram(source);
     for (const ram of [0, vram]) {
-      const { engine, store } = await pagedEngine(source, { vram, ram, sources: [new DirSource(dir)] });
+      const { engine, store } = await pagedEngine(source, { backend, vram, ram, sources: [new DirSource(dir)] });
       for (let i = 0; i < PROMPTS.length; i++) expect(await greedy(engine, PROMPTS[i]!)).toEqual(resident[i]);
       const s = store.stats();
       expect(s.vram!.evictions).toBeGreaterThan(12);
@@ -84,7 +91,7 @@ describe.each([
 
   it('refuses at load a VRAM budget that cannot hold one token\'s experts', async () => {
     const vram = minimumVram(source) - 1;
-    const load = pagedEngine(source, { vram, ram: 0, sources: [new DirSource(dir)] });
+    const load = pagedEngine(source, { backend, vram, ram: 0, sources: [new DirSource(dir)] });
     await expect(load).rejects.toThrow(ModelLoadError);
     await expect(load).rejects.toThrow(/needs \d+ at once/);
   });
@@ -93,18 +100,18 @@ describe.each([
     const cacheDir = mkdtempSync(join(tmpdir(), 'doppler-cache-'));
     scratch.push(cacheDir);
     const vram = minimumVram(source);
-    const first = await pagedEngine(source, { vram, ram: 0, sources: [new DirSource(dir)], cacheDir });
+    const first = await pagedEngine(source, { backend, vram, ram: 0, sources: [new DirSource(dir)], cacheDir });
     expect(await greedy(first.engine, PROMPTS[0]!)).toEqual(resident[0]);
     await first.store.close();
 
-    const warm = await pagedEngine(source, { vram, ram: 0, sources: [], cacheDir });
+    const warm = await pagedEngine(source, { backend, vram, ram: 0, sources: [], cacheDir });
     expect(await greedy(warm.engine, PROMPTS[0]!)).toEqual(resident[0]);
     expect(warm.store.stats().remote.hits).toBe(0);
     await warm.store.close();
 
     const victim = readdirSync(join(cacheDir, 'shards')).find((f) => source.manifest.experts.some((e) => e.shards.some((s) => source.manifest.shards[s]!.hash === f)))!;
     writeFileSync(join(cacheDir, 'shards', victim), 'not the shard');
-    const healed = await pagedEngine(source, { vram: vram * 8, ram: 0, sources: [new DirSource(dir)], cacheDir });
+    const healed = await pagedEngine(source, { backend, vram: vram * 8, ram: 0, sources: [new DirSource(dir)], cacheDir });
     for (let i = 0; i < PROMPTS.length; i++) expect(await greedy(healed.engine, PROMPTS[i]!)).toEqual(resident[i]);
     // whether or not the prompts routed to the corrupted expert, asking for it must give good bytes
     expect(await blake3Hex(await healed.store.get(victim))).toBe(victim);
