@@ -16,7 +16,7 @@ import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { WeightDtype } from '../manifests/index.ts';
-import { createWebGpuBackend, defaultGemvShape, weightByteLength, type WebGpuBackend } from '../kernels/index.ts';
+import { createCpuBackend, createWebGpuBackend, defaultGemvShape, weightByteLength, type WebGpuBackend } from '../kernels/index.ts';
 
 export interface KernelBenchOptions {
   small?: boolean;
@@ -226,6 +226,50 @@ async function upload(be: WebGpuBackend, bytes: number, reps: number) {
 }
 
 /**
+ * Every GEMV configuration the run times, checked first against the CPU reference on a 300×512
+ * problem, on this device: a fast kernel that computes the wrong thing must not look good.
+ */
+async function selfCheck(be: WebGpuBackend): Promise<{ configs: number; maxRelErr: number; ok: boolean }> {
+  const cpu = createCpuBackend();
+  const [n, k] = [300, 512];
+  const xs = new Float32Array(k).map((_, i) => Math.sin(i * 0.37));
+  let worst = 0;
+  let configs = 0;
+  for (const dtype of DTYPES) {
+    const data = filler(weightByteLength(dtype, n, k));
+    const halfStart = dtype === 'f32' ? data.length : dtype === 'f16' ? 0 : data.length - Math.ceil((n * k) / 64) * 4;
+    for (let i = halfStart + 1; i < data.length; i += 2) data[i] = (data[i]! & 0x83) | 0x38;
+    if (dtype === 'f32') for (let i = 3; i < data.length; i += 4) data[i] = (data[i]! & 0x83) | 0x38;
+    const ref = cpu.act(1, n);
+    const xc = cpu.act(1, k);
+    cpu.write(xc, xs);
+    cpu.matmul(xc, cpu.weight(cpu.upload(data), 0, dtype, n, k), ref);
+    const want = await cpu.read(ref);
+    const scale = Math.max(...want.map(Math.abs));
+    const w = be.weight(be.upload(data), 0, dtype, n, k);
+    const x = be.act(1, k);
+    be.write(x, xs);
+    const out = be.act(1, n);
+    for (const [tpr, rpt, stageX] of [[0, 0, false] as const, ...SWEEP]) {
+      for (const sg of [true, false]) {
+        be.setGemvChooser(tpr === 0 ? null : () => ({ tpr, rpt, stageX }));
+        be.setSubgroupReduction(sg);
+        be.matmul(x, w, out);
+        const got = await be.read(out);
+        got.forEach((g, i) => (worst = Math.max(worst, Math.abs(g - want[i]!) / scale)));
+        configs++;
+      }
+    }
+    be.setGemvChooser(null);
+    be.setSubgroupReduction(true);
+    be.releaseBytes(w.src);
+    be.freeAct(x);
+    be.freeAct(out);
+  }
+  return { configs, maxRelErr: sig(worst), ok: worst <= 1e-4 };
+}
+
+/**
  * Per-op overhead of the command stream: CPU µs to record one small dispatch (a bind group and a
  * uniform slot from the per-flush arena) and GPU µs per dispatch of a 4096-float add.
  */
@@ -253,6 +297,8 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Rec
     const lim = be.device.limits;
     const rawBytes = small ? 64 << 20 : Math.min(1 << 30, lim.maxStorageBufferBindingSize, lim.maxBufferSize) - ((Math.min(1 << 30, lim.maxStorageBufferBindingSize, lim.maxBufferSize)) % 256);
     log(`device: ${be.info.description}; timing: ${be.info.timestamps ? 'timestamp-query' : 'wall clock'}`);
+    const check = await selfCheck(be);
+    log(`self-check of ${check.configs} gemv configurations against the CPU reference: max relative error ${check.maxRelErr} (${check.ok ? 'ok' : 'FAILED'})`);
     const raw = await rawRead(be, rawBytes, small ? 2 : 10);
     log(`raw streaming read of ${raw.bytes} bytes: ${raw.GBps} GB/s`);
     const shapes = small ? SMALL_SHAPES : SHAPES;
@@ -287,6 +333,7 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Rec
       limits: { maxStorageBufferBindingSize: lim.maxStorageBufferBindingSize, maxBufferSize: lim.maxBufferSize, maxComputeWorkgroupStorageSize: lim.maxComputeWorkgroupStorageSize },
       timing: be.info.timestamps ? 'timestamp-query' : 'wall-clock',
       small,
+      selfCheck: check,
       rawRead: raw,
       gemvM1: gemvs,
       gemm: gemms,
