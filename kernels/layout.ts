@@ -2,32 +2,19 @@
  * Where the parts of a weight live inside its bytes (manifests/types.ts defines the layouts). Both
  * backends need this: the CPU one to decode rows, the WebGPU one to size bindings and find scales.
  */
-import { QUANT_BLOCK, type WeightDtype } from '../manifests/index.ts';
+import { QUANT_BLOCK, tensorByteLength, type WeightDtype } from '../manifests/index.ts';
 
 export class KernelError extends Error {
   override name = 'KernelError';
 }
-
-const align4 = (n: number): number => (n + 3) & ~3;
 
 /** Bytes of the quants array of a block-format tensor (where its scales begin). */
 export function quantBytes(dtype: 'q8_0' | 'q4_0', rows: number, cols: number): number {
   return ((rows * cols) / QUANT_BLOCK) * (dtype === 'q8_0' ? 32 : 16);
 }
 
-/** Stored byte length of a rows×cols tensor. */
-export function weightByteLength(dtype: WeightDtype, rows: number, cols: number): number {
-  const n = rows * cols;
-  switch (dtype) {
-    case 'f32':
-      return n * 4;
-    case 'f16':
-      return align4(n * 2);
-    case 'q8_0':
-    case 'q4_0':
-      return quantBytes(dtype, rows, cols) + align4((n / QUANT_BLOCK) * 2);
-  }
-}
+/** Stored byte length of a rows×cols tensor (the format's own definition). */
+export const weightByteLength = tensorByteLength;
 
 /** Throws unless a rows×cols `dtype` tensor at byteOffset fits the region and its layout rules. */
 export function checkWeight(regionBytes: number, byteOffset: number, dtype: WeightDtype, rows: number, cols: number): void {

@@ -1,24 +1,9 @@
-/** Row-at-a-time decoding of RDRR weights to f32, for the CPU backend. */
-import type { WeightDtype } from '../../manifests/index.ts';
+/**
+ * Row-at-a-time decoding of RDRR weights to f32, for the CPU backend (manifests' `dequantize`
+ * decodes whole tensors; matmul and embedding lookups want one row at a time without a copy).
+ */
+import { f16BitsToF32, type WeightDtype } from '../../manifests/index.ts';
 import { quantBytes } from '../layout.ts';
-
-let halfTable: Float32Array | null = null;
-
-/** Every IEEE half as a float, so decoding is a lookup. */
-export function halfToFloatTable(): Float32Array {
-  if (halfTable) return halfTable;
-  const t = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) {
-    const sign = h & 0x8000 ? -1 : 1;
-    const exp = (h >>> 10) & 0x1f;
-    const mant = h & 0x3ff;
-    if (exp === 0) t[h] = sign * mant * 2 ** -24;
-    else if (exp === 0x1f) t[h] = mant ? NaN : sign * Infinity;
-    else t[h] = sign * (1 + mant / 1024) * 2 ** (exp - 15);
-  }
-  halfTable = t;
-  return t;
-}
 
 /** Decodes rows of one weight matrix; holds typed views over its bytes. */
 export class RowDecoder {
@@ -32,7 +17,6 @@ export class RowDecoder {
     const buf = bytes.buffer;
     const base = bytes.byteOffset + byteOffset;
     const n = rows * cols;
-    const table = halfToFloatTable();
     switch (dtype) {
       case 'f32': {
         const v = new Float32Array(buf, base, n);
@@ -43,7 +27,7 @@ export class RowDecoder {
         const v = new Uint16Array(buf, base, n);
         this.decode = (r, out) => {
           const o = r * cols;
-          for (let c = 0; c < cols; c++) out[c] = table[v[o + c]!]!;
+          for (let c = 0; c < cols; c++) out[c] = f16BitsToF32(v[o + c]!);
         };
         break;
       }
@@ -53,7 +37,7 @@ export class RowDecoder {
         this.decode = (r, out) => {
           const b0 = (r * cols) / 32;
           for (let b = 0; b < cols / 32; b++) {
-            const d = table[s[b0 + b]!]!;
+            const d = f16BitsToF32(s[b0 + b]!);
             const qo = (b0 + b) * 32;
             for (let j = 0; j < 32; j++) out[b * 32 + j] = q[qo + j]! * d;
           }
@@ -66,7 +50,7 @@ export class RowDecoder {
         this.decode = (r, out) => {
           const b0 = (r * cols) / 32;
           for (let b = 0; b < cols / 32; b++) {
-            const d = table[s[b0 + b]!]!;
+            const d = f16BitsToF32(s[b0 + b]!);
             const qo = (b0 + b) * 16;
             for (let j = 0; j < 16; j++) {
               const byte = q[qo + j]!;

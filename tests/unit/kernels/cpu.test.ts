@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createCpuBackend, KernelError } from '../../../kernels/index.ts';
+import { dequantize, quantize, type WeightDtype } from '../../../manifests/index.ts';
+import { randomF32, randomWeightBytes, rng } from './helpers.ts';
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-6): void => {
   expect(a.length).toBe(b.length);
@@ -45,6 +47,22 @@ describe('CPU reference backend', () => {
     dv.setUint16(256 + 34, halfBits(0.125), true);
     be.matmul(x, be.weight(be.upload(f16), 256, 'f16', 1, 32), out);
     close(await be.read(out), [-1.5 + 0.25]);
+  });
+
+  it('decodes rows exactly as the format reference dequantizes (quantized and random bytes)', async () => {
+    const rand = rng(3);
+    const be = createCpuBackend();
+    const [rows, cols] = [7, 96];
+    for (const dtype of ['f32', 'f16', 'q8_0', 'q4_0'] as WeightDtype[]) {
+      for (const bytes of [quantize(randomF32(rand, rows * cols), rows, cols, dtype), randomWeightBytes(rand, dtype, rows, cols)]) {
+        const entry = { name: 'w', shape: [rows, cols], dtype, shard: 0, offset: 0, length: bytes.length };
+        const want = dequantize(entry, bytes);
+        const ids = Uint32Array.from({ length: rows }, (_, i) => i);
+        const out = be.act(rows, cols);
+        be.embed(ids, be.weight(be.upload(bytes), 0, dtype, rows, cols), out);
+        expect(Array.from(await be.read(out)), dtype).toEqual(Array.from(want));
+      }
+    }
   });
 
   it('computes matmul, matmulHeads and accumulate as x·wᵀ', async () => {
