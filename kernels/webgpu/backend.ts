@@ -216,11 +216,14 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
    * recorded: destroyed only once those commands are submitted, which WebGPU allows.
    */
   let releasedBeforeSubmit: GPUBuffer[] = [];
+  /** Read-backs recorded but left for the next submission to carry (see lazyReadBack). */
+  let lazyMaps: Array<() => void> = [];
 
   function flush(): void {
     throwIfDeviceError();
     if (!encoder && staging.pending === 0) {
       destroyReleased();
+      startLazyMaps();
       return;
     }
     const enc = getEncoder();
@@ -229,6 +232,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     const stagingDone = staging.beforeSubmit();
     device.queue.submit([enc.finish()]);
     destroyReleased();
+    startLazyMaps();
     // Recycle from a fresh task, not from inside the runtime's completion callback (Dawn in Node
     // runs promise continuations while it processes events; re-mapping buffers there is re-entrant).
     void device.queue.onSubmittedWorkDone().then(() =>
@@ -237,6 +241,12 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
         stagingDone();
       }, 0),
     );
+  }
+
+  function startLazyMaps(): void {
+    const maps = lazyMaps;
+    lazyMaps = [];
+    for (const m of maps) m();
   }
 
   function destroyReleased(): void {
@@ -410,13 +420,43 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     return data;
   }
 
+  /**
+   * A read-back that does not submit by itself: it rides on the next submission (the engine's
+   * next router read), so a check that nobody waits for at once costs no round trip of its own.
+   * A task later, if nothing has submitted yet, it submits on its own.
+   */
+  function lazyReadBack(src: GPUBuffer, size: number): Promise<ArrayBuffer> {
+    const rb = device.createBuffer({ size: roundUp(Math.max(size, 4), 4), usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
+    getEncoder().copyBufferToBuffer(src, 0, rb, 0, roundUp(Math.max(size, 4), 4));
+    return new Promise<ArrayBuffer>((resolve, reject) => {
+      let started = false;
+      lazyMaps.push(() => {
+        started = true;
+        rb.mapAsync(MapMode.READ).then(
+          () => {
+            const data = rb.getMappedRange().slice(0, size);
+            rb.destroy();
+            resolve(data);
+          },
+          (err: unknown) => {
+            rb.destroy();
+            reject(new KernelError(`reading back from the GPU failed${deviceError ? `: ${deviceError}` : ''}`, { cause: err }));
+          },
+        );
+      });
+      setTimeout(() => {
+        if (!started) flush();
+      }, 0);
+    });
+  }
+
   /** A per-row u32 result of a one-workgroup-per-row kernel, read back. */
-  async function rowsKernel(key: string, make: () => KernelSource, x: GpuAct): Promise<Uint32Array> {
+  async function rowsKernel(key: string, make: () => KernelSource, x: GpuAct, lazy = false): Promise<Uint32Array> {
     const res = newStorage(x.rows, 1);
     dispatch(key, make, [{ buffer: res.buffer }, whole(x)], { rows: x.rows, cols: x.cols }, linearGrid(x.rows));
-    const data = await readBack(res.buffer, x.rows * 4);
+    const pending = lazy ? lazyReadBack(res.buffer, x.rows * 4) : readBack(res.buffer, x.rows * 4);
     releaseStorage(res);
-    return new Uint32Array(data);
+    return new Uint32Array(await pending);
   }
 
   const backend: WebGpuBackend = {
@@ -587,7 +627,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
       return rowsKernel('argmax', argmaxSource, asAct(x));
     },
     async finiteRows(x) {
-      return Array.from(await rowsKernel('finite', finiteRowsSource, asAct(x)), (f) => f === 1);
+      return Array.from(await rowsKernel('finite', finiteRowsSource, asAct(x), true), (f) => f === 1);
     },
     async sync() {
       flush();

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Engine, EngineError, NonFiniteError, type ModelSource } from '../../../engine/index.ts';
 import { modelDirSource } from '../../../engine/node.ts';
 import { argmax, createSampler, seededRandom } from '../../../engine/sampling.ts';
-import { createCpuBackend } from '../../../kernels/index.ts';
+import { createCpuBackend, createWebGpuBackend } from '../../../kernels/index.ts';
 import { tensorByName } from '../../../manifests/index.ts';
 
 const DEMO = new URL('../../../models/tiny-moe-text-q8_0', import.meta.url).pathname;
@@ -64,7 +64,7 @@ describe('generate', () => {
     await expect(ids(engine, [engine.config.vocabSize], { maxNewTokens: 1 })).rejects.toThrow(/outside the vocabulary/);
   });
 
-  it('stops with an error naming the layer and position when the hidden state goes non-finite', async () => {
+  it.each(['cpu', 'webgpu'] as const)('stops with an error naming the layer and position when the hidden state goes non-finite (%s)', async (backendName) => {
     // poison one embedding row: the token at position 2 carries NaN into layer 0
     const bad = 777;
     const embed = tensorByName(source.manifest).get('embed')!;
@@ -83,7 +83,7 @@ describe('generate', () => {
         return copy;
       },
     };
-    const e = await Engine.load({ backend: createCpuBackend(), source: poisoned });
+    const e = await Engine.load({ backend: backendName === 'cpu' ? createCpuBackend() : await createWebGpuBackend(), source: poisoned });
     const err = await ids(e, [PROMPT[0]!, PROMPT[1]!, bad, PROMPT[2]!], { maxNewTokens: 2 }).catch((x: unknown) => x);
     expect(err).toBeInstanceOf(NonFiniteError);
     expect((err as NonFiniteError).layer).toBe(0);
