@@ -10,7 +10,7 @@ import * as v from '../validate.ts';
 import { ATTN_WG, attentionCombineSource, attentionSource } from '../wgsl/attention.wgsl.ts';
 import type { KernelSource } from '../wgsl/common.wgsl.ts';
 import { binarySource, copySource, ELEMENTWISE_WG, embedSource, fillSource, gatherSource, scatterAddSource } from '../wgsl/elementwise.wgsl.ts';
-import { GEMM_TILE, gemmSource, gemvCanStageX, gemvFits, gemvSource, unitWeights, type GemvShape } from '../wgsl/matmul.wgsl.ts';
+import { GEMM_TILE, gemmSource, gemvCanStageX, gemvFits, gemvSource, gemvUnits, gemvUnitWords, type GemvShape } from '../wgsl/matmul.wgsl.ts';
 import { ropeSource, ROPE_WG } from '../wgsl/rope.wgsl.ts';
 import { argmaxSource, finiteRowsSource, rmsnormSource } from '../wgsl/rows.wgsl.ts';
 import { Arena } from './arena.ts';
@@ -82,16 +82,16 @@ type GemvChooser = (dtype: WeightDtype, m: number, n: number, k: number) => Omit
 
 /**
  * Default gemv shape: enough lanes per row to give each ~4+ units, rows per thread while the grid
- * stays wide, and x staged in workgroup memory on real GPUs (on a CPU rasteriser such as
- * SwiftShader, barriers and workgroup memory cost more than the coalescing they buy).
+ * stays wide, narrow units for f16 and block formats (coalesced x loads), x never staged.
  */
 export function defaultGemvShape(dtype: WeightDtype, m: number, n: number, k: number, software = false): Omit<GemvShape, 'dtype' | 'm'> {
-  const units = k / unitWeights(dtype);
+  const narrow = dtype !== 'f32';
+  const units = gemvUnits(dtype, narrow, k);
   const tpr = Math.min(32, Math.max(4, pow2Floor(units / 4)));
   const groups = 256 / tpr;
   let rpt = 1;
   if (m === 1) for (const r of [4, 2]) if (n / (groups * r) >= 512) { rpt = r; break; }
-  return { tpr, rpt, stageX: !software && gemvCanStageX(dtype, m) };
+  return { tpr, rpt, stageX: false, narrow, unroll: software || m > 1 ? 1 : 2 };
 }
 
 /** The Backend plus what benchmarks and tooling need from the WebGPU one. */
@@ -389,14 +389,15 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     const wb = weightBinding(w);
     const base = { M: m, N: n, xStride: x.cols, xHead: heads > 1 ? k : 0, outStride: out.cols, outHead: heads > 1 ? n : 0, accumulate: accumulate ? 1 : 0 };
     if (m <= GEMV_MAX_M && gemvFits(w.dtype, k, x.cols, wb.wB)) {
-      const { tpr, rpt, stageX } = chooseGemv(w.dtype, m, n, k);
-      const shape: GemvShape = { dtype: w.dtype, m, tpr, rpt, stageX: stageX && gemvCanStageX(w.dtype, m), subgroup: useSubgroups ? (info.subgroupSize ?? 1) : 1 };
+      const { tpr, rpt, stageX, narrow = false, unroll = 1 } = chooseGemv(w.dtype, m, n, k);
+      const staged = stageX && gemvCanStageX(w.dtype, m);
+      const shape: GemvShape = { dtype: w.dtype, m, tpr, rpt, stageX: staged, narrow: narrow && !staged, unroll: staged ? 1 : unroll, subgroup: useSubgroups ? (info.subgroupSize ?? 1) : 1 };
       const rowsPerGroup = (256 / tpr) * rpt;
       dispatch(
-        `gemv:${w.dtype}:${m}:${tpr}:${rpt}:${shape.stageX}:${shape.subgroup}`,
+        `gemv:${w.dtype}:${m}:${tpr}:${rpt}:${shape.stageX}:${shape.narrow}:${shape.unroll}:${shape.subgroup}`,
         () => gemvSource(shape),
         [whole(out), wb.binding, wb.binding, whole(x)],
-        { ...base, units: k / unitWeights(w.dtype), wB4: wb.wB / 4, wS: wb.wS, xStride4: x.cols / 4, xHead4: heads > 1 ? k / 4 : 0 },
+        { ...base, units: gemvUnits(w.dtype, shape.narrow!, k), wBase: wb.wB / gemvUnitWords(w.dtype, shape.narrow!), wS: wb.wS, xStride4: x.cols / 4, xHead4: heads > 1 ? k / 4 : 0 },
         [Math.ceil(n / rowsPerGroup), heads, 1],
       );
       return;

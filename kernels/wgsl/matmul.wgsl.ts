@@ -4,12 +4,13 @@
  * Two shapes of kernel:
  * - gemm: 64×64 output tiles, 16-deep K steps through workgroup memory, each thread a 4×4 block;
  *   weights decoded element-wise into the tile. Any M, N, K, any layout: prefill and fallback.
- * - gemv: decode (small M) is a stream over the weight bytes, so it is built around one 16-byte
- *   load per thread per step: TPR threads walk one row's 16-byte units side by side (a warp reads
- *   512 contiguous bytes per load, for every layout, quants and f16 alike), each thread owns RPT
- *   rows so that the x values it loads serve several rows, and partial sums meet in a tree
- *   reduction in workgroup memory. Block formats decode with the float-magic trick
- *   (bits | 0x4B000000 is 2^23 + bits as a float), avoiding slow int→float conversions.
+ * - gemv: decode (small M) is a stream over the weight bytes. TPR threads walk one row's units side
+ *   by side, each thread owns RPT rows so that the x values it loads serve several rows, UNROLL
+ *   units per thread are loaded before any is used (bytes in flight), and partial sums meet in
+ *   subgroup shuffles and a tree reduction in workgroup memory. Units are 16 bytes (wide) or, for
+ *   f16 and block formats, narrow so that x loads stay coalesced (see gemvUnit). Block formats
+ *   decode with the float-magic trick (bits | 0x4B000000 is 2^23 + bits as a float), avoiding slow
+ *   int→float conversions.
  */
 import type { WeightDtype } from '../../manifests/index.ts';
 import { paramsStruct, weightAccess, WEIGHT_PARAMS, type KernelSource } from './common.wgsl.ts';
@@ -86,8 +87,12 @@ export interface GemvShape {
   tpr: number;
   /** Weight rows per thread. */
   rpt: number;
-  /** Stage x through workgroup memory (M = 1, f16 and block formats only; see gemvCanStageX). */
+  /** Stage x through workgroup memory (M = 1, wide units of f16 and block formats only; see gemvCanStageX). */
   stageX: boolean;
+  /** Narrow units (see gemvUnit); f32 units are always 16 bytes. */
+  narrow?: boolean;
+  /** Units each lane loads per loop step, all loads issued before any is used (1, 2 or 4). */
+  unroll?: number;
   /**
    * The device's fixed subgroup size when the `subgroups` feature is on: partial sums are first
    * combined by subgroupShuffleXor within runs of that many lanes, leaving fewer tree steps
@@ -108,37 +113,89 @@ export function gemvFits(dtype: WeightDtype, k: number, xCols: number, wordBase:
 }
 
 const U4 = (a: number, b: number, c: number, d: number): string => `vec4<u32>(${a}u, ${b}u, ${c}u, ${d}u)`;
+const q8Vec = (word: string): string =>
+  `(bitcast<vec4<f32>>(((vec4<u32>(${word}) >> ${U4(0, 8, 16, 24)}) & vec4<u32>(255u)) ^ vec4<u32>(0x4B000080u)) - vec4<f32>(8388736.0))`;
+const q4Vec = (word: string, s: number[]): string =>
+  `(bitcast<vec4<f32>>(((vec4<u32>(${word}) >> ${U4(s[0]!, s[1]!, s[2]!, s[3]!)}) & vec4<u32>(15u)) | vec4<u32>(0x4B000000u)) - vec4<f32>(8388616.0))`;
+const LO = [0, 8, 16, 24];
+const HI = [4, 12, 20, 28];
 
-/** WGSL expressions for the unit's weights as vec4<f32>s, in the order of x's vec4s. */
-function decodeUnit(dtype: WeightDtype, q: string): string[] {
+/**
+ * What one lane loads per row per step and how it maps onto x. Wide units are 16 bytes (a q4_0
+ * unit is a whole block), so a lane's x values lie 32-128 bytes from its neighbours' and each
+ * warp-wide x load touches up to 32 cache lines. Narrow units keep x loads coalesced as in f32:
+ * f16 takes 8 bytes (4 weights: one x vec4), q8_0 one word (4 weights: one x vec4), q4_0 one word
+ * (its low nibbles meet x vec4 j of the block, its high nibbles vec4 j + 4), so consecutive lanes
+ * read consecutive x.
+ */
+interface GemvUnit {
+  /** WGSL type of one unit in the weight binding. */
+  load: string;
+  /** Weights per unit. */
+  weights: number;
+  /** Decoded vec4<f32>s of unit `q` with the index (in x vec4s from the row start) each meets, for unit index `u`. */
+  parts(q: string, u: string): Array<[string, string]>;
+  /** Block index of global unit `gu` (block formats). */
+  block: ((gu: string) => string) | null;
+}
+
+export function gemvUnit(dtype: WeightDtype, narrow: boolean): GemvUnit {
+  if (narrow && dtype === 'f16') {
+    return { load: 'vec2<u32>', weights: 4, parts: (q, u) => [[`vec4<f32>(unpack2x16float(${q}.x), unpack2x16float(${q}.y))`, u]], block: null };
+  }
+  if (narrow && dtype === 'q8_0') return { load: 'u32', weights: 4, parts: (q, u) => [[q8Vec(q), u]], block: (gu) => `(${gu} >> 3u)` };
+  if (narrow && dtype === 'q4_0') {
+    return {
+      load: 'u32',
+      weights: 8,
+      parts: (q, u) => [
+        [q4Vec(q, LO), `(${u} + (${u} & 0xFFFFFFFCu))`],
+        [q4Vec(q, HI), `(${u} + (${u} & 0xFFFFFFFCu) + 4u)`],
+      ],
+      block: (gu) => `(${gu} >> 2u)`,
+    };
+  }
+  const w4 = unitWeights(dtype) / 4;
+  const at = (u: string, i: number): string => `(${u} * ${w4}u + ${i}u)`;
+  const cs = ['x', 'y', 'z', 'w'];
   switch (dtype) {
     case 'f32':
-      return [`bitcast<vec4<f32>>(${q})`];
+      return { load: 'vec4<u32>', weights: 4, parts: (q, u) => [[`bitcast<vec4<f32>>(${q})`, at(u, 0)]], block: null };
     case 'f16':
-      return [
-        `vec4<f32>(unpack2x16float(${q}.x), unpack2x16float(${q}.y))`,
-        `vec4<f32>(unpack2x16float(${q}.z), unpack2x16float(${q}.w))`,
-      ];
+      return {
+        load: 'vec4<u32>',
+        weights: 8,
+        parts: (q, u) => [0, 1].map((i) => [`vec4<f32>(unpack2x16float(${q}.${cs[2 * i]}), unpack2x16float(${q}.${cs[2 * i + 1]}))`, at(u, i)]),
+        block: null,
+      };
     case 'q8_0':
-      return ['x', 'y', 'z', 'w'].map(
-        (c) => `(bitcast<vec4<f32>>(((vec4<u32>(${q}.${c}) >> ${U4(0, 8, 16, 24)}) & vec4<u32>(255u)) ^ vec4<u32>(0x4B000080u)) - vec4<f32>(8388736.0))`,
-      );
-    case 'q4_0': {
-      const nib = (c: string, s: number[]): string =>
-        `(bitcast<vec4<f32>>(((vec4<u32>(${q}.${c}) >> ${U4(s[0]!, s[1]!, s[2]!, s[3]!)}) & vec4<u32>(15u)) | vec4<u32>(0x4B000000u)) - vec4<f32>(8388616.0))`;
-      const cs = ['x', 'y', 'z', 'w'];
-      return [...cs.map((c) => nib(c, [0, 8, 16, 24])), ...cs.map((c) => nib(c, [4, 12, 20, 28]))];
-    }
+      return { load: 'vec4<u32>', weights: 16, parts: (q, u) => cs.map((c, i) => [q8Vec(`${q}.${c}`), at(u, i)]), block: (gu) => `(${gu} >> 1u)` };
+    case 'q4_0':
+      return {
+        load: 'vec4<u32>',
+        weights: 32,
+        parts: (q, u) => [...cs.map((c, i): [string, string] => [q4Vec(`${q}.${c}`, LO), at(u, i)]), ...cs.map((c, i): [string, string] => [q4Vec(`${q}.${c}`, HI), at(u, i + 4)])],
+        block: (gu) => gu,
+      };
   }
 }
 
+/** Units per weight row in the layout the shape reads. */
+export function gemvUnits(dtype: WeightDtype, narrow: boolean, k: number): number {
+  return k / gemvUnit(dtype, narrow).weights;
+}
+
+/** 4-byte words per unit: the weight binding's base word index divides by this. */
+export function gemvUnitWords(dtype: WeightDtype, narrow: boolean): number {
+  return { 'vec4<u32>': 4, 'vec2<u32>': 2, u32: 1 }[gemvUnit(dtype, narrow).load]!;
+}
+
 /**
- * Single-row decode of f16 and block formats stages x through workgroup memory. Read straight
- * from global memory, the x values of one thread's unit (8 vec4s for q4_0) sit 32-128 bytes from
- * its neighbours', so each warp load touches up to 32 cache lines: x traffic through L1 would be
- * 8× the weight bytes at a fraction of L1's rate. In workgroup memory, one vec4 of padding every
- * 8 makes each quarter-warp's 16-byte reads hit distinct banks, and every row of the workgroup
- * reuses the staged x. K is staged in chunks so the buffer fits 32 KiB with the reduction.
+ * Single-row decode of wide f16 and block-format units can stage x through workgroup memory: in
+ * workgroup memory, one vec4 of padding every 8 makes each quarter-warp's 16-byte reads hit
+ * distinct banks, and every row of the workgroup reuses the staged x. K is staged in chunks so
+ * the buffer fits 32 KiB with the reduction. Each workgroup pays a pass over x for it, which only
+ * pays off when a workgroup covers many rows.
  */
 export function gemvCanStageX(dtype: WeightDtype, m: number): boolean {
   return m === 1 && dtype !== 'f32';
@@ -149,30 +206,41 @@ const X_STAGE_UNITS = (w4: number): number => 6144 / 4 / w4;
 
 export function gemvSource(s: GemvShape): KernelSource {
   const { dtype, m: M, tpr: TPR, rpt: RPT } = s;
-  const G = 256 / TPR;
-  const W4 = unitWeights(dtype) / 4;
-  const block = dtype === 'q4_0' ? 'gu' : dtype === 'q8_0' ? '(gu >> 1u)' : null;
-  const params = [...HEAD_PARAMS, ['units', 'u32'], ['wB4', 'u32'], ['wS', 'u32'], ['xStride4', 'u32'], ['xHead4', 'u32']] as const;
-  const lines: string[] = [];
-  const idx = (r: number, m: number): number => r * M + m;
-  for (let r = 0; r < RPT; r++) {
-    lines.push(`    let gu${r} = row${r} * p.units + u;`);
-    lines.push(`    let q${r} = wq[p.wB4 + gu${r}];`);
-  }
-  for (let r = 0; r < RPT; r++) {
-    const ws = decodeUnit(dtype, `q${r}`);
-    ws.forEach((e, i) => lines.push(`    let w${r}_${i} = ${e};`));
-    if (block) lines.push(`    let d${r} = scale(${block.replace('gu', `gu${r}`)});`);
-    for (let m = 0; m < M; m++) {
-      const terms = ws.map((_, i) => `dot(w${r}_${i}, ${M === 1 ? `x${i}` : `x[xb + ${m}u * p.xStride4 + ${i}u]`})`).join(' + ');
-      lines.push(block ? `    acc[${idx(r, m)}] = fma(d${r}, ${terms}, acc[${idx(r, m)}]);` : `    acc[${idx(r, m)}] += ${terms};`);
-    }
-  }
   const staged = s.stageX && gemvCanStageX(dtype, M);
-  const xPre =
-    M === 1
-      ? Array.from({ length: W4 }, (_, i) => (staged ? `    let x${i} = xs[sb + ${i}u + (sb + ${i}u) / 8u];` : `    let x${i} = x[xb + ${i}u];`)).join('\n') + '\n'
-      : '';
+  const narrow = (s.narrow ?? false) && !staged;
+  const U = staged ? 1 : (s.unroll ?? 1);
+  const G = 256 / TPR;
+  const unit = gemvUnit(dtype, narrow);
+  const W4 = unitWeights(dtype) / 4;
+  const params = [...HEAD_PARAMS, ['units', 'u32'], ['wBase', 'u32'], ['wS', 'u32'], ['xStride4', 'u32'], ['xHead4', 'u32']] as const;
+  const xAt = (m: number, i: string): string => (staged ? `xs[${i} + ${i} / 8u]` : `x[xb${m} + ${i}]`);
+  /** One loop step over units u + j·TPR (j < U): every load first, then the arithmetic. */
+  const step = (u: string, uStaged: string, U: number): string => {
+    const lines: string[] = [];
+    for (let j = 0; j < U; j++) {
+      lines.push(`    let u${j} = ${u} + ${j * TPR}u;`);
+      for (let r = 0; r < RPT; r++) {
+        lines.push(`    let gu${j}_${r} = row${r} * p.units + u${j};`);
+        lines.push(`    let q${j}_${r} = wq[p.wBase + gu${j}_${r}];`);
+        if (unit.block) lines.push(`    let d${j}_${r} = scale(${unit.block(`gu${j}_${r}`)});`);
+      }
+    }
+    for (let j = 0; j < U; j++) {
+      const parts = unit.parts(`q${j}_0`, staged ? uStaged : `u${j}`);
+      for (let m = 0; m < M; m++) parts.forEach(([, at], i) => lines.push(`    let x${j}_${i}_${m} = ${xAt(m, at)};`));
+      for (let r = 0; r < RPT; r++) {
+        const ws = unit.parts(`q${j}_${r}`, `u${j}`);
+        ws.forEach(([e], i) => lines.push(`    let w${j}_${r}_${i} = ${e};`));
+        for (let m = 0; m < M; m++) {
+          const a = `acc[${r * M + m}]`;
+          const terms = ws.map((_, i) => `dot(w${j}_${r}_${i}, x${j}_${i}_${m})`).join(' + ');
+          lines.push(unit.block ? `    ${a} = fma(d${j}_${r}, ${terms}, ${a});` : `    ${a} += ${terms};`);
+        }
+      }
+    }
+    return lines.join('\n');
+  };
+  const xBases = staged ? '' : Array.from({ length: M }, (_, m) => `  let xb${m} = z * p.xHead4 + ${m}u * p.xStride4;`).join('\n') + '\n';
   const loop = staged
     ? `  for (var kc = 0u; kc < p.units; kc += ${X_STAGE_UNITS(W4)}u) {
     let kcEnd = min(kc + ${X_STAGE_UNITS(W4)}u, p.units);
@@ -180,13 +248,19 @@ export function gemvSource(s: GemvShape): KernelSource {
     for (var e = li; e < (kcEnd - kc) * ${W4}u; e += 256u) { xs[e + e / 8u] = x[z * p.xHead4 + kc * ${W4}u + e]; }
     workgroupBarrier();
     for (var u = kc + lane; u < kcEnd; u += TPR) {
-      let sb = (u - kc) * ${W4}u;
-${xPre}${lines.join('\n')}
+${step('u', '(u - kc)', 1)}
     }
   }`
-    : `  for (var u = lane; u < p.units; u += TPR) {
-    let xb = z * p.xHead4 + u * ${W4}u;
-${xPre}${lines.join('\n')}
+    : U > 1
+      ? `  var u = lane;
+  for (; u + ${(U - 1) * TPR}u < p.units; u += ${U * TPR}u) {
+${step('u', '', U)}
+  }
+  for (; u < p.units; u += TPR) {
+${step('u', '', 1)}
+  }`
+      : `  for (var u = lane; u < p.units; u += TPR) {
+${step('u', '', U)}
   }`;
   const rowDecl = Array.from({ length: RPT }, (_, r) => `  let row${r} = z * p.N + min(rowBase + ${r}u, p.N - 1u);`).join('\n');
   // lanes already summed by subgroup shuffles: groups of sgRun consecutive lanes
@@ -200,7 +274,7 @@ ${Array.from({ length: Math.log2(sgRun) }, (_, i) => `    t += subgroupShuffleXo
   }\n`
       : '';
   const code = `${sgRun > 1 ? 'enable subgroups;\n' : ''}${paramsStruct(params)}@group(0) @binding(1) var<storage, read_write> o: array<f32>;
-@group(0) @binding(2) var<storage, read> wq: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> wq: array<${unit.load}>;
 @group(0) @binding(3) var<storage, read> ws: array<u32>;
 @group(0) @binding(4) var<storage, read> x: array<vec4<f32>>;
 fn scale(b: u32) -> f32 { let h = unpack2x16float(ws[p.wS + (b >> 1u)]); return select(h.x, h.y, (b & 1u) == 1u); }
@@ -214,7 +288,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let z = wg.y;
   let rowBase = (wg.x * ${G}u + li / TPR) * ${RPT}u;
 ${rowDecl}
-  var acc: array<f32, NACC>;
+${xBases}  var acc: array<f32, NACC>;
 ${loop}
 ${shuffle}  for (var a = 0u; a < NACC; a++) { red[a * 256u + li] = acc[a]; }
   workgroupBarrier();

@@ -95,20 +95,21 @@ describe('WebGPU backend vs CPU reference', () => {
       const [n, k] = [300, 256];
       const w = weights(rand, dtype, n, k);
       for (const [m, shapes] of [
-        [1, [[8, 2, false], [64, 3, true], [256, 1, false]]],
-        [3, [[4, 2, false]]],
+        [1, [[8, 2, false, false, 1], [64, 3, true, false, 1], [256, 1, false, false, 1], [8, 3, false, true, 2], [32, 2, false, true, 4], [16, 1, false, false, 4]]],
+        [3, [[4, 2, false, false, 1], [8, 1, false, true, 2]]],
       ] as const) {
         const x = pair(m, k, randomF32(rand, m * k));
         const out = pair(m, n);
         cpu.matmul(x.c, w.c, out.c);
-        for (const [tpr, rpt, stageX] of shapes) {
-          gpu.setGemvChooser(() => ({ tpr, rpt, stageX }));
+        // narrow units and unrolled loops, with and without a remainder loop after the unrolled one
+        for (const [tpr, rpt, stageX, narrow, unroll] of shapes) {
+          gpu.setGemvChooser(() => ({ tpr, rpt, stageX, narrow, unroll }));
           // subgroup shuffles then a tree (SwiftShader's subgroups have 4 lanes; without the feature,
           // true is a no-op) and, for one shape, the plain tree
           for (const sg of tpr === 8 ? [true, false] : [true]) {
             gpu.setSubgroupReduction(sg);
             gpu.matmul(x.g, w.g, out.g);
-            await expectClose(out, k, `${dtype} m=${m} tpr=${tpr} rpt=${rpt} stageX=${stageX} subgroups=${sg}`);
+            await expectClose(out, k, `${dtype} m=${m} tpr=${tpr} rpt=${rpt} stageX=${stageX} narrow=${narrow} unroll=${unroll} subgroups=${sg}`);
           }
           gpu.setSubgroupReduction(true);
         }
