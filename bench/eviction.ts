@@ -10,20 +10,11 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { parseArgs } from 'node:util';
+import { seededRandom } from '../engine/sampling.ts';
 import { parseTrace, simulateEviction, type TraceStep } from '../storage/index.ts';
 
 const FRACTIONS = [0.1, 0.2, 0.3, 0.5, 0.7];
 
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface SynthSpec {
   name: string;
@@ -42,7 +33,7 @@ interface SynthSpec {
 
 /** Decode-like traffic: per-layer skewed popularity, token-to-token locality, slow drift. */
 function synthTrace(s: SynthSpec): TraceStep[] {
-  const u = mulberry(s.seed);
+  const u = seededRandom(s.seed);
   const rankWeight = Array.from({ length: s.experts }, (_, r) => 1 / (r + 1) ** s.zipf);
   const perm = Array.from({ length: s.layers }, () => shuffle(Array.from({ length: s.experts }, (_, i) => i), u));
   const prev: number[][] = Array.from({ length: s.layers }, () => []);

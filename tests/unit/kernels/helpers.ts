@@ -2,16 +2,7 @@
 import type { WeightDtype } from '../../../manifests/index.ts';
 import { weightByteLength } from '../../../kernels/index.ts';
 
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom as rng } from '../../../engine/sampling.ts';
 
 export function randomF32(rand: () => number, n: number, scale = 1): Float32Array {
   const a = new Float32Array(n);

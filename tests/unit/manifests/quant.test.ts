@@ -1,17 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { dequantize, f32ToF16Bits, quantize, tensorByteLength, type TensorEntry, type WeightDtype } from '../../../manifests/index.ts';
+import { seededRandom as rng } from '../../../engine/sampling.ts';
 import { errorVersusBound } from './bounds.ts';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gaussian(n: number, seed: number, scale = 1): Float32Array {
   const r = rng(seed);

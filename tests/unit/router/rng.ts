@@ -1,14 +1,5 @@
-/** Seeded PRNG (mulberry32) so tests replay exactly. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded PRNG (the engine's mulberry32) so tests replay exactly. */
+export { seededRandom as rng } from '../../../engine/sampling.ts';
 
 /** Standard normal draws (Box–Muller) from a seeded uniform source. */
 export function gaussian(u: () => number): () => number {
