@@ -49,8 +49,8 @@ const cfg = (tpr: number, rpt: number, stageX: boolean, narrow: boolean, unroll:
 const SWEEP: GemvConfig[] = [
   cfg(32, 2, false, false, 1), cfg(32, 4, false, false, 1), cfg(64, 1, false, false, 1), cfg(32, 2, false, false, 2), cfg(64, 1, false, false, 2), cfg(32, 1, false, false, 4),
   cfg(32, 4, true, false, 1),
-  ...[16, 32, 64].flatMap((tpr) => [1, 2, 4].flatMap((rpt) => [1, 2, 4].map((unroll) => cfg(tpr, rpt, false, true, unroll)))),
-  cfg(8, 2, false, true, 2), cfg(8, 4, false, true, 1), cfg(128, 1, false, true, 2), cfg(128, 2, false, true, 1),
+  ...[32, 64, 128].flatMap((tpr) => [1, 2, 4].flatMap((rpt) => [1, 2, 4].map((unroll) => cfg(tpr, rpt, false, true, unroll)))),
+  cfg(16, 1, false, true, 2), cfg(16, 2, false, true, 2), cfg(256, 1, false, true, 1), cfg(256, 1, false, true, 2), cfg(256, 2, false, true, 1),
 ];
 
 const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
@@ -85,51 +85,98 @@ async function timeOps(be: WebGpuBackend, record: () => void): Promise<number> {
   return (performance.now() - t0) * 1e6;
 }
 
-/** A grid-stride streaming read: UNR independent 16-byte loads in flight per thread per step. */
-const readWgsl = (unr: number): string => `@group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let total = nwg.x * 256u;
-  let n = arrayLength(&src);
-${Array.from({ length: unr }, (_, j) => `  var a${j} = vec4<u32>(0u);`).join('\n')}
-  var i = gid.x;
-  for (; i + ${unr - 1}u * total < n; i += ${unr}u * total) {
-${Array.from({ length: unr }, (_, j) => `    a${j} ^= src[i + ${j}u * total];`).join('\n')}
-  }
-  for (; i < n; i += total) { a0 ^= src[i]; }
-  let acc = ${Array.from({ length: unr }, (_, j) => `a${j}`).join(' ^ ')};
-  if (acc.x == 0x9e3779b9u && acc.y == 0x7f4a7c15u) { dst[gid.x & 255u] = acc.z ^ acc.w; }
-}`;
-
-/** Streaming-read variants: [workgroups, loads in flight per thread]. */
-const READ_VARIANTS: Array<[number, number]> = [[1024, 4], [2048, 8], [4096, 4], [8192, 4], [16384, 4], [32768, 1]];
+type ReadPattern = 'grid-stride' | 'slab';
 
 /**
- * The device's streaming read rate: `bytes` read by a grid-stride kernel with vec4 loads, PASS
- * dispatches back to back in one timed compute pass (so clocks stay up and launch gaps vanish),
- * best of `reps` passes, for each grid and unroll of READ_VARIANTS; the best variant is the rate.
+ * A streaming read, UNR independent 16-byte loads in flight per thread per step: grid-stride (the
+ * whole grid sweeps the buffer front to back) or slab (each workgroup streams its own contiguous
+ * slice, as a gemv workgroup streams its rows).
  */
-async function rawRead(be: WebGpuBackend, bytes: number, reps: number, variants: Array<[number, number]>): Promise<{ bytes: number; GBps: number; variants: Array<{ workgroups: number; unroll: number; GBps: number }> }> {
+const readWgsl = (pattern: ReadPattern, unr: number): string => {
+  const accs = Array.from({ length: unr }, (_, j) => `a${j}`);
+  const [begin, end, stride, tid] = pattern === 'grid-stride' ? ['gid.x', 'n', 'nwg.x * 256u', 'gid.x'] : ['wg.x * per + li', 'min(wg.x * per + per, n)', '256u', 'li'];
+  return `@group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let n = arrayLength(&src);
+  let per = (n + nwg.x - 1u) / nwg.x;
+  let end = ${end};
+  let stride = ${stride};
+${accs.map((a) => `  var ${a} = vec4<u32>(0u);`).join('\n')}
+  var i = ${begin};
+  for (; i + ${unr - 1}u * stride < end; i += ${unr}u * stride) {
+${accs.map((a, j) => `    ${a} ^= src[i + ${j}u * stride];`).join('\n')}
+  }
+  for (; i < end; i += stride) { a0 ^= src[i]; }
+  let acc = ${accs.join(' ^ ')};
+  if (acc.x == 0x9e3779b9u && acc.y == 0x7f4a7c15u && per == 0u) { dst[${tid} & 255u] = acc.z ^ acc.w; }
+}`;
+};
+
+interface ReadVariant {
+  pattern: ReadPattern;
+  workgroups: number;
+  unroll: number;
+  /** The bytes as one buffer, or four quarters read in turn. */
+  buffers: 1 | 4;
+  /** Random bytes, or the zeros of a never-written buffer (which the driver may store compressed). */
+  filled: boolean;
+}
+const rv = (pattern: ReadPattern, workgroups: number, unroll: number, buffers: 1 | 4 = 1, filled = true): ReadVariant => ({ pattern, workgroups, unroll, buffers, filled });
+const READ_VARIANTS: ReadVariant[] = [
+  rv('grid-stride', 16384, 4, 1, false),
+  rv('grid-stride', 1024, 4), rv('grid-stride', 4096, 4), rv('grid-stride', 16384, 4), rv('grid-stride', 2048, 8),
+  rv('slab', 1024, 4), rv('slab', 4096, 4), rv('slab', 16384, 4), rv('slab', 4096, 8),
+  rv('grid-stride', 4096, 4, 4), rv('slab', 4096, 4, 4),
+  // grids that are not powers of two: concurrent streams do not start on the same memory channel
+  rv('grid-stride', 4093, 4), rv('grid-stride', 16381, 4), rv('slab', 4093, 4), rv('slab', 16381, 4), rv('slab', 1021, 8),
+];
+
+/**
+ * The device's streaming read rate: `bytes` read with vec4 loads, PASS dispatches back to back in
+ * one timed compute pass (clocks stay up, launch gaps vanish), best of `reps` passes, for each of
+ * the variants; the best variant is the rate.
+ */
+async function rawRead(be: WebGpuBackend, bytes: number, reps: number, variants: ReadVariant[]): Promise<{ bytes: number; GBps: number; variants: Array<ReadVariant & { GBps: number }> }> {
   const device = be.device;
   const PASS = 8;
-  const src = device.createBuffer({ size: bytes, usage: 0x80 | 0x8 }); // STORAGE | COPY_DST
+  const make = (size: number, filled: boolean): GPUBuffer => {
+    const b = device.createBuffer({ size, usage: 0x80 | 0x8 }); // STORAGE | COPY_DST
+    if (filled) {
+      const chunk = filler(Math.min(size, 64 << 20));
+      for (let off = 0; off < size; off += chunk.length) device.queue.writeBuffer(b, off, chunk as Uint8Array<ArrayBuffer>, 0, Math.min(chunk.length, size - off));
+    }
+    return b;
+  };
+  const sets = new Map<string, GPUBuffer[]>();
+  const buffersOf = (v: ReadVariant): GPUBuffer[] => {
+    const key = `${v.buffers}:${v.filled}`;
+    let set = sets.get(key);
+    if (!set) {
+      set = Array.from({ length: v.buffers }, () => make(bytes / v.buffers, v.filled));
+      sets.set(key, set);
+    }
+    return set;
+  };
   const dst = device.createBuffer({ size: 1024, usage: 0x80 });
   const query = be.info.timestamps ? device.createQuerySet({ type: 'timestamp', count: 2 }) : null;
   const resolve = query ? device.createBuffer({ size: 16, usage: 0x200 | 0x4 }) : null;
   const readback = query ? device.createBuffer({ size: 16, usage: 0x1 | 0x8 }) : null;
-  const results: Array<{ workgroups: number; unroll: number; GBps: number }> = [];
-  for (const [groups, unr] of variants) {
-    const module = device.createShaderModule({ code: readWgsl(unr) });
+  const results: Array<ReadVariant & { GBps: number }> = [];
+  for (const v of variants) {
+    const module = device.createShaderModule({ code: readWgsl(v.pattern, v.unroll) });
     const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-    const bind = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: src } }, { binding: 1, resource: { buffer: dst } }] });
+    const binds = buffersOf(v).map((src) => device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: src } }, { binding: 1, resource: { buffer: dst } }] }));
     let best = Infinity;
     for (let r = 0; r < reps + 1; r++) {
       const enc = device.createCommandEncoder();
       const pass = enc.beginComputePass(query ? { timestampWrites: { querySet: query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
       pass.setPipeline(pipeline);
-      pass.setBindGroup(0, bind);
-      for (let d = 0; d < PASS; d++) pass.dispatchWorkgroups(groups);
+      for (let d = 0; d < PASS; d++) {
+        pass.setBindGroup(0, binds[d % binds.length]!);
+        pass.dispatchWorkgroups(v.workgroups);
+      }
       pass.end();
       if (query && resolve && readback) {
         enc.resolveQuerySet(query, 0, 2, resolve, 0);
@@ -145,11 +192,11 @@ async function rawRead(be: WebGpuBackend, bytes: number, reps: number, variants:
         readback.unmap();
         if (t[1]! > t[0]!) ns = Number(t[1]! - t[0]!);
       }
-      if (r > 0) best = Math.min(best, ns / PASS); // the first pass also pays for lazy zero-initialisation
+      if (r > 0) best = Math.min(best, (ns * binds.length) / PASS); // per `bytes`; the first pass also pays for lazy zero-initialisation
     }
-    results.push({ workgroups: groups, unroll: unr, GBps: sig(bytes / best) });
+    results.push({ ...v, GBps: sig(bytes / best) });
   }
-  for (const b of [src, dst, resolve, readback]) b?.destroy();
+  for (const b of [...[...sets.values()].flat(), dst, resolve, readback]) b?.destroy();
   query?.destroy();
   return { bytes, GBps: Math.max(...results.map((r) => r.GBps)), variants: results };
 }
@@ -339,7 +386,7 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Rec
     log(`device: ${be.info.description}; timing: ${be.info.timestamps ? 'timestamp-query' : 'wall clock'}`);
     const check = await selfCheck(be);
     log(`self-check of ${check.configs} gemv configurations against the CPU reference: max relative error ${check.maxRelErr} (${check.ok ? 'ok' : 'FAILED'})`);
-    const raw = await rawRead(be, rawBytes, small ? 1 : 5, small ? READ_VARIANTS.slice(0, 2) : READ_VARIANTS);
+    const raw = await rawRead(be, rawBytes, small ? 1 : 5, small ? READ_VARIANTS.filter((v) => v.workgroups === 1024) : READ_VARIANTS);
     log(`raw streaming read of ${raw.bytes} bytes: ${raw.GBps} GB/s`);
     const shapes = small ? SMALL_SHAPES : SHAPES;
     const l2 = small ? 0 : 512 << 20;
@@ -406,7 +453,7 @@ export async function kernelBenchMain(argv: string[]): Promise<number> {
     return 0;
   }
   const result = await runKernelBench({ small: values.small ?? false, sweep: !values['no-sweep'], log: values.json ? (l) => console.error(l) : (l) => console.log(l) });
-  const text = JSON.stringify(result, null, 2);
+  const text = JSON.stringify({ command: ['node bench/kernels.ts', ...argv].join(' '), ...result }, null, 2);
   if (values.out) writeFileSync(values.out, text + '\n');
   if (values.json) console.log(text);
   return 0;

@@ -81,17 +81,26 @@ const pow2Floor = (n: number): number => 2 ** Math.floor(Math.log2(Math.max(1, n
 type GemvChooser = (dtype: WeightDtype, m: number, n: number, k: number) => Omit<GemvShape, 'dtype' | 'm'>;
 
 /**
- * Default gemv shape: enough lanes per row to give each ~4+ units, rows per thread while the grid
- * stays wide, narrow units for f16 and block formats (coalesced x loads), x never staged.
+ * Default gemv shape. Single-row decode, from the H100 sweep of bench/kernels.ts over Mixtral and
+ * DeepSeek-V3 shapes (bench/results/kernels-h100.json): narrow units for f16 and block formats, many
+ * lanes per row (128 where the row has ≥ 2 units per lane) so that enough small loads are in
+ * flight, rows per thread for block formats (their x vec4s serve 8 weights of each row), loads
+ * unrolled; f32 takes 64 lanes of wide units, one row each. Rows per thread shrink while the grid
+ * would have fewer than 256 workgroups. Batches (M > 1) keep wide units with ≤ 32 lanes and no
+ * unrolling (one accumulator and x vec4 per batch row already fill the registers). On a CPU
+ * rasteriser (SwiftShader) loops are not unrolled: compile time matters more there.
  */
 export function defaultGemvShape(dtype: WeightDtype, m: number, n: number, k: number, software = false): Omit<GemvShape, 'dtype' | 'm'> {
+  if (m > 1) {
+    const tpr = Math.min(32, Math.max(4, pow2Floor(gemvUnits(dtype, false, k) / 4)));
+    return { tpr, rpt: 1, stageX: false, narrow: false, unroll: 1 };
+  }
   const narrow = dtype !== 'f32';
-  const units = gemvUnits(dtype, narrow, k);
-  const tpr = Math.min(32, Math.max(4, pow2Floor(units / 4)));
-  const groups = 256 / tpr;
-  let rpt = 1;
-  if (m === 1) for (const r of [4, 2]) if (n / (groups * r) >= 512) { rpt = r; break; }
-  return { tpr, rpt, stageX: false, narrow, unroll: software || m > 1 ? 1 : 2 };
+  const tpr = narrow ? Math.min(128, Math.max(4, pow2Floor(gemvUnits(dtype, true, k) / 2))) : Math.min(64, Math.max(4, pow2Floor(gemvUnits(dtype, false, k) / 4)));
+  let rpt = { f32: 1, f16: 2, q8_0: 4, q4_0: 4 }[dtype];
+  while (rpt > 1 && n / ((256 / tpr) * rpt) < 256) rpt /= 2;
+  const unroll = software ? 1 : dtype === 'f16' ? 4 : 2;
+  return { tpr, rpt, stageX: false, narrow, unroll };
 }
 
 /** The Backend plus what benchmarks and tooling need from the WebGPU one. */

@@ -119,6 +119,18 @@ const q4Vec = (word: string, s: number[]): string =>
   `(bitcast<vec4<f32>>(((vec4<u32>(${word}) >> ${U4(s[0]!, s[1]!, s[2]!, s[3]!)}) & vec4<u32>(15u)) | vec4<u32>(0x4B000000u)) - vec4<f32>(8388616.0))`;
 const LO = [0, 8, 16, 24];
 const HI = [4, 12, 20, 28];
+/**
+ * Narrow-unit decode of one word without a shift per value: a field at bit s ≤ 15 (bytes) or ≤ 19
+ * (nibbles) is masked in place and given the exponent 23 - s, so the float is 2^(23-s) + field
+ * exactly; fields above that come from the word shifted down 16 bits once. Two integer ops per
+ * value instead of three.
+ */
+const q8Word = (w: string): string =>
+  `(bitcast<vec4<f32>>((vec4<u32>(${w}, ${w}, ${w} >> 16u, ${w} >> 16u) & ${U4(0xff, 0xff00, 0xff, 0xff00)}) ^ vec4<u32>(0x4B000080u, 0x47008000u, 0x4B000080u, 0x47008000u)) - vec4<f32>(8388736.0, 32896.0, 8388736.0, 32896.0))`;
+const q4WordLo = (w: string): string =>
+  `(bitcast<vec4<f32>>((vec4<u32>(${w}, ${w}, ${w}, ${w} >> 16u) & ${U4(0xf, 0xf00, 0xf0000, 0xf00)}) | vec4<u32>(0x4B000000u, 0x47000000u, 0x43000000u, 0x47000000u)) - vec4<f32>(8388616.0, 32776.0, 136.0, 32776.0))`;
+const q4WordHi = (w: string): string =>
+  `(bitcast<vec4<f32>>((vec4<u32>(${w}, ${w}, ${w} >> 16u, ${w} >> 16u) & ${U4(0xf0, 0xf000, 0xf0, 0xf000)}) | vec4<u32>(0x49000000u, 0x45000000u, 0x49000000u, 0x45000000u)) - vec4<f32>(524296.0, 2056.0, 524296.0, 2056.0))`;
 
 /**
  * What one lane loads per row per step and how it maps onto x. Wide units are 16 bytes (a q4_0
@@ -143,14 +155,14 @@ export function gemvUnit(dtype: WeightDtype, narrow: boolean): GemvUnit {
   if (narrow && dtype === 'f16') {
     return { load: 'vec2<u32>', weights: 4, parts: (q, u) => [[`vec4<f32>(unpack2x16float(${q}.x), unpack2x16float(${q}.y))`, u]], block: null };
   }
-  if (narrow && dtype === 'q8_0') return { load: 'u32', weights: 4, parts: (q, u) => [[q8Vec(q), u]], block: (gu) => `(${gu} >> 3u)` };
+  if (narrow && dtype === 'q8_0') return { load: 'u32', weights: 4, parts: (q, u) => [[q8Word(q), u]], block: (gu) => `(${gu} >> 3u)` };
   if (narrow && dtype === 'q4_0') {
     return {
       load: 'u32',
       weights: 8,
       parts: (q, u) => [
-        [q4Vec(q, LO), `(${u} + (${u} & 0xFFFFFFFCu))`],
-        [q4Vec(q, HI), `(${u} + (${u} & 0xFFFFFFFCu) + 4u)`],
+        [q4WordLo(q), `(${u} + (${u} & 0xFFFFFFFCu))`],
+        [q4WordHi(q), `(${u} + (${u} & 0xFFFFFFFCu) + 4u)`],
       ],
       block: (gu) => `(${gu} >> 2u)`,
     };
