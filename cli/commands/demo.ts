@@ -12,7 +12,7 @@ MoE, on WebGPU (SwiftShader when the machine has no GPU), streaming its continua
 
 options:
   --prompt TEXT   default "In the beginning"
-  --max-new N     default 48
+  --max-new N     default 32
 ${BACKEND_HELP}`;
 
 export const command: Command = {
@@ -27,7 +27,7 @@ export const command: Command = {
     process.stderr.write(`model ${engine.manifest.name} (${engine.modelId.slice(0, 16)}…), ${engine.config.architecture}, ` +
       `${(s.parameters / 1e6).toFixed(1)} M parameters, ${engine.manifest.quant}, ${engine.manifest.shards.length} shards\n`);
     process.stdout.write(prompt);
-    const gen = engine.generate(engine.encode(prompt), { maxNewTokens: numberOption(values['max-new'], '--max-new') ?? 48 });
+    const gen = engine.generate(engine.encode(prompt), { maxNewTokens: numberOption(values['max-new'], '--max-new') ?? 32 });
     for await (const t of gen) process.stdout.write(t.text);
     process.stdout.write('\n');
     process.stderr.write(statsLine(gen.stats));

@@ -22,11 +22,35 @@ const NODE_WEBGPU = 'webgpu';
  */
 let nodeGpu: GPU | undefined;
 
+/** Vulkan drivers on a Linux machine, and the software one Debian's Chromium ships. */
+const ICD_DIRS = ['/etc/vulkan/icd.d', '/usr/share/vulkan/icd.d', '/usr/local/share/vulkan/icd.d'];
+const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+const NODE_FS = 'node:fs';
+
+/**
+ * Without a GPU driver the Vulkan loader finds nothing and Dawn has no adapter. When nobody chose
+ * a driver and none is installed, point the loader at SwiftShader (must happen before Dawn starts).
+ */
+async function chooseSoftwareVulkanIfNoDriver(): Promise<void> {
+  const env = (globalThis as { process?: { env: Record<string, string | undefined>; platform?: string } }).process;
+  if (!env || env.platform !== 'linux' || env.env.VK_ICD_FILENAMES || env.env.VK_DRIVER_FILES) return;
+  const fs = (await import(/* @vite-ignore */ NODE_FS)) as typeof import('node:fs');
+  const hasDriver = ICD_DIRS.some((d) => {
+    try {
+      return fs.readdirSync(d).some((f) => f.endsWith('.json'));
+    } catch {
+      return false;
+    }
+  });
+  if (!hasDriver && fs.existsSync(SWIFTSHADER_ICD)) env.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
+}
+
 async function gpuEntry(): Promise<GPU> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) return nav.gpu;
   try {
     if (nodeGpu) return nodeGpu;
+    await chooseSoftwareVulkanIfNoDriver();
     const mod = (await import(/* @vite-ignore */ NODE_WEBGPU)) as { create(flags: string[]): GPU };
     // Dawn rounds timestamps to 100 µs by default (a browser anti-fingerprinting measure); a native
     // process has no use for that and the kernel benchmark needs real ones.
