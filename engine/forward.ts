@@ -35,8 +35,9 @@ class Scratch {
   constructor(backend: Backend) {
     this.backend = backend;
   }
-  act(rows: number, cols: number): Act {
-    const a = this.backend.act(rows, cols);
+  /** Zeroed only when asked: most outputs are written whole by the op that produces them. */
+  act(rows: number, cols: number, zeroed = false): Act {
+    const a = this.backend.act(rows, cols, zeroed);
     this.acts.push(a);
     return a;
   }
@@ -98,7 +99,8 @@ export class Transformer {
         guard(l, h, 'after attention');
         const xn = scratch.act(m, cfg.hiddenSize);
         backend.rmsnorm(h, lw.ffnNorm, xn, cfg.rmsNormEps);
-        const ffn = scratch.act(m, cfg.hiddenSize);
+        // the MoE block accumulates its experts' outputs into this
+        const ffn = scratch.act(m, cfg.hiddenSize, true);
         if (lw.moe) {
           routing.push(await this.moe(lw, xn, ffn, l, start, scratch, releases, async (r) => {
             await Promise.all(guards);

@@ -64,8 +64,12 @@ export interface Backend {
   releaseBytes(b: DeviceBytes): void;
   weight(src: DeviceBytes, byteOffset: number, dtype: WeightDtype, rows: number, cols: number): Weight;
 
-  /** A zero-filled activation. */
-  act(rows: number, cols: number): Act;
+  /**
+   * A new activation, zero-filled unless `zeroed` is false: then its contents are unspecified
+   * (the reference backend fills it with NaN, so reading it before writing shows up), which spares
+   * a GPU fill for outputs that ops overwrite whole.
+   */
+  act(rows: number, cols: number, zeroed?: boolean): Act;
   /** The same storage seen as another shape (rows * cols must match). */
   view(a: Act, rows: number, cols: number): Act;
   freeAct(a: Act): void;

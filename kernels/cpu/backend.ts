@@ -107,10 +107,12 @@ export function createCpuBackend(): Backend {
       return new CpuWeight(src, byteOffset, dtype, rows, cols);
     },
 
-    act(rows, cols) {
+    act(rows, cols, zeroed = true) {
       v.checkActShape(rows, cols);
       bytesHeld += rows * cols * 4;
-      return new CpuAct(rows, cols, { data: new Float32Array(rows * cols), freed: false });
+      const data = new Float32Array(rows * cols);
+      if (!zeroed) data.fill(NaN);
+      return new CpuAct(rows, cols, { data, freed: false });
     },
     view(a, rows, cols) {
       const c = asAct(a);

@@ -308,7 +308,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     return [MAX_GRID, Math.ceil(groups / MAX_GRID), 1];
   }
 
-  function newStorage(rows: number, cols: number): Storage {
+  function newStorage(rows: number, cols: number, zeroed = true): Storage {
     const size = roundUp(Math.max(rows * cols * 4, 16), 256);
     if (size > limits.maxStorageBufferBindingSize) {
       throw new KernelError(`activation [${rows}, ${cols}] needs ${size} bytes; this device binds at most ${limits.maxStorageBufferBindingSize}`);
@@ -319,7 +319,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     if (reused) {
       pooledBytes -= size;
       const s = { buffer: reused, size, freed: false };
-      fill(s, 0);
+      if (zeroed) fill(s, 0);
       return s;
     }
     const buffer = device.createBuffer({ size, usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST });
@@ -494,9 +494,9 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
       return new GpuWeight(src, byteOffset, dtype, rows, cols);
     },
 
-    act(rows, cols) {
+    act(rows, cols, zeroed = true) {
       v.checkActShape(rows, cols);
-      return new GpuAct(rows, cols, newStorage(rows, cols));
+      return new GpuAct(rows, cols, newStorage(rows, cols, zeroed));
     },
     view(a, rows, cols) {
       const g = asAct(a);
