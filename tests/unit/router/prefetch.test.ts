@@ -1,26 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { Prefetcher, RouterError, expertsUsed, route, type LayerGate, type PrefetcherOptions } from '../../../router/index.ts';
-import type { MoeConfig } from '../../../manifests/index.ts';
-import { gaussian, rng } from './rng.ts';
+import { gaussian, moe, rng } from './helpers.ts';
 
 const H = 16;
 
-function moe(over: Partial<MoeConfig> = {}): MoeConfig {
-  return {
-    router: 'softmax_topk',
-    numExperts: 8,
-    topK: 2,
-    expertIntermediateSize: 8,
-    normTopkProb: true,
-    denseLayers: [],
-    numSharedExperts: 0,
-    sharedIntermediateSize: 0,
-    nGroup: 1,
-    topkGroup: 1,
-    routedScalingFactor: 1,
-    ...over,
-  };
-}
 
 class RecordingTarget {
   readonly prefetches: { hashes: string[]; priority: number; layersAhead: number }[] = [];

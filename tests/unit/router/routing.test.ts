@@ -11,7 +11,7 @@ import {
   type Routing,
 } from '../../../router/index.ts';
 import type { MoeConfig } from '../../../manifests/index.ts';
-import { gaussian, rng } from './rng.ts';
+import { gaussian, moe, rng } from './helpers.ts';
 
 const f32 = Math.fround;
 
@@ -78,22 +78,6 @@ function expectWeightsClose(got: number[], want: number[]): void {
   for (let i = 0; i < got.length; i++) expect(Math.abs(got[i]! - want[i]!)).toBeLessThanOrEqual(2e-6 * Math.max(1, Math.abs(want[i]!)));
 }
 
-function moe(over: Partial<MoeConfig>): MoeConfig {
-  return {
-    router: 'softmax_topk',
-    numExperts: 8,
-    topK: 2,
-    expertIntermediateSize: 32,
-    normTopkProb: true,
-    denseLayers: [],
-    numSharedExperts: 0,
-    sharedIntermediateSize: 0,
-    nGroup: 1,
-    topkGroup: 1,
-    routedScalingFactor: 1,
-    ...over,
-  };
-}
 
 describe('softmax top-k routing (Mixtral, Qwen3-MoE)', () => {
   const cases = [

@@ -1,6 +1,6 @@
 import { blake3Hex } from '../../../manifests/index.ts';
 import type { DeviceUploader, ShardSource } from '../../../storage/index.ts';
-import { rng } from '../router/rng.ts';
+import { rng } from '../router/helpers.ts';
 
 export interface Shard {
   hash: string;

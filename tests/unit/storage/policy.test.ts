@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ShardStore, TrafficModel, ReusePolicy, parseTrace, simulateEviction, type ShardMeta, type TraceStep } from '../../../storage/index.ts';
-import { rng } from '../router/rng.ts';
+import { rng } from '../router/helpers.ts';
 import { MemorySource, makeShards } from './helpers.ts';
 
 /** Decode-like traffic: L layers, each picking k of E experts with a per-layer skew and token-to-token repeats. */
