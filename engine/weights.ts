@@ -97,33 +97,37 @@ export async function loadDenseWeights(backend: Backend, source: ModelSource): P
   const m = source.manifest;
   const cfg = m.config;
   const table = new TensorTable(m);
-  const uploaded = new Map<number, DeviceBytes>();
-  const hostBytes = new Map<number, Uint8Array>();
-  let bytes = 0;
 
-  const shardBytes = async (index: number): Promise<Uint8Array> => {
-    let b = hostBytes.get(index);
-    if (!b) {
-      b = await source.shard(m.shards[index]!.hash);
-      hostBytes.set(index, b);
+  // The few tensors the CPU needs too: routers and the norms before them (for the prefetcher),
+  // DeepSeek's correction bias, and MLA's kv_b (split at load).
+  const hostNames = new Set<string>();
+  for (let l = 0; l < cfg.numLayers; l++) {
+    if (!cfg.moe.denseLayers.includes(l)) {
+      hostNames.add(`layers.${l}.moe.router`).add(`layers.${l}.ffn_norm`);
+      if (table.has(`layers.${l}.moe.router_bias`)) hostNames.add(`layers.${l}.moe.router_bias`);
     }
-    return b;
-  };
-  const device = async (t: TensorEntry): Promise<Weight> => {
-    let d = uploaded.get(t.shard);
-    if (!d) {
-      d = backend.upload(await shardBytes(t.shard));
-      uploaded.set(t.shard, d);
-      bytes += d.byteLength;
+    if (cfg.mla) hostNames.add(`layers.${l}.attn.kv_b`);
+  }
+  // Each dense shard is fetched once, uploaded whole, and dropped from host memory.
+  const uploaded = new Map<number, DeviceBytes>();
+  const hostTensors = new Map<string, Float32Array>();
+  const denseShards = new Set(m.tensors.filter((t) => !t.name.includes('.moe.experts.')).map((t) => t.shard));
+  let bytes = 0;
+  for (const index of [...denseShards].sort((a, b) => a - b)) {
+    const shard = await source.shard(m.shards[index]!.hash);
+    const d = backend.upload(shard);
+    uploaded.set(index, d);
+    bytes += d.byteLength;
+    for (const name of hostNames) {
+      const t = table.get(name);
+      if (t.shard === index) hostTensors.set(name, dequantize(t, shard.subarray(t.offset, t.offset + t.length)));
     }
-    return bindWeight(backend, d, t);
-  };
-  const w = (name: string) => device(table.get(name));
-  const host = async (name: string): Promise<Float32Array> => {
+  }
+  const w = (name: string): Weight => {
     const t = table.get(name);
-    const b = await shardBytes(t.shard);
-    return dequantize(t, b.subarray(t.offset, t.offset + t.length));
+    return bindWeight(backend, uploaded.get(t.shard)!, t);
   };
+  const host = (name: string): Float32Array => hostTensors.get(name)!;
   /** A weight built at load from host data (MLA's split kv_b), stored in the source tensor's format where its width allows. */
   const derived = (data: Float32Array, rows: number, cols: number, like: WeightDtype): Weight => {
     const dtype: WeightDtype = like === 'q8_0' || like === 'q4_0' ? (cols % 32 === 0 ? like : 'f16') : like;
@@ -132,61 +136,57 @@ export async function loadDenseWeights(backend: Backend, source: ModelSource): P
     return backend.weight(d, 0, dtype, rows, cols);
   };
 
-  const mlp = async (prefix: string): Promise<MlpWeights> => ({
-    gate: await w(`${prefix}.gate`),
-    up: await w(`${prefix}.up`),
-    down: await w(`${prefix}.down`),
-  });
+  const mlp = (prefix: string): MlpWeights => ({ gate: w(`${prefix}.gate`), up: w(`${prefix}.up`), down: w(`${prefix}.down`) });
 
   const layers: LayerWeights[] = [];
   for (let l = 0; l < cfg.numLayers; l++) {
     const p = `layers.${l}`;
-    const attention = cfg.mla ? await latentAttention(cfg, p, w, host, table, derived) : {
+    const attention = cfg.mla ? latentAttention(cfg, p, w, host, table, derived) : {
       kind: 'standard' as const,
-      q: await w(`${p}.attn.q`),
-      k: await w(`${p}.attn.k`),
-      v: await w(`${p}.attn.v`),
-      o: await w(`${p}.attn.o`),
-      qNorm: cfg.qkNorm ? await w(`${p}.attn.q_norm`) : null,
-      kNorm: cfg.qkNorm ? await w(`${p}.attn.k_norm`) : null,
+      q: w(`${p}.attn.q`),
+      k: w(`${p}.attn.k`),
+      v: w(`${p}.attn.v`),
+      o: w(`${p}.attn.o`),
+      qNorm: cfg.qkNorm ? w(`${p}.attn.q_norm`) : null,
+      kNorm: cfg.qkNorm ? w(`${p}.attn.k_norm`) : null,
     };
     const dense = cfg.moe.denseLayers.includes(l);
     layers.push({
-      attnNorm: await w(`${p}.attn_norm`),
-      ffnNorm: await w(`${p}.ffn_norm`),
+      attnNorm: w(`${p}.attn_norm`),
+      ffnNorm: w(`${p}.ffn_norm`),
       attention,
-      mlp: dense ? await mlp(`${p}.mlp`) : null,
+      mlp: dense ? mlp(`${p}.mlp`) : null,
       moe: dense ? null : {
-        router: await w(`${p}.moe.router`),
-        routerHost: await host(`${p}.moe.router`),
-        normHost: await host(`${p}.ffn_norm`),
-        bias: table.has(`${p}.moe.router_bias`) ? await host(`${p}.moe.router_bias`) : null,
-        shared: cfg.moe.numSharedExperts > 0 ? await mlp(`${p}.moe.shared`) : null,
+        router: w(`${p}.moe.router`),
+        routerHost: host(`${p}.moe.router`),
+        normHost: host(`${p}.ffn_norm`),
+        bias: table.has(`${p}.moe.router_bias`) ? host(`${p}.moe.router_bias`) : null,
+        shared: cfg.moe.numSharedExperts > 0 ? mlp(`${p}.moe.shared`) : null,
       },
     });
   }
-  const embed = await w('embed');
+  const embed = w('embed');
   return {
     embed,
-    finalNorm: await w('final_norm'),
-    lmHead: cfg.tieWordEmbeddings ? embed : await w('lm_head'),
+    finalNorm: w('final_norm'),
+    lmHead: cfg.tieWordEmbeddings ? embed : w('lm_head'),
     layers,
     bytes,
   };
 }
 
-async function latentAttention(
+function latentAttention(
   cfg: ModelConfig,
   p: string,
-  w: (name: string) => Promise<Weight>,
-  host: (name: string) => Promise<Float32Array>,
+  w: (name: string) => Weight,
+  host: (name: string) => Float32Array,
   table: TensorTable,
   derived: (data: Float32Array, rows: number, cols: number, like: WeightDtype) => Weight,
-): Promise<LatentAttention> {
+): LatentAttention {
   const mla = cfg.mla!;
   const heads = cfg.numHeads;
   const { qkNopeHeadDim: nope, vHeadDim: vDim, kvLoraRank: rank } = mla;
-  const kvB = await host(`${p}.attn.kv_b`);
+  const kvB = host(`${p}.attn.kv_b`);
   const per = nope + vDim;
   if (kvB.length !== heads * per * rank) {
     throw new ModelLoadError(`${p}.attn.kv_b has ${kvB.length} values, expected heads ${heads} × (${nope} + ${vDim}) × ${rank}`);
@@ -204,13 +204,13 @@ async function latentAttention(
   const lora = mla.qLoraRank !== null;
   return {
     kind: 'latent',
-    qA: lora ? await w(`${p}.attn.q_a`) : null,
-    qANorm: lora ? await w(`${p}.attn.q_a_norm`) : null,
-    q: await w(lora ? `${p}.attn.q_b` : `${p}.attn.q`),
-    kvA: await w(`${p}.attn.kv_a`),
-    kvANorm: await w(`${p}.attn.kv_a_norm`),
+    qA: lora ? w(`${p}.attn.q_a`) : null,
+    qANorm: lora ? w(`${p}.attn.q_a_norm`) : null,
+    q: w(lora ? `${p}.attn.q_b` : `${p}.attn.q`),
+    kvA: w(`${p}.attn.kv_a`),
+    kvANorm: w(`${p}.attn.kv_a_norm`),
     keyAbsorb: derived(keyAbsorb, heads * rank, nope, kvDtype),
     valueUp: derived(valueUp, heads * vDim, rank, kvDtype),
-    o: await w(`${p}.attn.o`),
+    o: w(`${p}.attn.o`),
   };
 }
