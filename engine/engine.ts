@@ -161,14 +161,22 @@ export class Engine {
       const cache = new KvCache(self.backend, cfg, capacity);
       self.prefetcher?.reset();
       const generated: number[] = [];
+      // Decoding restarts after each emitted newline (as transformers' TextStreamer does), so the
+      // text of a long generation is not re-decoded from its first token at every step.
+      let lineStart = 0;
       let shownText = '';
       const textDelta = () => {
         if (!self.codec) return '';
-        const text = self.codec.decode(generated);
+        const text = self.codec.decode(generated.slice(lineStart));
         // a token that ends inside a multi-byte character decodes to U+FFFD until the rest arrives
         if (text.endsWith('\uFFFD')) return '';
         const delta = text.slice(shownText.length);
-        shownText = text;
+        if (text.endsWith('\n')) {
+          lineStart = generated.length;
+          shownText = '';
+        } else {
+          shownText = text;
+        }
         return delta;
       };
       try {
