@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { normaliseConfig, planModel } from '../manifests/index.ts';
 import { convert, hashFile, plannedManifestSize, PRESETS, synth } from '../manifests/node.ts';
+import { invocation } from './invocation.ts';
 
 const { values } = parseArgs({ options: { 'synthetic-gb': { type: 'string' }, tmp: { type: 'string' } } });
 const root = join(import.meta.dirname, '..');
@@ -18,7 +19,7 @@ const tmpBase = values.tmp ?? '/tmp';
 const work = mkdtempSync(join(tmpBase, 'doppler-bench-convert-'));
 const fixture = join(root, '../shared/fixtures/tiny-moe-text');
 const results: Record<string, unknown> = {
-  command: `node_modules/.bin/node bench/convert.ts${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}`,
+  command: invocation('convert.ts'),
   date: new Date().toISOString(),
   machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, note: '2 cores shared with other work while measuring; times are wall clock' },
 };

@@ -12,6 +12,7 @@ import { basename, dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { seededRandom } from '../engine/sampling.ts';
 import { parseTrace, simulateEviction, type TraceStep } from '../storage/index.ts';
+import { invocation } from './invocation.ts';
 
 const FRACTIONS = [0.1, 0.2, 0.3, 0.5, 0.7];
 
@@ -147,6 +148,6 @@ for (const r of results) {
 mkdirSync(dirname(values.out!), { recursive: true });
 writeFileSync(
   values.out!,
-  `${JSON.stringify({ bench: 'eviction', date: new Date().toISOString(), node: process.version, policies: ['lru', 'reuse', 'belady'], traces: results }, null, 2)}\n`,
+  `${JSON.stringify({ bench: 'eviction', command: invocation('eviction.ts'), date: new Date().toISOString(), node: process.version, policies: ['lru', 'reuse', 'belady'], traces: results }, null, 2)}\n`,
 );
 process.stdout.write(`wrote ${values.out}\n`);

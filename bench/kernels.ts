@@ -453,7 +453,7 @@ export async function kernelBenchMain(argv: string[]): Promise<number> {
     return 0;
   }
   const result = await runKernelBench({ small: values.small ?? false, sweep: !values['no-sweep'], log: values.json ? (l) => console.error(l) : (l) => console.log(l) });
-  const text = JSON.stringify({ command: ['node bench/kernels.ts', ...argv].join(' '), ...result }, null, 2);
+  const text = JSON.stringify({ command: ['node_modules/.bin/node bench/kernels.ts', ...argv].join(' '), ...result }, null, 2);
   if (values.out) writeFileSync(values.out, text + '\n');
   if (values.json) console.log(text);
   return 0;

@@ -9,6 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { KvCache } from '../engine/index.ts';
 import { normaliseConfig, type ModelConfig } from '../manifests/index.ts';
 import { PRESETS } from '../manifests/node.ts';
+import { invocation } from './invocation.ts';
 
 function expandedBytesPerToken(cfg: ModelConfig): number {
   const perLayer = cfg.mla
@@ -31,7 +32,7 @@ const rows = Object.entries(PRESETS).map(([name, p]) => {
     gibAt32kTokensExpanded: (expanded * 32768) / 2 ** 30,
   };
 });
-const out = { bench: 'kv-cache', command: 'node_modules/.bin/node bench/kv-cache.ts', dtype: 'f32 (the engine caches activations in f32)', rows };
+const out = { bench: 'kv-cache', command: invocation('kv-cache.ts'), dtype: 'f32 (the engine caches activations in f32)', rows };
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 writeFileSync(new URL('./results/kv-cache.json', import.meta.url), JSON.stringify(out, null, 2) + '\n');
 console.table(rows);

@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { Engine } from '../engine/index.ts';
 import { modelDirSource } from '../engine/node.ts';
 import { createWebGpuBackend } from '../kernels/index.ts';
+import { invocation } from './invocation.ts';
 
 const { values } = parseArgs({ options: { out: { type: 'string' }, model: { type: 'string', default: 'models/tiny-moe-text-q8_0' } } });
 const backend = await createWebGpuBackend();
@@ -30,7 +31,7 @@ const gen = engine.generate(engine.encode('In the beginning'), { maxNewTokens: 6
 for await (const _ of gen) { /* drain */ }
 const out = {
   bench: 'latency',
-  command: `node bench/latency.ts ${process.argv.slice(2).join(' ')}`.trim(),
+  command: invocation('latency.ts'),
   date: new Date().toISOString(),
   device: backend.info.description,
   readBack,

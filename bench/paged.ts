@@ -19,6 +19,7 @@ import { MODEL_FILES, type WeightDtype } from '../manifests/index.ts';
 import { PRESETS, synth } from '../manifests/node.ts';
 import { ShardStore, shardMeta, type StoreStats } from '../storage/index.ts';
 import { DirSource } from '../storage/node.ts';
+import { invocation } from './invocation.ts';
 
 const { values } = parseArgs({
   options: {
@@ -122,7 +123,7 @@ log(`resident: ${residentRun.stats.decodeTokPerS.toFixed(2)} tok/s`);
 
 const out = {
   bench: 'paged',
-  command: `node bench/paged.ts ${process.argv.slice(2).join(' ')}`.trim(),
+  command: invocation('paged.ts'),
   date: new Date().toISOString(),
   device: backend.info.description,
   warmVerifyGBps,

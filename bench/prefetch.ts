@@ -18,9 +18,11 @@ import { parseArgs } from 'node:util';
 import { Engine } from '../engine/index.ts';
 import { modelDirSource } from '../engine/node.ts';
 import { createCpuBackend } from '../kernels/index.ts';
-import { dequantize, tensorByName, shardHashesOfExpert } from '../manifests/index.ts';
-import { Prefetcher, type LayerGate, type Routing } from '../router/index.ts';
+import { shardHashesOfExpert } from '../manifests/index.ts';
+import { Prefetcher, type Routing } from '../router/index.ts';
 import type { TraceStep } from '../storage/index.ts';
+import { layerGates } from './gates.ts';
+import { invocation } from './invocation.ts';
 
 const { values } = parseArgs({
   options: {
@@ -71,16 +73,7 @@ for (const seq of seqs) {
 }
 const engineMs = performance.now() - t0;
 
-const tensors = tensorByName(m);
-async function f32(name: string): Promise<Float32Array> {
-  const t = tensors.get(name)!;
-  const bytes = await source.shard(m.shards[t.shard]!.hash);
-  return dequantize(t, bytes.subarray(t.offset, t.offset + t.length));
-}
-const gates: (LayerGate | null)[] = [];
-for (let l = 0; l < cfg.numLayers; l++) {
-  gates.push(tensors.has(`layers.${l}.moe.router`) ? { weight: await f32(`layers.${l}.moe.router`), norm: await f32(`layers.${l}.ffn_norm`) } : null);
-}
+const gates = await layerGates(m, (h) => source.shard(h));
 const moeLayers = gates.flatMap((g, l) => (g ? [l] : []));
 
 /** Decode-order replay: token t visits the MoE layers in order, as decoding it would. */
@@ -153,6 +146,7 @@ writeFileSync(
   `${JSON.stringify(
     {
       bench: 'prefetch',
+      command: invocation('prefetch.ts'),
       date: new Date().toISOString(),
       model: values.model,
       modelId: source.id,

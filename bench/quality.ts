@@ -13,6 +13,7 @@ import { modelDirSource } from '../engine/node.ts';
 import { createCpuBackend, createWebGpuBackend } from '../kernels/index.ts';
 import type { WeightDtype } from '../manifests/index.ts';
 import { convert } from '../manifests/node.ts';
+import { invocation } from './invocation.ts';
 
 const { values } = parseArgs({ options: { backend: { type: 'string', default: 'cpu' } } });
 const source = new URL('../../shared/fixtures/tiny-moe-text', import.meta.url).pathname;
@@ -48,7 +49,7 @@ for (const quant of ['f32', 'f16', 'q8_0', 'q4_0'] as WeightDtype[]) {
 }
 const out = {
   bench: 'quality',
-  command: `node_modules/.bin/node bench/quality.ts --backend ${values.backend}`,
+  command: invocation('quality.ts'),
   date: new Date().toISOString(),
   transformersNllF32: golden.val_nll_f32,
   tokens: golden.val_seq_ids.length * (golden.val_seq_ids[0]!.length - 1),

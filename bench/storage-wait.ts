@@ -18,10 +18,12 @@ import { parseArgs } from 'node:util';
 import { Engine, backendUploader } from '../engine/index.ts';
 import { modelDirSource } from '../engine/node.ts';
 import { createCpuBackend, type DeviceBytes } from '../kernels/index.ts';
-import { blake3Hex, decodeManifest, dequantize, shardHashesOfExpert, tensorByName } from '../manifests/index.ts';
-import { Prefetcher, type LayerGate } from '../router/index.ts';
+import { blake3Hex, decodeManifest, shardHashesOfExpert } from '../manifests/index.ts';
+import { Prefetcher } from '../router/index.ts';
 import { ShardStore, shardMeta, type PolicyName, type ShardSource } from '../storage/index.ts';
 import { DirSource } from '../storage/node.ts';
+import { layerGates } from './gates.ts';
+import { invocation } from './invocation.ts';
 
 const { values } = parseArgs({
   options: {
@@ -94,16 +96,7 @@ async function generateAll(engine: Engine) {
 
 const reference = await generateAll(await Engine.load({ backend: createCpuBackend(), source: await modelDirSource(values.model!) }));
 
-const tensors = tensorByName(manifest);
-async function hostTensor(name: string): Promise<Float32Array> {
-  const t = tensors.get(name)!;
-  const bytes = await dir.get(manifest.shards[t.shard]!.hash);
-  return dequantize(t, bytes.subarray(t.offset, t.offset + t.length));
-}
-const gates: (LayerGate | null)[] = [];
-for (let l = 0; l < manifest.config.numLayers; l++) {
-  gates.push(tensors.has(`layers.${l}.moe.router`) ? { weight: await hostTensor(`layers.${l}.moe.router`), norm: await hostTensor(`layers.${l}.ffn_norm`) } : null);
-}
+const gates = await layerGates(manifest, (h) => dir.get(h));
 
 interface Config {
   fraction: number;
@@ -209,6 +202,7 @@ writeFileSync(
   `${JSON.stringify(
     {
       bench: 'storage-wait',
+      command: invocation('storage-wait.ts'),
       date: new Date().toISOString(),
       model: values.model,
       backend: 'cpu',

@@ -13,6 +13,7 @@ import { startSignalServer, type SignalServer } from '../signaling-server/node.t
 import { createNodeLibp2p, startNodePeer } from '../swarm/node.ts';
 import { MemoryShardStorage, SwarmPeer, type SwarmPeerOptions } from '../swarm/index.ts';
 import { withBrowser } from '../tests/browser/harness.ts';
+import { invocation } from './invocation.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FIXTURE = join(ROOT, '../shared/fixtures/tiny-moe-text');
@@ -161,7 +162,7 @@ try {
 
 const out = {
   bench: 'swarm',
-  command: `node_modules/.bin/node bench/swarm.ts ${process.argv.slice(2).join(' ')}`.trim(),
+  command: invocation('swarm.ts'),
   date: new Date().toISOString(),
   machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, loadAverageAtStart: +loadAtStart.toFixed(2), loadAverageAtEnd: +loadavg()[0]!.toFixed(2), note: 'all Node peers in one process; loopback; the machine is shared, so figures move with its load' },
   results,

@@ -7,13 +7,12 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine, ModelLoadError, backendUploader, type ModelSource } from '../engine/index.ts';
-import { modelDirSource } from '../engine/node.ts';
 import type { Backend, DeviceBytes } from '../kernels/index.ts';
 import { MODEL_FILES, blake3Hex, decodeManifest, isHash, type Manifest } from '../manifests/index.ts';
 import type { ShardStore, ShardSource } from '../storage/index.ts';
 import { DirSource, openNodeStore, sourceFromSpec } from '../storage/node.ts';
 import { UsageError, numberOption } from './command.ts';
-import { createBackend } from './engine-setup.ts';
+import { createBackend, openEngine } from './engine-setup.ts';
 
 export const storeOptions = {
   'vram-mib': { type: 'string' },
@@ -52,12 +51,9 @@ export interface OpenedModel {
 const MIB = 2 ** 20;
 
 export async function openModel(model: string, backendName: string, v: StoreValues): Promise<OpenedModel> {
-  const backend = await createBackend(backendName);
   const paged = v['vram-mib'] !== undefined || v['ram-mib'] !== undefined || v['cache-dir'] !== undefined || v.source !== undefined;
-  if (!paged) {
-    const engine = await Engine.load({ backend, source: await modelDirSource(model) });
-    return { engine, close: async () => {} };
-  }
+  if (!paged) return { engine: await openEngine(model, backendName), close: async () => {} };
+  const backend = await createBackend(backendName);
   const closers: Array<() => Promise<void>> = [];
   try {
     const remote = await remoteSource(model, v, closers);

@@ -4,20 +4,13 @@
  */
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import type { StoreStats } from '../../storage/index.ts';
+import type { Result } from './storage-page.ts';
 import { withPage } from './harness.ts';
 
 const ENTRY = fileURLToPath(new URL('./storage-page.ts', import.meta.url));
 // no trailing slash: the harness checks served paths against the mount directory
 const MODEL = fileURLToPath(new URL('../../models/tiny-moe-text-q8_0', import.meta.url));
 
-interface Result {
-  shards: number;
-  first: StoreStats;
-  warm: StoreStats;
-  repaired: StoreStats;
-  files: string[];
-}
 
 describe('ShardStore on OPFS in Chromium', () => {
   it('persists verified shards, restarts warm without a source, and repairs a corrupted file', async () => {

@@ -5,7 +5,8 @@
 import { decodeManifest } from '../../manifests/index.ts';
 import { HttpSource, OpfsBackend, ShardStore, type StoreStats } from '../../storage/index.ts';
 
-interface Result {
+/** What the page hands back to tests/browser/storage-opfs.test.ts. */
+export interface Result {
   shards: number;
   first: StoreStats;
   warm: StoreStats;
