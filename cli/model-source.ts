@@ -115,7 +115,7 @@ async function resolveManifest(model: string, cacheDir: string | undefined, remo
       continue;
     }
     const manifest = decodeManifest(bytes, c.where);
-    if (cacheDir) await keepManifest(cacheDir, bytes);
+    if (cacheDir && c.where !== join(cacheDir, MODEL_FILES.manifest)) await keepManifest(cacheDir, bytes);
     return { manifest, id };
   }
   throw new ModelLoadError(`no manifest for "${model}"${problems.length ? `:\n  ${problems.join('\n  ')}` : ' (give a model directory, or --source)'}`);
