@@ -2,7 +2,7 @@
  * The engine: a loaded model that generates. Load uploads the dense weights and sets up the expert
  * provider; `generate` streams tokens as they are chosen and keeps its own telemetry.
  */
-import type { Backend, DeviceBytes } from '../kernels/index.ts';
+import { combineCounters, zeroCounters, type Backend, type BackendCounters, type DeviceBytes } from '../kernels/index.ts';
 import type { Manifest, ModelConfig } from '../manifests/index.ts';
 import { Prefetcher, type PrefetcherStats, type Routing } from '../router/index.ts';
 import type { ShardStore, StoreStats } from '../storage/index.ts';
@@ -61,7 +61,20 @@ export interface GenerationStats {
   expertWaitMs: number;
   storage?: StoreStats;
   prefetch?: PrefetcherStats;
+  /** What the backend did (kernel dispatches, read-backs, bytes uploaded, submissions): deterministic, unlike the timings. */
+  counters: GenerationCounters;
 }
+
+export interface GenerationCounters {
+  /** The prompt pass, which also yields the first token. */
+  prefill: BackendCounters;
+  /** Every step after the first, summed. */
+  decode: BackendCounters;
+  /** `decode` divided by the decoded tokens (generated tokens after the first); zeros before any. */
+  perToken: BackendCounters;
+}
+
+
 
 /** A running or finished generation: iterate it for tokens; stats and logits fill in as it goes. */
 export interface Generation extends AsyncIterable<GeneratedToken> {
@@ -150,6 +163,7 @@ export class Engine {
     const stats: GenerationStats = {
       loadMs: this.loadMs, promptTokens: promptIds.length, generatedTokens: 0, ttftMs: 0, decodeMs: 0, decodeTokPerS: 0,
       gpuBytes: 0, expertBytes: 0, kvCacheBytes: KvCache.bytesPerToken(cfg) * capacity, expertWaitMs: 0,
+      counters: { prefill: zeroCounters(), decode: zeroCounters(), perToken: zeroCounters() },
     };
     const prefillLogits: Float32Array[] = [];
     const stepLogits: Float32Array[] = [];
@@ -184,6 +198,7 @@ export class Engine {
         let tDecode = 0;
         for (let step = 0; step < opts.maxNewTokens && cache.length + ids.length <= capacity; step++) {
           const first = step === 0;
+          const before = self.backend.counters();
           const out = await self.transformer.forward(ids, cache, first && opts.keepLogits === true, self.observer);
           const vocab = cfg.vocabSize;
           const lastRow = out.rows - 1;
@@ -192,6 +207,7 @@ export class Engine {
             if (opts.keepLogits) for (let r = 0; r < out.rows; r++) prefillLogits.push(out.logits.slice(r * vocab, (r + 1) * vocab));
           }
           const id = sample(out.logits, lastRow * vocab, vocab);
+          countStep(stats.counters, first, combineCounters(self.backend.counters(), before, -1), generated.length);
           if (opts.keepLogits) stepLogits.push(out.logits.slice(lastRow * vocab, (lastRow + 1) * vocab));
           generated.push(id);
           stats.generatedTokens = generated.length;
@@ -253,6 +269,16 @@ export class Engine {
     const nll = total / tokens;
     return { nll, tokens, perplexity: Math.exp(nll) };
   }
+}
+
+/** Adds one step's counters: the first is the prefill; `decoded` counts decode steps so far, this one included. */
+function countStep(c: GenerationCounters, first: boolean, step: BackendCounters, decoded: number): void {
+  if (first) {
+    c.prefill = step;
+    return;
+  }
+  c.decode = combineCounters(c.decode, step);
+  c.perToken = combineCounters(zeroCounters(), c.decode, 1 / decoded);
 }
 
 /** The prefetcher sees each MoE layer's router (and the norm before it) on the host. */

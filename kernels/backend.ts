@@ -57,8 +57,39 @@ export interface AttentionParams {
   vColOffset?: number;
 }
 
+/**
+ * Deterministic work counts since the backend was created (noise-free, unlike timings): what a
+ * CI ratchet compares. The CPU backend counts the same events in its own terms (see each field).
+ */
+export interface BackendCounters {
+  /** Kernel launches recorded (CPU backend: one per op call). */
+  dispatches: number;
+  /** Device→host read-backs: read, argmax, finiteRows (CPU backend: the same calls). */
+  readBacks: number;
+  /** Host→device bytes: uploads, act writes and per-op data such as uniforms and token ids (CPU backend: uploads and writes). */
+  uploadedBytes: number;
+  /** Command buffers submitted (CPU backend: waits on queued work — reads and syncs after an op). */
+  submits: number;
+}
+
+export function zeroCounters(): BackendCounters {
+  return { dispatches: 0, readBacks: 0, uploadedBytes: 0, submits: 0 };
+}
+
+/** a + scale·b, field by field (b − a is `combineCounters(b, a, -1)`). */
+export function combineCounters(a: BackendCounters, b: BackendCounters, scale = 1): BackendCounters {
+  return {
+    dispatches: a.dispatches + scale * b.dispatches,
+    readBacks: a.readBacks + scale * b.readBacks,
+    uploadedBytes: a.uploadedBytes + scale * b.uploadedBytes,
+    submits: a.submits + scale * b.submits,
+  };
+}
+
 export interface Backend {
   readonly name: string;
+  /** A snapshot of the work counters (cumulative). */
+  counters(): BackendCounters;
   /** Upload raw bytes (a shard); the length is padded to 4 bytes internally. */
   upload(bytes: Uint8Array): DeviceBytes;
   releaseBytes(b: DeviceBytes): void;

@@ -4,7 +4,7 @@
  * working engine backend for tiny models and the oracle every WGSL kernel is tested against.
  */
 import type { WeightDtype } from '../../manifests/index.ts';
-import type { Act, AttentionParams, Backend, DeviceBytes, RopeParams, Weight } from '../backend.ts';
+import { zeroCounters, type Act, type AttentionParams, type Backend, type DeviceBytes, type RopeParams, type Weight } from '../backend.ts';
 import { checkWeight, KernelError } from '../layout.ts';
 import * as v from '../validate.ts';
 import { RowDecoder } from './decode.ts';
@@ -72,6 +72,21 @@ const silu = (g: number): number => g / (1 + Math.exp(-g));
 
 export function createCpuBackend(): Backend {
   let bytesHeld = 0;
+  const counts = zeroCounters();
+  // ops since the last wait: a wait then counts as one submission, as on a GPU
+  let queued = false;
+  const op = (): void => {
+    counts.dispatches++;
+    queued = true;
+  };
+  const waited = (): void => {
+    if (queued) counts.submits++;
+    queued = false;
+  };
+  const readBack = (): void => {
+    counts.readBacks++;
+    waited();
+  };
 
   function matmulRows(x: Float32Array, xStride: number, xCol: number, M: number, K: number, w: CpuWeight, row0: number, N: number, out: Float32Array, outStride: number, outCol: number, accumulate: boolean): void {
     const wr = new Float32Array(K);
@@ -89,9 +104,11 @@ export function createCpuBackend(): Backend {
 
   const backend: Backend = {
     name: 'cpu',
+    counters: () => ({ ...counts }),
 
     upload(bytes) {
       const copy = new Uint8Array((bytes.byteLength + 3) & ~3);
+      counts.uploadedBytes += bytes.byteLength;
       copy.set(bytes);
       bytesHeld += copy.byteLength;
       return new CpuBytes(copy);
@@ -128,9 +145,11 @@ export function createCpuBackend(): Backend {
     write(a, data, rowOffset = 0) {
       const c = asAct(a);
       v.checkWrite(c, data.length, rowOffset);
+      counts.uploadedBytes += data.byteLength;
       c.data.set(data, rowOffset * c.cols);
     },
     read(a) {
+      readBack();
       return Promise.resolve(asAct(a).data.slice());
     },
     bytesInUse() {
@@ -139,6 +158,7 @@ export function createCpuBackend(): Backend {
 
     embed(ids, table, out) {
       v.checkEmbed(ids, table, out);
+      op();
       const w = asWeight(table);
       const o = asAct(out).data;
       const row = new Float32Array(w.cols);
@@ -149,10 +169,12 @@ export function createCpuBackend(): Backend {
     },
     matmul(x, w, out, accumulate = false) {
       v.checkMatmul(x, w, out);
+      op();
       matmulRows(asAct(x).data, x.cols, 0, x.rows, w.cols, asWeight(w), 0, w.rows, asAct(out).data, out.cols, 0, accumulate);
     },
     matmulHeads(x, w, out, heads) {
       v.checkMatmulHeads(x, w, out, heads);
+      op();
       const n = w.rows / heads;
       for (let h = 0; h < heads; h++) {
         matmulRows(asAct(x).data, x.cols, h * w.cols, x.rows, w.cols, asWeight(w), h * n, n, asAct(out).data, out.cols, h * n, false);
@@ -160,6 +182,7 @@ export function createCpuBackend(): Backend {
     },
     rmsnorm(x, w, out, eps) {
       v.checkRmsnorm(x, w, out);
+      op();
       const d = w.cols;
       const wv = new Float32Array(d);
       asWeight(w).decoder.decode(0, wv);
@@ -174,10 +197,12 @@ export function createCpuBackend(): Backend {
     },
     rope(x, p) {
       v.checkRope(x, p);
+      op();
       ropeInPlace(asAct(x), p);
     },
     swiglu(gate, up, out) {
       v.checkSameShape('swiglu', gate, up, out);
+      op();
       const g = asAct(gate).data;
       const u = asAct(up).data;
       const o = asAct(out).data;
@@ -185,6 +210,7 @@ export function createCpuBackend(): Backend {
     },
     add(a, b, out) {
       v.checkSameShape('add', a, b, out);
+      op();
       const x = asAct(a).data;
       const y = asAct(b).data;
       const o = asAct(out).data;
@@ -192,6 +218,7 @@ export function createCpuBackend(): Backend {
     },
     copy(src, srcRow, srcCol, dst, dstRow, dstCol, rows, cols) {
       v.checkCopy(src, srcRow, srcCol, dst, dstRow, dstCol, rows, cols);
+      op();
       const s = asAct(src).data;
       const d = asAct(dst).data;
       const tmp = new Float32Array(cols);
@@ -203,12 +230,14 @@ export function createCpuBackend(): Backend {
     },
     gather(x, rows, out) {
       v.checkGather(x, rows, out);
+      op();
       const s = asAct(x).data;
       const o = asAct(out).data;
       rows.forEach((r, i) => o.set(s.subarray(r * x.cols, (r + 1) * x.cols), i * x.cols));
     },
     scatterAdd(y, rows, scale, out) {
       v.checkScatterAdd(y, rows, scale, out);
+      op();
       const s = asAct(y).data;
       const o = asAct(out).data;
       const n = out.cols;
@@ -218,9 +247,12 @@ export function createCpuBackend(): Backend {
     },
     attention(q, k, vc, out, p) {
       v.checkAttention(q, k, vc, out, p);
+      op();
       attentionRef(asAct(q), asAct(k), asAct(vc), asAct(out), p);
     },
     argmax(x) {
+      op();
+      readBack();
       const d = asAct(x).data;
       const res = new Uint32Array(x.rows);
       for (let r = 0; r < x.rows; r++) {
@@ -238,6 +270,8 @@ export function createCpuBackend(): Backend {
       return Promise.resolve(res);
     },
     finiteRows(x) {
+      op();
+      readBack();
       const d = asAct(x).data;
       const res: boolean[] = [];
       for (let r = 0; r < x.rows; r++) {
@@ -248,6 +282,7 @@ export function createCpuBackend(): Backend {
       return Promise.resolve(res);
     },
     sync() {
+      waited();
       return Promise.resolve();
     },
   };

@@ -28,6 +28,8 @@ export class Arena {
   /** Oversized allocations: their own buffers, destroyed after the submission that used them. */
   private readonly dedicated: GPUBuffer[] = [];
   private chunkBytes = 0;
+  /** Bytes handed to the device so far (chunk writes whole up to their last slot, dedicated buffers). */
+  written = 0;
 
   constructor(device: GPUDevice) {
     this.device = device;
@@ -44,6 +46,7 @@ export class Arena {
       const buffer = this.device.createBuffer({ size, usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC, mappedAtCreation: true });
       new Uint8Array(buffer.getMappedRange()).set(src);
       buffer.unmap();
+      this.written += size;
       this.dedicated.push(buffer);
       return { buffer, offset: 0, size };
     }
@@ -63,7 +66,11 @@ export class Arena {
   beforeSubmit(queue: GPUQueue): () => void {
     const chunks = this.recording.splice(0);
     const dedicated = this.dedicated.splice(0);
-    for (const c of chunks) queue.writeBuffer(c.buffer, 0, c.shadow.buffer, c.shadow.byteOffset, Math.min(c.used, CHUNK));
+    for (const c of chunks) {
+      const bytes = Math.min(c.used, CHUNK);
+      queue.writeBuffer(c.buffer, 0, c.shadow.buffer, c.shadow.byteOffset, bytes);
+      this.written += bytes;
+    }
     return () => {
       this.free.push(...chunks);
       for (const b of dedicated) b.destroy();

@@ -4,7 +4,7 @@
  * and submitted when a result is read, `sync` is called, or many upload bytes are pending.
  */
 import type { WeightDtype } from '../../manifests/index.ts';
-import type { Act, AttentionParams, Backend, DeviceBytes, RopeParams, Weight } from '../backend.ts';
+import { zeroCounters, type Act, type AttentionParams, type Backend, type DeviceBytes, type RopeParams, type Weight } from '../backend.ts';
 import { checkWeight, KernelError, quantBytes, weightByteLength } from '../layout.ts';
 import * as v from '../validate.ts';
 import { ATTN_WG, attentionCombineSource, attentionSource } from '../wgsl/attention.wgsl.ts';
@@ -184,6 +184,9 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
   let pooledBytes = 0;
   let liveActBytes = 0;
   let uploadedBytes = 0;
+  /** Dispatches, read-backs and submissions; upload bytes are the arena's plus `stagedBytes`. */
+  const counts = zeroCounters();
+  let stagedBytes = 0;
   let encoder: GPUCommandEncoder | null = null;
   let pass: GPUComputePassEncoder | null = null;
   let timing: { querySet: GPUQuerySet; began: boolean } | null = null;
@@ -240,6 +243,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     const arenaDone = arena.beforeSubmit(device.queue);
     const stagingDone = staging.beforeSubmit();
     device.queue.submit([enc.finish()]);
+    counts.submits++;
     destroyReleased();
     startLazyMaps();
     // Recycle from a fresh task, not from inside the runtime's completion callback (Dawn in Node
@@ -297,6 +301,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     buffers.forEach((b, i) => entries.push({ binding: i + 1, resource: b }));
     const bindGroup = device.createBindGroup({ layout: p.layout, entries, label: key });
     const ps = getPass();
+    counts.dispatches++;
     ps.setPipeline(p.pipeline);
     ps.setBindGroup(0, bindGroup);
     ps.dispatchWorkgroups(grid[0], grid[1], grid[2]);
@@ -378,6 +383,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     if (size > limits.maxBufferSize) throw new KernelError(`upload of ${bytes.byteLength} bytes exceeds this device's maxBufferSize ${limits.maxBufferSize}`);
     const buffer = device.createBuffer({ size, usage: BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC });
     uploadedBytes += size;
+    stagedBytes += bytes.byteLength;
     if (viaWriteBuffer) {
       flush();
       const padded = bytes.byteLength % 4 === 0 ? bytes : (() => { const c = new Uint8Array(roundUp(bytes.byteLength, 4)); c.set(bytes); return c; })();
@@ -425,6 +431,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     const bytes = roundUp(Math.max(size, 4), 4);
     const rb = readBuffers.get(bytes)?.pop() ?? device.createBuffer({ size: bytes, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
     getEncoder().copyBufferToBuffer(src, 0, rb, 0, bytes);
+    counts.readBacks++;
     return { rb, bytes };
   }
 
@@ -495,6 +502,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     name: 'webgpu',
     device,
     info,
+    counters: () => ({ ...counts, uploadedBytes: stagedBytes + arena.written }),
 
     upload(bytes) {
       return uploadBuffer(bytes, false);
