@@ -7,7 +7,7 @@
  * [out_features, in_features] in one of the RDRR weight layouts (manifests/types.ts), living
  * inside a DeviceBytes region (usually one shard uploaded whole).
  */
-import type { WeightDtype } from '../manifests/index.ts';
+import type { MoeConfig, WeightDtype } from '../manifests/index.ts';
 
 export interface DeviceBytes {
   readonly byteLength: number;
@@ -56,6 +56,12 @@ export interface AttentionParams {
   /** Column in the v cache where kv head 0's values begin (MLA reads values from the latent part of the k cache). */
   vColOffset?: number;
 }
+
+/** The router fields of a model's MoE config (router/routing.ts defines the arithmetic). */
+export type RouteParams = Pick<MoeConfig, 'router' | 'numExperts' | 'topK' | 'normTopkProb' | 'nGroup' | 'topkGroup' | 'routedScalingFactor'>;
+
+/** The most experts a layer may have for `Backend.route` (the WGSL kernel keeps a token's scores in registers). */
+export const ROUTE_MAX_EXPERTS = 512;
 
 /**
  * Deterministic work counts since the backend was created (noise-free, unlike timings): what a
@@ -138,6 +144,14 @@ export interface Backend {
    * floor(h / (heads / kvHeads)). Softmax is max-subtracted and accumulated in f32.
    */
   attention(q: Act, k: Act, v: Act, out: Act, p: AttentionParams): void;
+  /**
+   * Routes each row of router logits [tokens, E] exactly as router/ does (router/routing.ts): out
+   * [tokens, 2k] receives the row's k expert ids (as f32 values, best first, lower id first among
+   * equals) in columns 0..k-1 and their weights in columns k..2k-1. `bias` is DeepSeek-V3's
+   * e_score_correction_bias (f32, [1, E]) for sigmoid_group_limited, null otherwise. Rows with a
+   * non-finite logit: the reference backend throws RouterError; the GPU writes ids still in 0..E-1.
+   */
+  route(logits: Act, p: RouteParams, bias: Weight | null, out: Act): void;
   /** Per row, the column of its largest value (the first on ties; NaN never wins). Resolves after queued work. */
   argmax(x: Act): Promise<Uint32Array>;
   /** Per-row: true when every value of every row is finite. Resolves after queued work. */

@@ -1,5 +1,5 @@
 /** Shape checks shared by every backend, so a misuse fails the same way whichever one runs. */
-import type { Act, AttentionParams, RopeParams, Weight } from './backend.ts';
+import { ROUTE_MAX_EXPERTS, type Act, type AttentionParams, type RopeParams, type RouteParams, type Weight } from './backend.ts';
 import { KernelError } from './layout.ts';
 
 const shape = (a: { rows: number; cols: number }): string => `[${a.rows}, ${a.cols}]`;
@@ -119,4 +119,26 @@ export function ropeInvFreq(p: RopeParams): Float32Array {
   const f = new Float32Array(p.ropeDim / 2);
   for (let j = 0; j < f.length; j++) f[j] = 1 / Math.fround(p.theta ** Math.fround((2 * j) / p.ropeDim));
   return f;
+}
+
+/** The shapes and router settings `route` accepts: the same rules router/ enforces, checked before any kernel runs. */
+export function checkRoute(logits: Act, p: RouteParams, bias: Weight | null, out: Act): void {
+  const e = p.numExperts;
+  if (!Number.isInteger(e) || e <= 0 || e > ROUTE_MAX_EXPERTS) throw new KernelError(`route: numExperts must be in 1..${ROUTE_MAX_EXPERTS}, got ${e}`);
+  if (!Number.isInteger(p.topK) || p.topK <= 0 || p.topK > e) throw new KernelError(`route: topK must be in 1..${e}, got ${p.topK}`);
+  if (logits.cols !== e || out.rows !== logits.rows || out.cols !== 2 * p.topK) {
+    throw new KernelError(`route: logits ${shape(logits)} for ${e} experts, top-${p.topK}, into ${shape(out)} (expected [${logits.rows}, ${2 * p.topK}])`);
+  }
+  if (p.router === 'softmax_topk') {
+    if (bias !== null) throw new KernelError('route: softmax_topk routing takes no correction bias');
+    return;
+  }
+  if (p.router !== 'sigmoid_group_limited') throw new KernelError(`route: unknown router kind "${String(p.router)}"`);
+  if (!Number.isInteger(p.nGroup) || p.nGroup <= 0 || e % p.nGroup !== 0 || e / p.nGroup < 2) {
+    throw new KernelError(`route: nGroup ${p.nGroup} must divide ${e} experts into groups of at least 2`);
+  }
+  if (!Number.isInteger(p.topkGroup) || p.topkGroup <= 0 || p.topkGroup > p.nGroup) throw new KernelError(`route: topkGroup must be in 1..${p.nGroup}, got ${p.topkGroup}`);
+  if (bias !== null && (bias.dtype !== 'f32' || bias.rows * bias.cols !== e)) {
+    throw new KernelError(`route: the correction bias must be f32 with ${e} values, got ${bias.dtype} ${shape(bias)}`);
+  }
 }

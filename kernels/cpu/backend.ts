@@ -7,6 +7,7 @@ import type { WeightDtype } from '../../manifests/index.ts';
 import { zeroCounters, type Act, type AttentionParams, type Backend, type DeviceBytes, type RopeParams, type Weight } from '../backend.ts';
 import { checkWeight, KernelError } from '../layout.ts';
 import * as v from '../validate.ts';
+import { routeSigmoidGroupLimited, routeSoftmaxTopk } from '../../router/index.ts';
 import { RowDecoder } from './decode.ts';
 
 class CpuBytes implements DeviceBytes {
@@ -249,6 +250,24 @@ export function createCpuBackend(): Backend {
       v.checkAttention(q, k, vc, out, p);
       op();
       attentionRef(asAct(q), asAct(k), asAct(vc), asAct(out), p);
+    },
+    route(logits, p, bias, out) {
+      v.checkRoute(logits, p, bias, out);
+      op();
+      const l = asAct(logits).data;
+      let biasHost: Float32Array | null = null;
+      if (bias) {
+        biasHost = new Float32Array(p.numExperts);
+        asWeight(bias).decoder.decode(0, biasHost);
+      }
+      const r = p.router === 'softmax_topk' ? routeSoftmaxTopk(l, p) : routeSigmoidGroupLimited(l, biasHost, p);
+      const o = asAct(out).data;
+      for (let t = 0; t < r.tokens; t++) {
+        for (let j = 0; j < r.k; j++) {
+          o[t * 2 * r.k + j] = r.experts[t * r.k + j]!;
+          o[t * 2 * r.k + r.k + j] = r.weights[t * r.k + j]!;
+        }
+      }
     },
     argmax(x) {
       op();

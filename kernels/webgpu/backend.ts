@@ -12,6 +12,7 @@ import type { KernelSource } from '../wgsl/common.wgsl.ts';
 import { binarySource, copySource, ELEMENTWISE_WG, embedSource, fillSource, gatherSource, scatterAddSource } from '../wgsl/elementwise.wgsl.ts';
 import { GEMM_TILE, gemmSource, gemvCanStageX, gemvFits, gemvSource, gemvUnits, gemvUnitWords, type GemvShape } from '../wgsl/matmul.wgsl.ts';
 import { ropeSource, ROPE_WG } from '../wgsl/rope.wgsl.ts';
+import { routeSource, ROUTE_WG, type RouteShape } from '../wgsl/routing.wgsl.ts';
 import { argmaxSource, finiteRowsSource, rmsnormSource } from '../wgsl/rows.wgsl.ts';
 import { Arena } from './arena.ts';
 import { acquireDevice, type DeviceInfo } from './device.ts';
@@ -661,6 +662,25 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
         const count = pairs * p.dv;
         dispatch('attention-combine', attentionCombineSource, [whole(o), { buffer: part.buffer }], { count, heads: p.heads, splits, dv: p.dv, outStride: out.cols }, linearGrid(Math.ceil(count / ATTN_WG)));
         releaseStorage(part);
+      });
+    },
+    route(logits, p, bias, out) {
+      v.checkRoute(logits, p, bias, out);
+      const gl = asAct(logits);
+      const group = p.router === 'sigmoid_group_limited';
+      const shape: RouteShape = { kind: p.router, numExperts: p.numExperts, k: p.topK, nGroup: group ? p.nGroup : 1, topkGroup: group ? p.topkGroup : 1, bias: bias !== null };
+      const buffers = [whole(asAct(out)), whole(gl)];
+      const bb = bias ? weightBinding(asWeight(bias)) : null;
+      if (bb) buffers.push(bb.binding);
+      withDistinctOut(asAct(out), [gl], false, (o) => {
+        buffers[0] = whole(o);
+        dispatch(
+          `route:${shape.kind}:${shape.numExperts}:${shape.k}:${shape.nGroup}:${shape.topkGroup}:${shape.bias}`,
+          () => routeSource(shape),
+          buffers,
+          { tokens: logits.rows, norm: p.normTopkProb ? 1 : 0, scaling: group ? p.routedScalingFactor : 1, biasOff: bb?.wB ?? 0 },
+          linearGrid(Math.ceil(logits.rows / ROUTE_WG)),
+        );
       });
     },
     argmax(x) {
