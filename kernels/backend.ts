@@ -92,6 +92,17 @@ export function combineCounters(a: BackendCounters, b: BackendCounters, scale = 
   };
 }
 
+/**
+ * A layer's routed experts in pooled slabs: `gate[e]`, `up[e]` and `down[e]` are expert e's
+ * matrices; all slots of one kind share one DeviceBytes, `stride` bytes apart, so a kernel can
+ * pick an expert's weights by its id on the device.
+ */
+export interface ExpertSlabs {
+  gate: readonly Weight[];
+  up: readonly Weight[];
+  down: readonly Weight[];
+}
+
 export interface Backend {
   readonly name: string;
   /** A snapshot of the work counters (cumulative). */
@@ -152,6 +163,17 @@ export interface Backend {
    * non-finite logit: the reference backend throws RouterError; the GPU writes ids still in 0..E-1.
    */
   route(logits: Act, p: RouteParams, bias: Weight | null, out: Act): void;
+  /**
+   * The routed experts of one token, chosen on the device: for j < k (in ascending expert id, the
+   * order the engine's CPU-routed path adds them), out += routing[0, k + j] ·
+   * down(silu(gate(x)) ⊙ up(x)) with expert routing[0, j]'s slab slots. x is [1, hidden], routing
+   * is `route`'s output [1, 2k]; ids outside the slabs are clamped to the last slot.
+   */
+  routedExperts(x: Act, routing: Act, slabs: ExpertSlabs, out: Act): void;
+  /** out[r, col] = the column of row r of x's largest value (as `argmax`), as an f32 value; nothing is read back. */
+  argmaxTo(x: Act, out: Act, col: number): void;
+  /** out[r, col] = 1 when every value of row r of x is finite, else 0; nothing is read back. */
+  finiteTo(x: Act, out: Act, col: number): void;
   /** Per row, the column of its largest value (the first on ties; NaN never wins). Resolves after queued work. */
   argmax(x: Act): Promise<Uint32Array>;
   /** Per-row: true when every value of every row is finite. Resolves after queued work. */

@@ -1,4 +1,4 @@
-export type { Act, AttentionParams, Backend, BackendCounters, DeviceBytes, RopeParams, RouteParams, Weight } from './backend.ts';
+export type { Act, AttentionParams, Backend, BackendCounters, DeviceBytes, ExpertSlabs, RopeParams, RouteParams, Weight } from './backend.ts';
 export { combineCounters, ROUTE_MAX_EXPERTS, zeroCounters } from './backend.ts';
 export { KernelError, weightByteLength } from './layout.ts';
 export { createCpuBackend } from './cpu/backend.ts';

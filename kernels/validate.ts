@@ -1,5 +1,5 @@
 /** Shape checks shared by every backend, so a misuse fails the same way whichever one runs. */
-import { ROUTE_MAX_EXPERTS, type Act, type AttentionParams, type RopeParams, type RouteParams, type Weight } from './backend.ts';
+import { ROUTE_MAX_EXPERTS, type Act, type AttentionParams, type ExpertSlabs, type RopeParams, type RouteParams, type Weight } from './backend.ts';
 import { KernelError } from './layout.ts';
 
 const shape = (a: { rows: number; cols: number }): string => `[${a.rows}, ${a.cols}]`;
@@ -140,5 +140,41 @@ export function checkRoute(logits: Act, p: RouteParams, bias: Weight | null, out
   if (!Number.isInteger(p.topkGroup) || p.topkGroup <= 0 || p.topkGroup > p.nGroup) throw new KernelError(`route: topkGroup must be in 1..${p.nGroup}, got ${p.topkGroup}`);
   if (bias !== null && (bias.dtype !== 'f32' || bias.rows * bias.cols !== e)) {
     throw new KernelError(`route: the correction bias must be f32 with ${e} values, got ${bias.dtype} ${shape(bias)}`);
+  }
+}
+
+/** Slabs of equal-shape slots at one 256-byte-multiple stride in one region each, applied to a single token. */
+export function checkRoutedExperts(x: Act, routing: Act, slabs: ExpertSlabs, out: Act): void {
+  const e = slabs.gate.length;
+  if (e === 0 || slabs.up.length !== e || slabs.down.length !== e) {
+    throw new KernelError(`routedExperts: slabs hold ${slabs.gate.length} gate, ${slabs.up.length} up and ${slabs.down.length} down slots; they must be equal and non-zero`);
+  }
+  for (const [kind, slots] of [['gate', slabs.gate], ['up', slabs.up], ['down', slabs.down]] as const) {
+    const first = slots[0]!;
+    const stride = e > 1 ? slots[1]!.byteOffset - first.byteOffset : 0;
+    // 256-byte slots keep every slot on the alignment the GEMV kernels pick their variant by
+    if (first.byteOffset % 256 !== 0 || stride % 256 !== 0) {
+      throw new KernelError(`routedExperts: ${kind} slots start at byte ${first.byteOffset} with a stride of ${stride}; both must be multiples of 256`);
+    }
+    slots.forEach((w, i) => {
+      if (w.src !== first.src || w.dtype !== first.dtype || w.rows !== first.rows || w.cols !== first.cols || w.byteOffset !== first.byteOffset + i * stride) {
+        throw new KernelError(`routedExperts: ${kind} slot ${i} is not at a fixed stride in the same slab with the same shape and format as slot 0`);
+      }
+    });
+  }
+  const g = slabs.gate[0]!;
+  const d = slabs.down[0]!;
+  const u = slabs.up[0]!;
+  if (x.rows !== 1 || x.cols !== g.cols || u.cols !== g.cols || u.rows !== g.rows || d.cols !== g.rows || out.rows !== 1 || out.cols !== d.rows) {
+    throw new KernelError(`routedExperts: x ${shape(x)} through gate ${shape(g)}, up ${shape(u)}, down ${shape(d)} into ${shape(out)} (one token)`);
+  }
+  if (routing.rows !== 1 || routing.cols % 2 !== 0 || routing.cols === 0 || routing.cols / 2 > e) {
+    throw new KernelError(`routedExperts: routing ${shape(routing)} must be [1, 2k] with k ≤ ${e}`);
+  }
+}
+
+export function checkRowsTo(what: string, x: Act, out: Act, col: number): void {
+  if (out.rows !== x.rows || !Number.isInteger(col) || col < 0 || col >= out.cols) {
+    throw new KernelError(`${what}: ${x.rows} rows of x ${shape(x)} into column ${col} of ${shape(out)}`);
   }
 }

@@ -269,36 +269,50 @@ export function createCpuBackend(): Backend {
         }
       }
     },
+    routedExperts(x, routing, slabs, out) {
+      v.checkRoutedExperts(x, routing, slabs, out);
+      op();
+      const r = asAct(routing).data;
+      const k = routing.cols / 2;
+      const last = slabs.gate.length - 1;
+      // ascending expert id, with each pick's weight: the order the CPU-routed path adds experts in
+      const picks = Array.from({ length: k }, (_, j) => ({ id: Math.min(Math.max(r[j]! | 0, 0), last), w: r[k + j]! }));
+      picks.sort((a, b) => a.id - b.id);
+      const inter = slabs.gate[0]!.rows;
+      const g = new Float32Array(inter);
+      const u = new Float32Array(inter);
+      const y = new Float32Array(out.cols);
+      const o = asAct(out).data;
+      const xd = asAct(x).data;
+      for (const { id, w } of picks) {
+        matmulRows(xd, x.cols, 0, 1, x.cols, asWeight(slabs.gate[id]!), 0, inter, g, inter, 0, false);
+        matmulRows(xd, x.cols, 0, 1, x.cols, asWeight(slabs.up[id]!), 0, inter, u, inter, 0, false);
+        for (let i = 0; i < inter; i++) g[i] = silu(g[i]!) * u[i]!;
+        matmulRows(g, inter, 0, 1, inter, asWeight(slabs.down[id]!), 0, out.cols, y, out.cols, 0, false);
+        for (let c = 0; c < out.cols; c++) o[c] = o[c]! + w * y[c]!;
+      }
+    },
+    argmaxTo(x, out, col) {
+      v.checkRowsTo('argmaxTo', x, out, col);
+      op();
+      const o = asAct(out).data;
+      argmaxRows(asAct(x)).forEach((best, r) => (o[r * out.cols + col] = best));
+    },
+    finiteTo(x, out, col) {
+      v.checkRowsTo('finiteTo', x, out, col);
+      op();
+      const o = asAct(out).data;
+      finite(asAct(x)).forEach((ok, r) => (o[r * out.cols + col] = ok ? 1 : 0));
+    },
     argmax(x) {
       op();
       readBack();
-      const d = asAct(x).data;
-      const res = new Uint32Array(x.rows);
-      for (let r = 0; r < x.rows; r++) {
-        let best = 0;
-        let bv = -Infinity;
-        for (let c = 0; c < x.cols; c++) {
-          const val = d[r * x.cols + c]!;
-          if (val > bv) {
-            bv = val;
-            best = c;
-          }
-        }
-        res[r] = best;
-      }
-      return Promise.resolve(res);
+      return Promise.resolve(argmaxRows(asAct(x)));
     },
     finiteRows(x) {
       op();
       readBack();
-      const d = asAct(x).data;
-      const res: boolean[] = [];
-      for (let r = 0; r < x.rows; r++) {
-        let ok = true;
-        for (let c = 0; c < x.cols && ok; c++) ok = Number.isFinite(d[r * x.cols + c]!);
-        res.push(ok);
-      }
-      return Promise.resolve(res);
+      return Promise.resolve(finite(asAct(x)));
     },
     sync() {
       waited();
@@ -306,6 +320,35 @@ export function createCpuBackend(): Backend {
     },
   };
   return backend;
+}
+
+function argmaxRows(x: CpuAct): Uint32Array {
+  const d = x.data;
+  const res = new Uint32Array(x.rows);
+  for (let r = 0; r < x.rows; r++) {
+    let best = 0;
+    let bv = -Infinity;
+    for (let c = 0; c < x.cols; c++) {
+      const val = d[r * x.cols + c]!;
+      if (val > bv) {
+        bv = val;
+        best = c;
+      }
+    }
+    res[r] = best;
+  }
+  return res;
+}
+
+function finite(x: CpuAct): boolean[] {
+  const d = x.data;
+  const res: boolean[] = [];
+  for (let r = 0; r < x.rows; r++) {
+    let ok = true;
+    for (let c = 0; c < x.cols && ok; c++) ok = Number.isFinite(d[r * x.cols + c]!);
+    res.push(ok);
+  }
+  return res;
 }
 
 function ropeInPlace(x: CpuAct, p: RopeParams): void {

@@ -62,6 +62,29 @@ export class Arena {
     return { buffer: chunk.buffer, offset, size };
   }
 
+  /**
+   * Makes the next allocations, up to `bytes` in all (slots rounded to 256), land in one chunk,
+   * and returns that chunk's buffer (for kernels that patch the parameters of later ones).
+   */
+  reserve(bytes: number): GPUBuffer {
+    if (bytes > CHUNK) throw new RangeError(`arena: cannot reserve ${bytes} bytes in one ${CHUNK}-byte chunk`);
+    let chunk = this.recording[this.recording.length - 1];
+    if (!chunk || chunk.used + bytes > CHUNK) {
+      chunk = this.free.pop() ?? this.newChunk();
+      chunk.used = 0;
+      this.recording.push(chunk);
+    }
+    return chunk.buffer;
+  }
+
+  /** A zeroed slot of `words` u32s and a view of it to fill in until the submission. */
+  allocWords(words: number): { slot: Slot; words: Uint32Array } {
+    if (words * 4 > CHUNK) throw new RangeError(`arena: ${words} words do not fit one chunk`);
+    const slot = this.alloc(new Uint32Array(words));
+    const chunk = this.recording[this.recording.length - 1]!;
+    return { slot, words: new Uint32Array(chunk.shadow.buffer, chunk.shadow.byteOffset + slot.offset, words) };
+  }
+
   /** Writes the recorded chunks; returns what to do once the submission is done. */
   beforeSubmit(queue: GPUQueue): () => void {
     const chunks = this.recording.splice(0);

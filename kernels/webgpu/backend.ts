@@ -4,7 +4,7 @@
  * and submitted when a result is read, `sync` is called, or many upload bytes are pending.
  */
 import type { WeightDtype } from '../../manifests/index.ts';
-import { zeroCounters, type Act, type AttentionParams, type Backend, type DeviceBytes, type RopeParams, type Weight } from '../backend.ts';
+import { zeroCounters, type Act, type AttentionParams, type Backend, type DeviceBytes, type ExpertSlabs, type RopeParams, type Weight } from '../backend.ts';
 import { checkWeight, KernelError, quantBytes, weightByteLength } from '../layout.ts';
 import * as v from '../validate.ts';
 import { ATTN_WG, attentionCombineSource, attentionSource } from '../wgsl/attention.wgsl.ts';
@@ -14,7 +14,8 @@ import { GEMM_TILE, gemmSource, gemvCanStageX, gemvFits, gemvSource, gemvUnits, 
 import { ropeSource, ROPE_WG } from '../wgsl/rope.wgsl.ts';
 import { routeSource, ROUTE_WG, type RouteShape } from '../wgsl/routing.wgsl.ts';
 import { argmaxSource, finiteRowsSource, rmsnormSource } from '../wgsl/rows.wgsl.ts';
-import { Arena } from './arena.ts';
+import { selectExpertsSource } from '../wgsl/select.wgsl.ts';
+import { Arena, type Slot } from './arena.ts';
 import { acquireDevice, type DeviceInfo } from './device.ts';
 import { StagingPool } from './staging.ts';
 import { BufferUsage, MapMode } from './usage.ts';
@@ -69,6 +70,19 @@ class GpuWeight implements Weight {
     this.rows = rows;
     this.cols = cols;
   }
+}
+
+/** A recorded dispatch's uniform slot and field order: where a later patch can find one of its parameters. */
+interface Recorded {
+  slot: Slot;
+  params: KernelSource['params'];
+}
+
+/** The u32 word of the uniform buffer holding parameter `name` of a recorded dispatch. */
+function paramWord(r: Recorded, name: string): number {
+  const i = r.params.findIndex(([n]) => n === name);
+  if (i < 0) throw new KernelError(`kernel has no parameter ${name} to patch`);
+  return r.slot.offset / 4 + i;
 }
 
 interface Pipeline {
@@ -179,6 +193,8 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
   });
 
   const arena = new Arena(device);
+  // parameters of the kernels that patch other kernels' parameters (never the buffer they patch)
+  const patchArena = new Arena(device);
   const staging = new StagingPool(device);
   const pipelines = new Map<string, Pipeline>();
   const pool = new Map<number, GPUBuffer[]>();
@@ -242,6 +258,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     const enc = getEncoder();
     encoder = null;
     const arenaDone = arena.beforeSubmit(device.queue);
+    const patchDone = patchArena.beforeSubmit(device.queue);
     const stagingDone = staging.beforeSubmit();
     device.queue.submit([enc.finish()]);
     counts.submits++;
@@ -252,6 +269,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     void device.queue.onSubmittedWorkDone().then(() =>
       setTimeout(() => {
         arenaDone();
+        patchDone();
         stagingDone();
       }, 0),
     );
@@ -285,8 +303,9 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     return p;
   }
 
-  function dispatch(key: string, make: () => KernelSource, buffers: GPUBufferBinding[], params: Record<string, number>, grid: [number, number, number]): void {
-    if (grid[0] === 0 || grid[1] === 0 || grid[2] === 0) return;
+  /** Records one kernel; returns where its parameters live (null when the grid is empty and nothing ran). */
+  function dispatch(key: string, make: () => KernelSource, buffers: GPUBufferBinding[], params: Record<string, number>, grid: [number, number, number]): Recorded | null {
+    if (grid[0] === 0 || grid[1] === 0 || grid[2] === 0) return null;
     const p = pipelineFor(key, make);
     const raw = new ArrayBuffer(Math.max(16, roundUp(p.params.length * 4, 16)));
     const u32 = new Uint32Array(raw);
@@ -306,6 +325,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     ps.setPipeline(p.pipeline);
     ps.setBindGroup(0, bindGroup);
     ps.dispatchWorkgroups(grid[0], grid[1], grid[2]);
+    return { slot, params: p.params };
   }
 
   /** A 2-D grid covering `groups` workgroups, for kernels that linearise the workgroup id. */
@@ -379,6 +399,84 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     return { binding: { buffer: buf, offset: base, size }, wB, wS };
   }
 
+  /** A slab weight bound whole (every slot in reach), with its slot's offsets counted from the slab's start. */
+  function slabBinding(w: GpuWeight): { binding: GPUBufferBinding; wB: number; wS: number } {
+    const buf = (w.src as GpuBytes).buffer;
+    if (buf.size > limits.maxStorageBufferBindingSize) {
+      throw new KernelError(`an expert slab of ${buf.size} bytes exceeds this device's largest binding (${limits.maxStorageBufferBindingSize})`);
+    }
+    const wB = w.byteOffset / 4;
+    const wS = w.dtype === 'q8_0' || w.dtype === 'q4_0' ? wB + quantBytes(w.dtype, w.rows, w.cols) / 4 : 0;
+    return { binding: { buffer: buf }, wB, wS };
+  }
+
+  /**
+   * One token's routed experts without a read-back: a one-thread kernel orders the picks and patches
+   * the slab offsets of the expert GEMVs recorded after it (see select.wgsl.ts), then each pick runs
+   * gate, up, SwiGLU, down and a scatter-add of its weight, the same kernels the CPU-routed path
+   * records for one expert.
+   */
+  function routedExpertsImpl(x: GpuAct, routing: GpuAct, slabs: ExpertSlabs, out: GpuAct): void {
+    const k = routing.cols / 2;
+    const slots = slabs.gate.length;
+    const [g0, u0, d0] = [asWeight(slabs.gate[0]!), asWeight(slabs.up[0]!), asWeight(slabs.down[0]!)];
+    const stride = (ws: readonly Weight[]) => (ws.length > 1 ? ws[1]!.byteOffset - ws[0]!.byteOffset : 0);
+    const sel = newStorage(1, 2 * k + 1, false);
+    // every patched uniform must sit in one arena chunk: five dispatches per pick, one slot each
+    const target = arena.reserve(k * 5 * 256);
+    const entries = k * 3 * 2;
+    const table = patchArena.allocWords(entries * 4);
+    const params = patchArena.alloc(new Uint32Array([entries, slots - 1, 0, 0]));
+    const key = `select-experts:${k}`;
+    const p = pipelineFor(key, () => selectExpertsSource(k));
+    const bindGroup = device.createBindGroup({
+      layout: p.layout,
+      entries: [
+        { binding: 0, resource: { buffer: params.buffer, offset: params.offset, size: params.size } },
+        { binding: 1, resource: { buffer: target } },
+        { binding: 2, resource: { buffer: sel.buffer } },
+        { binding: 3, resource: { buffer: routing.buffer } },
+        { binding: 4, resource: { buffer: table.slot.buffer, offset: table.slot.offset, size: table.slot.size } },
+      ],
+      label: key,
+    });
+    const ps = getPass();
+    counts.dispatches++;
+    ps.setPipeline(p.pipeline);
+    ps.setBindGroup(0, bindGroup);
+    ps.dispatchWorkgroups(1);
+
+    let e = 0;
+    const patch = (m: ReturnType<typeof matmulImpl>, w: GpuWeight, strideBytes: number, j: number) => {
+      if (!m.rec || m.rec.slot.buffer !== target) throw new KernelError('routedExperts: an expert GEMV\'s parameters left the patched uniform chunk');
+      const b = slabBinding(w);
+      const quant = w.dtype === 'q8_0' || w.dtype === 'q4_0';
+      table.words.set([paramWord(m.rec, m.base), j, b.wB / m.unitWords, strideBytes / 4 / m.unitWords], 4 * e++);
+      // f32/f16 have no scales: the second entry re-writes the offset with the same value
+      table.words.set(quant ? [paramWord(m.rec, 'wS'), j, b.wS, strideBytes / 4] : [paramWord(m.rec, m.base), j, b.wB / m.unitWords, strideBytes / 4 / m.unitWords], 4 * e++);
+    };
+    const inter = g0.rows;
+    const temps: Storage[] = [];
+    const temp = (cols: number) => {
+      const st = newStorage(1, cols, false);
+      temps.push(st);
+      return new GpuAct(1, cols, st);
+    };
+    for (let j = 0; j < k; j++) {
+      const g = temp(inter);
+      const u = temp(inter);
+      const a = temp(inter);
+      const y = temp(out.cols);
+      patch(matmulImpl(x, g0, g, false, 1, slabBinding(g0)), g0, stride(slabs.gate), j);
+      patch(matmulImpl(x, u0, u, false, 1, slabBinding(u0)), u0, stride(slabs.up), j);
+      binary('swiglu', g, u, a);
+      patch(matmulImpl(a, d0, y, false, 1, slabBinding(d0)), d0, stride(slabs.down), j);
+      dispatch('scatterAdd', scatterAddSource, [whole(out), whole(y), { buffer: sel.buffer }], { count: out.cols, cols: out.cols, rowsOff: 2 * k, scaleOff: k + j }, linearGrid(Math.ceil(out.cols / ELEMENTWISE_WG)));
+    }
+    for (const st of temps) releaseStorage(st);
+    releaseStorage(sel);
+  }
+
   function uploadBuffer(bytes: Uint8Array, viaWriteBuffer: boolean): GpuBytes {
     const size = roundUp(Math.max(bytes.byteLength, 16), 16);
     if (size > limits.maxBufferSize) throw new KernelError(`upload of ${bytes.byteLength} bytes exceeds this device's maxBufferSize ${limits.maxBufferSize}`);
@@ -398,27 +496,28 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     return new GpuBytes(buffer, bytes.byteLength);
   }
 
-  function matmulImpl(x: GpuAct, w: GpuWeight, out: GpuAct, accumulate: boolean, heads: number): void {
+  /** Records x · wᵀ; returns the dispatch and the units its weight offset `wBase`/`wB` counts in (words per unit). */
+  function matmulImpl(x: GpuAct, w: GpuWeight, out: GpuAct, accumulate: boolean, heads: number, wb = weightBinding(w)): { rec: Recorded | null; base: 'wBase' | 'wB'; unitWords: number } {
     const n = w.rows / heads;
     const k = w.cols;
     const m = x.rows;
-    const wb = weightBinding(w);
     const base = { M: m, N: n, xStride: x.cols, xHead: heads > 1 ? k : 0, outStride: out.cols, outHead: heads > 1 ? n : 0, accumulate: accumulate ? 1 : 0 };
     if (m <= GEMV_MAX_M && gemvFits(w.dtype, k, x.cols, wb.wB)) {
       const { tpr, rpt, stageX, narrow = false, unroll = 1 } = chooseGemv(w.dtype, m, n, k);
       const staged = stageX && gemvCanStageX(w.dtype, m);
       const shape: GemvShape = { dtype: w.dtype, m, tpr, rpt, stageX: staged, narrow: narrow && !staged, unroll: staged ? 1 : unroll, subgroup: useSubgroups ? (info.subgroupSize ?? 1) : 1 };
       const rowsPerGroup = (256 / tpr) * rpt;
-      dispatch(
+      const rec = dispatch(
         `gemv:${w.dtype}:${m}:${tpr}:${rpt}:${shape.stageX}:${shape.narrow}:${shape.unroll}:${shape.subgroup}`,
         () => gemvSource(shape),
         [whole(out), wb.binding, wb.binding, whole(x)],
         { ...base, units: gemvUnits(w.dtype, shape.narrow!, k), wBase: wb.wB / gemvUnitWords(w.dtype, shape.narrow!), wS: wb.wS, xStride4: x.cols / 4, xHead4: heads > 1 ? k / 4 : 0 },
         [Math.ceil(n / rowsPerGroup), heads, 1],
       );
-      return;
+      return { rec, base: 'wBase', unitWords: gemvUnitWords(w.dtype, shape.narrow!) };
     }
-    dispatch(`gemm:${w.dtype}`, () => gemmSource(w.dtype), [whole(out), wb.binding, whole(x)], { ...base, wK: k, wB: wb.wB, wS: wb.wS }, [Math.ceil(n / GEMM_TILE), Math.ceil(m / GEMM_TILE), heads]);
+    const rec = dispatch(`gemm:${w.dtype}`, () => gemmSource(w.dtype), [whole(out), wb.binding, whole(x)], { ...base, wK: k, wB: wb.wB, wS: wb.wS }, [Math.ceil(n / GEMM_TILE), Math.ceil(m / GEMM_TILE), heads]);
+    return { rec, base: 'wB', unitWords: 1 };
   }
 
   /**
@@ -499,11 +598,16 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     return new Uint32Array(await pending);
   }
 
+  /** A per-row result written as an f32 into column `col` of out. */
+  function rowsInto(key: string, make: () => KernelSource, x: GpuAct, out: GpuAct, col: number): void {
+    withDistinctOut(out, [x], true, (o) => dispatch(key, make, [whole(o), whole(x)], { rows: x.rows, cols: x.cols, outStride: out.cols, outCol: col }, linearGrid(x.rows)));
+  }
+
   const backend: WebGpuBackend = {
     name: 'webgpu',
     device,
     info,
-    counters: () => ({ ...counts, uploadedBytes: stagedBytes + arena.written }),
+    counters: () => ({ ...counts, uploadedBytes: stagedBytes + arena.written + patchArena.written }),
 
     upload(bytes) {
       return uploadBuffer(bytes, false);
@@ -550,7 +654,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
       return new Float32Array(await readBack(g.buffer, g.rows * g.cols * 4));
     },
     bytesInUse() {
-      return uploadedBytes + liveActBytes + pooledBytes + arena.bytes + staging.bytes;
+      return uploadedBytes + liveActBytes + pooledBytes + arena.bytes + patchArena.bytes + staging.bytes;
     },
 
     embed(ids, table, out) {
@@ -682,6 +786,20 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
           linearGrid(Math.ceil(logits.rows / ROUTE_WG)),
         );
       });
+    },
+    routedExperts(x, routing, slabs, out) {
+      v.checkRoutedExperts(x, routing, slabs, out);
+      const gx = asAct(x);
+      const gr = asAct(routing);
+      withDistinctOut(asAct(out), [gx, gr], true, (o) => routedExpertsImpl(gx, gr, slabs, o));
+    },
+    argmaxTo(x, out, col) {
+      v.checkRowsTo('argmaxTo', x, out, col);
+      rowsInto('argmax-into', () => argmaxSource(true), asAct(x), asAct(out), col);
+    },
+    finiteTo(x, out, col) {
+      v.checkRowsTo('finiteTo', x, out, col);
+      rowsInto('finite-into', () => finiteRowsSource(true), asAct(x), asAct(out), col);
     },
     argmax(x) {
       return rowsKernel('argmax', argmaxSource, asAct(x));

@@ -35,10 +35,17 @@ ${treeReduce((a, b) => `${a} + ${b}`)}  let inv = 1.0 / sqrt(red[0] / f32(p.wK) 
   return { params, code };
 }
 
+/** Where a per-row result goes: its own u32 array (read back), or an f32 column of an activation (`into`). */
+const rowResult = (into: boolean) => ({
+  params: into ? ([['rows', 'u32'], ['cols', 'u32'], ['outStride', 'u32'], ['outCol', 'u32']] as const) : ([['rows', 'u32'], ['cols', 'u32']] as const),
+  out: into ? 'array<f32>' : 'array<u32>',
+  store: (v: string) => (into ? `o[wgid * p.outStride + p.outCol] = f32(${v});` : `o[wgid] = ${v};`),
+});
+
 /** Per row: index of the largest value, first on ties, NaN skipped (by its bits: no fast-math surprises). */
-export function argmaxSource(): KernelSource {
-  const params = [['rows', 'u32'], ['cols', 'u32']] as const;
-  const code = `${paramsStruct(params)}@group(0) @binding(1) var<storage, read_write> o: array<u32>;
+export function argmaxSource(into = false): KernelSource {
+  const { params, out, store } = rowResult(into);
+  const code = `${paramsStruct(params)}@group(0) @binding(1) var<storage, read_write> o: ${out};
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 var<workgroup> red: array<f32, ${ROW_WG}>;
 var<workgroup> idx: array<u32, ${ROW_WG}>;
@@ -67,15 +74,15 @@ fn main(${LINEAR_ENTRY_ARGS}) {
     }
     workgroupBarrier();
   }
-  if (li == 0u) { o[wgid] = select(idx[0], 0u, idx[0] == 0xffffffffu); }
+  if (li == 0u) { ${store('select(idx[0], 0u, idx[0] == 0xffffffffu)')} }
 }\n`;
   return { params, code };
 }
 
 /** Per row: 1 when every value is finite (exponent bits not all ones), else 0. */
-export function finiteRowsSource(): KernelSource {
-  const params = [['rows', 'u32'], ['cols', 'u32']] as const;
-  const code = `${paramsStruct(params)}@group(0) @binding(1) var<storage, read_write> o: array<u32>;
+export function finiteRowsSource(into = false): KernelSource {
+  const { params, out, store } = rowResult(into);
+  const code = `${paramsStruct(params)}@group(0) @binding(1) var<storage, read_write> o: ${out};
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 var<workgroup> bad: atomic<u32>;
 @compute @workgroup_size(${ROW_WG})
@@ -90,7 +97,7 @@ fn main(${LINEAR_ENTRY_ARGS}) {
   }
   if (found != 0u) { atomicStore(&bad, 1u); }
   workgroupBarrier();
-  if (li == 0u) { o[wgid] = 1u - atomicLoad(&bad); }
+  if (li == 0u) { ${store('1u - atomicLoad(&bad)')} }
 }\n`;
   return { params, code };
 }
