@@ -1,42 +1,100 @@
 /**
- * Where a decode step's time goes besides the kernels: the round trip of one read-back (the
- * engine reads each MoE layer's router logits), and end-to-end decode of the demo model.
+ * Where a decode step's time goes besides the kernels: the round trip of one read-back, and
+ * end-to-end decode of the demo model (greedy, experts resident): tokens per second, time to first
+ * token, the engine's deterministic counters per decoded token (dispatches, read-backs, bytes
+ * uploaded, submissions), and the CPU time spent inside backend calls per token (recording,
+ * submitting and starting read-backs) next to the rest of the step, which is waiting on the GPU.
  *
- *   node bench/latency.ts [--out FILE]      (on a GPU host: bundled by bench/gpu-host.sh)
+ *   node bench/latency.ts [--out FILE] [--model DIR] [--tokens N] [--backend webgpu|cpu]
+ *   (on a GPU host: bundled by bench/gpu-host.sh, run as node .gpu-host/latency.mjs --out latency.json)
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Engine } from '../engine/index.ts';
 import { modelDirSource } from '../engine/node.ts';
-import { createWebGpuBackend } from '../kernels/index.ts';
+import { createCpuBackend, createWebGpuBackend, type Backend } from '../kernels/index.ts';
 import { invocation } from './invocation.ts';
 
-const { values } = parseArgs({ options: { out: { type: 'string' }, model: { type: 'string', default: 'models/tiny-moe-text-q8_0' } } });
-const backend = await createWebGpuBackend();
+const { values } = parseArgs({
+  options: {
+    out: { type: 'string' },
+    model: { type: 'string', default: 'models/tiny-moe-text-q8_0' },
+    tokens: { type: 'string', default: '64' },
+    backend: { type: 'string', default: 'webgpu' },
+  },
+});
+const gpu = values.backend === 'webgpu' ? await createWebGpuBackend() : null;
+const inner: Backend = gpu ?? createCpuBackend();
 
-const a = backend.act(1, 8);
-const b = backend.act(1, 8);
-const times: number[] = [];
-for (let i = 0; i < 200; i++) {
-  const t = performance.now();
-  backend.add(a, a, b);
-  await backend.read(b);
-  times.push(performance.now() - t);
+let readBack: { medianMs: number; p10Ms: number; p90Ms: number } | null = null;
+if (gpu) {
+  const a = gpu.act(1, 8);
+  const b = gpu.act(1, 8);
+  const times: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    const t = performance.now();
+    gpu.add(a, a, b);
+    await gpu.read(b);
+    times.push(performance.now() - t);
+  }
+  times.sort((x, y) => x - y);
+  readBack = { medianMs: times[100]!, p10Ms: times[20]!, p90Ms: times[180]! };
 }
-times.sort((x, y) => x - y);
-const readBack = { medianMs: times[100]!, p10Ms: times[20]!, p90Ms: times[180]! };
 
-const engine = await Engine.load({ backend, source: await modelDirSource(values.model!) });
-const gen = engine.generate(engine.encode('In the beginning'), { maxNewTokens: 64, stopOnEos: false });
-for await (const _ of gen) { /* drain */ }
+/** The backend with the synchronous part of every call timed (for async calls: until they return their promise). */
+let inCallsMs = 0;
+const timed = new Proxy(inner, {
+  get(target, prop, receiver) {
+    const value = Reflect.get(target, prop, receiver) as unknown;
+    if (typeof value !== 'function') return value;
+    return (...args: unknown[]) => {
+      const t = performance.now();
+      try {
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      } finally {
+        inCallsMs += performance.now() - t;
+      }
+    };
+  },
+});
+
+const engine = await Engine.load({ backend: timed, source: await modelDirSource(values.model!) });
+const prompt = engine.encode('In the beginning');
+// one warm-up generation compiles every pipeline the decode uses
+for await (const _ of engine.generate(prompt, { maxNewTokens: 2, stopOnEos: false })) { /* warm-up */ }
+const gen = engine.generate(prompt, { maxNewTokens: Number(values.tokens), stopOnEos: false });
+let decodeCallsMs = 0;
+let first = true;
+for await (const _ of gen) {
+  // calls made for the first token are the prefill's
+  if (first) inCallsMs = 0;
+  first = false;
+  decodeCallsMs = inCallsMs;
+}
+const decoded = gen.stats.generatedTokens - 1;
+const msPerToken = gen.stats.decodeMs / decoded;
+const cpuUs = (decodeCallsMs / decoded) * 1000;
 const out = {
   bench: 'latency',
   command: invocation('latency.ts'),
   date: new Date().toISOString(),
-  device: backend.info.description,
+  device: gpu ? gpu.info.description : 'cpu reference backend',
   readBack,
-  demoDecode: { model: engine.manifest.name, layers: engine.config.numLayers, tokPerS: gen.stats.decodeTokPerS, msPerToken: 1000 / gen.stats.decodeTokPerS, ttftMs: gen.stats.ttftMs },
+  demoDecode: {
+    model: engine.manifest.name,
+    layers: engine.config.numLayers,
+    tokPerS: gen.stats.decodeTokPerS,
+    msPerToken,
+    ttftMs: gen.stats.ttftMs,
+    /** Microseconds per decoded token inside backend calls (JS recording, submits, starting reads). */
+    cpuUsPerToken: cpuUs,
+    /** The rest of each step: waiting for the GPU (and JS outside backend calls, e.g. sampling). */
+    otherUsPerToken: msPerToken * 1000 - cpuUs,
+    countersPerToken: gen.stats.counters.perToken,
+    prefillCounters: gen.stats.counters.prefill,
+  },
 };
 const json = JSON.stringify(out, null, 2);
 if (values.out) writeFileSync(values.out, json + '\n');
 process.stdout.write(json + '\n');
+process.exit(0);

@@ -10,7 +10,7 @@ import { EngineError } from './errors.ts';
 import { loadAllExperts, type ExpertProvider } from './experts.ts';
 import { Transformer, type LayerObserver } from './forward.ts';
 import { KvCache } from './kv-cache.ts';
-import { createSampler, type SamplingOptions } from './sampling.ts';
+import { createSampler, isGreedy, type SamplingOptions } from './sampling.ts';
 import type { ModelSource } from './source.ts';
 import { createTextCodec, type TextCodec } from './tokenizer.ts';
 import { storedExperts } from './stored-experts.ts';
@@ -159,6 +159,7 @@ export class Engine {
       throw new EngineError(`the prompt has ${promptIds.length} tokens; the model's context is ${cfg.maxPositionEmbeddings}`);
     }
     const sample = createSampler(opts);
+    const greedy = isGreedy(opts);
     const stopOnEos = opts.stopOnEos ?? true;
     const stats: GenerationStats = {
       loadMs: this.loadMs, promptTokens: promptIds.length, generatedTokens: 0, ttftMs: 0, decodeMs: 0, decodeTokPerS: 0,
@@ -199,14 +200,14 @@ export class Engine {
         for (let step = 0; step < opts.maxNewTokens && cache.length + ids.length <= capacity; step++) {
           const first = step === 0;
           const before = self.backend.counters();
-          const out = await self.transformer.forward(ids, cache, first && opts.keepLogits === true, self.observer);
+          const out = await self.transformer.forward(ids, cache, first && opts.keepLogits === true, self.observer, { greedy: greedy && !opts.keepLogits });
           const vocab = cfg.vocabSize;
           const lastRow = out.rows - 1;
           if (first) {
             prefillRouting.push(...out.routing);
             if (opts.keepLogits) for (let r = 0; r < out.rows; r++) prefillLogits.push(out.logits.slice(r * vocab, (r + 1) * vocab));
           }
-          const id = sample(out.logits, lastRow * vocab, vocab);
+          const id = out.token ?? sample(out.logits, lastRow * vocab, vocab);
           countStep(stats.counters, first, combineCounters(self.backend.counters(), before, -1), generated.length);
           if (opts.keepLogits) stepLogits.push(out.logits.slice(lastRow * vocab, (lastRow + 1) * vocab));
           generated.push(id);

@@ -3,8 +3,8 @@
  * a layer's router chose, runs them, and releases them. What "resident" means is the provider's
  * business — everything uploaded at load, or a tiered store paging shards in under a budget.
  */
-import type { Backend, DeviceBytes } from '../kernels/index.ts';
-import type { Manifest } from '../manifests/index.ts';
+import type { Backend, DeviceBytes, ExpertSlabs } from '../kernels/index.ts';
+import { matrixDims, type Manifest, type TensorEntry } from '../manifests/index.ts';
 import { ModelLoadError } from './errors.ts';
 import type { ModelSource } from './source.ts';
 import { bindWeight, TensorTable, type MlpWeights } from './weights.ts';
@@ -17,6 +17,11 @@ export interface ExpertProvider {
   capacity(): number;
   /** Device bytes held for experts now. */
   bytes(): number;
+  /**
+   * The layer's experts as slabs when all of them stay resident for good (no acquire needed), so a
+   * kernel can pick them by id on the device; null when the provider pages them.
+   */
+  slabs(layer: number): ExpertSlabs | null;
 }
 
 /** Binds an expert's three matrices inside its uploaded shard(s). */
@@ -28,23 +33,45 @@ export function expertWeights(backend: Backend, table: TensorTable, layer: numbe
   return { gate: bind('gate'), up: bind('up'), down: bind('down') };
 }
 
-/** Every expert on the device from load on: the baseline other providers must match exactly. */
+const KINDS = ['gate', 'up', 'down'] as const;
+/** Slot alignment of a slab: what Backend.routedExperts asks for. */
+const SLOT_ALIGN = 256;
+
+/**
+ * Every expert on the device from load on: the baseline other providers must match exactly. Each
+ * layer's experts are uploaded as three slabs (gate, up, down), expert e in slot e, so kernels can
+ * also select them by id on the device (`slabs`).
+ */
 export async function loadAllExperts(backend: Backend, source: ModelSource): Promise<ExpertProvider> {
   const m: Manifest = source.manifest;
   const table = new TensorTable(m);
-  const devices = new Map<number, DeviceBytes>();
-  let total = 0;
-  for (const e of m.experts) {
-    for (const s of e.shards) {
-      if (devices.has(s)) continue;
-      const d = backend.upload(await source.shard(m.shards[s]!.hash));
-      devices.set(s, d);
-      total += d.byteLength;
-    }
-  }
+  const byLayer = new Map<number, number[]>();
+  for (const e of m.experts) byLayer.set(e.layer, [...(byLayer.get(e.layer) ?? []), e.expert]);
   const weights = new Map<string, MlpWeights>();
-  for (const e of m.experts) {
-    weights.set(`${e.layer}/${e.expert}`, expertWeights(backend, table, e.layer, e.expert, (s) => devices.get(s)!));
+  const slabs = new Map<number, ExpertSlabs>();
+  let total = 0;
+  for (const [layer, experts] of byLayer) {
+    const count = Math.max(...experts) + 1;
+    if (experts.length !== count) throw new ModelLoadError(`model "${m.name}" lists ${experts.length} routed experts in layer ${layer}; expected ids 0..${count - 1}, each once`);
+    const tensors = KINDS.map((kind) => experts.map((e) => table.get(`layers.${layer}.moe.experts.${e}.${kind}`)));
+    const hosts = await shardBytes(source, m, tensors.flat());
+    const slots = KINDS.map((kind, i) => {
+      const ts = tensors[i]!;
+      const stride = Math.ceil(Math.max(...ts.map((t) => t.length)) / SLOT_ALIGN) * SLOT_ALIGN;
+      const bytes = new Uint8Array(stride * count);
+      ts.forEach((t, j) => bytes.set(hosts.get(t.shard)!.subarray(t.offset, t.offset + t.length), experts[j]! * stride));
+      const d = backend.upload(bytes);
+      total += d.byteLength;
+      const byExpert = new Array<MlpWeights[typeof kind]>(count);
+      ts.forEach((t, j) => {
+        const { rows, cols } = matrixDims(t.shape);
+        byExpert[experts[j]!] = backend.weight(d, experts[j]! * stride, t.dtype, rows, cols);
+      });
+      return byExpert;
+    });
+    const [gate, up, down] = slots as [MlpWeights['gate'][], MlpWeights['up'][], MlpWeights['down'][]];
+    for (let e = 0; e < count; e++) weights.set(`${layer}/${e}`, { gate: gate[e]!, up: up[e]!, down: down[e]! });
+    if (uniform(tensors)) slabs.set(layer, { gate, up, down });
   }
   return {
     acquire: async (layer, experts) => Array.from(experts, (e) => {
@@ -55,5 +82,20 @@ export async function loadAllExperts(backend: Backend, source: ModelSource): Pro
     release: () => {},
     capacity: () => Infinity,
     bytes: () => total,
+    slabs: (layer) => slabs.get(layer) ?? null,
   };
+}
+
+/** The bytes of every shard holding one of `tensors`, fetched once each. */
+async function shardBytes(source: ModelSource, m: Manifest, tensors: TensorEntry[]): Promise<Map<number, Uint8Array>> {
+  const out = new Map<number, Uint8Array>();
+  for (const t of tensors) {
+    if (!out.has(t.shard)) out.set(t.shard, await source.shard(m.shards[t.shard]!.hash));
+  }
+  return out;
+}
+
+/** Whether each kind's experts share one format and shape (slots a kernel can pick by id). */
+function uniform(tensors: TensorEntry[][]): boolean {
+  return tensors.every((ts) => ts.every((t) => t.dtype === ts[0]!.dtype && t.shape.join() === ts[0]!.shape.join()));
 }

@@ -7,6 +7,7 @@
 import type { Act, Backend } from '../kernels/index.ts';
 import type { ModelConfig } from '../manifests/index.ts';
 import { dispatchByExpert, route, type Routing } from '../router/index.ts';
+import { DeviceStep, type Check } from './device-step.ts';
 import { NonFiniteError } from './errors.ts';
 import type { ExpertProvider } from './experts.ts';
 import type { KvCache } from './kv-cache.ts';
@@ -20,6 +21,13 @@ export interface ForwardResult {
   routing: (Routing | null)[];
   /** Milliseconds spent waiting for the provider to make experts resident. */
   expertWaitMs: number;
+  /** The greedy token, when it was chosen on the device (`logits` is then empty). */
+  token?: number;
+}
+
+export interface ForwardOptions {
+  /** The caller takes the argmax of the last position: it may be chosen on the device. */
+  greedy?: boolean;
 }
 
 /** Observes each MoE layer as it routes: the prefetcher's view of the pass. */
@@ -61,7 +69,7 @@ export class Transformer {
     this.experts = experts;
   }
 
-  async forward(ids: readonly number[], cache: KvCache, allLogits: boolean, observer?: LayerObserver): Promise<ForwardResult> {
+  async forward(ids: readonly number[], cache: KvCache, allLogits: boolean, observer?: LayerObserver, opts: ForwardOptions = {}): Promise<ForwardResult> {
     const { backend, cfg, weights } = this;
     const m = ids.length;
     const start = cache.length;
@@ -74,7 +82,10 @@ export class Transformer {
     this.expertWaitMs = 0;
     // finiteness flags are read without stalling the queue; each is checked before the step commits
     const guards: Promise<void>[] = [];
-    const guard = (layer: number, a: Act, where: string) => {
+    // one token, experts resident, no one watching each layer: route and check on the device, read back once
+    const device = observer || allLogits ? null : DeviceStep.plan(backend, cfg, weights.layers, this.experts, m, opts.greedy === true, (r, c) => scratch.act(r, c));
+    const guard = (layer: number, a: Act, where: Check) => {
+      if (device) return device.check(layer, where, a);
       const checked = backend.finiteRows(a).then((ok) => {
         const row = ok.indexOf(false);
         if (row >= 0) throw new NonFiniteError(layer, start + row, where);
@@ -101,7 +112,11 @@ export class Transformer {
         backend.rmsnorm(h, lw.ffnNorm, xn, cfg.rmsNormEps);
         // the MoE block accumulates its experts' outputs into this
         const ffn = scratch.act(m, cfg.hiddenSize, true);
-        if (lw.moe) {
+        if (lw.moe && device) {
+          device.moe(lw, l, xn, ffn, (r, c) => scratch.act(r, c));
+          if (lw.moe.shared) this.mlp(lw.moe.shared, xn, ffn, cfg.moe.sharedIntermediateSize, scratch, true);
+          routing.push(null);
+        } else if (lw.moe) {
           routing.push(await this.moe(lw, xn, ffn, l, start, scratch, releases, async (r) => {
             await Promise.all(guards);
             await observer?.routed(l, r, () => backend.read(h));
@@ -119,6 +134,11 @@ export class Transformer {
       backend.rmsnorm(last, weights.finalNorm, normed, cfg.rmsNormEps);
       const logits = scratch.act(last.rows, cfg.vocabSize);
       backend.matmul(normed, weights.lmHead, logits);
+      if (device) {
+        const done = await device.finish(logits, start);
+        cache.length = start + m;
+        return { logits: done.logits, rows: 1, routing: done.routing, expertWaitMs: 0, token: done.token };
+      }
       const host = await backend.read(logits);
       await Promise.all(guards);
       cache.length = start + m;

@@ -38,9 +38,14 @@ export function seededRandom(seed: number): () => number {
 
 export type Sampler = (logits: Float32Array, start: number, len: number) => number;
 
+/** Whether these options pick the argmax (temperature 0 or absent). */
+export function isGreedy(opts: SamplingOptions): boolean {
+  return !((opts.temperature ?? 0) > 0);
+}
+
 export function createSampler(opts: SamplingOptions): Sampler {
   const temperature = opts.temperature ?? 0;
-  if (!(temperature > 0)) return argmax;
+  if (isGreedy(opts)) return argmax;
   const topP = opts.topP ?? 1;
   if (!(topP > 0 && topP <= 1)) throw new RangeError(`top-p must be in (0, 1], got ${topP}`);
   const random = seededRandom(opts.seed ?? 0);

@@ -55,6 +55,7 @@ export function storedExperts(store: ShardStore<DeviceBytes>, vramBytes: number)
       },
       capacity: () => capacity,
       bytes: () => store.stats().vram?.residentBytes ?? 0,
+      slabs: () => null,
     };
   };
 }

@@ -50,6 +50,8 @@ export interface MoeWeights {
   routerHost: Float32Array;
   normHost: Float32Array;
   bias: Float32Array | null;
+  /** The same correction bias on the device, for routing there (Backend.route). */
+  biasDevice: Weight | null;
   shared: MlpWeights | null;
 }
 
@@ -161,6 +163,7 @@ export async function loadDenseWeights(backend: Backend, source: ModelSource): P
         routerHost: host(`${p}.moe.router`),
         normHost: host(`${p}.ffn_norm`),
         bias: table.has(`${p}.moe.router_bias`) ? host(`${p}.moe.router_bias`) : null,
+        biasDevice: table.has(`${p}.moe.router_bias`) ? w(`${p}.moe.router_bias`) : null,
         shared: cfg.moe.numSharedExperts > 0 ? mlp(`${p}.moe.shared`) : null,
       },
     });

@@ -159,8 +159,9 @@ export interface Backend {
    * Routes each row of router logits [tokens, E] exactly as router/ does (router/routing.ts): out
    * [tokens, 2k] receives the row's k expert ids (as f32 values, best first, lower id first among
    * equals) in columns 0..k-1 and their weights in columns k..2k-1. `bias` is DeepSeek-V3's
-   * e_score_correction_bias (f32, [1, E]) for sigmoid_group_limited, null otherwise. Rows with a
-   * non-finite logit: the reference backend throws RouterError; the GPU writes ids still in 0..E-1.
+   * e_score_correction_bias (f32, [1, E]) for sigmoid_group_limited, null otherwise. A row with a
+   * non-finite logit gets ids still in 0..E-1 (the reference backend: NaN weights), so callers
+   * must check the logits' finiteness (`finiteTo`) before trusting a row.
    */
   route(logits: Act, p: RouteParams, bias: Weight | null, out: Act): void;
   /**

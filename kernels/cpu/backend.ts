@@ -254,7 +254,15 @@ export function createCpuBackend(): Backend {
     route(logits, p, bias, out) {
       v.checkRoute(logits, p, bias, out);
       op();
-      const l = asAct(logits).data;
+      // router/ refuses non-finite logits; such rows are routed as zeros and get NaN weights, so
+      // the step fails at the engine's finiteness check, as it does on the GPU
+      const e = p.numExperts;
+      const l = asAct(logits).data.slice();
+      const bad = new Set<number>();
+      for (let i = 0; i < l.length; i++) {
+        if (!Number.isFinite(l[i]!)) bad.add(Math.floor(i / e));
+      }
+      for (const t of bad) l.fill(0, t * e, (t + 1) * e);
       let biasHost: Float32Array | null = null;
       if (bias) {
         biasHost = new Float32Array(p.numExperts);
@@ -265,7 +273,7 @@ export function createCpuBackend(): Backend {
       for (let t = 0; t < r.tokens; t++) {
         for (let j = 0; j < r.k; j++) {
           o[t * 2 * r.k + j] = r.experts[t * r.k + j]!;
-          o[t * 2 * r.k + r.k + j] = r.weights[t * r.k + j]!;
+          o[t * 2 * r.k + r.k + j] = bad.has(t) ? NaN : r.weights[t * r.k + j]!;
         }
       }
     },

@@ -89,8 +89,31 @@ describe('generate', () => {
     expect((err as NonFiniteError).layer).toBe(0);
     expect((err as NonFiniteError).position).toBe(2);
     expect((err as Error).message).toMatch(/layer 0, token position 2/);
+    // a one-token step runs on the device (routing, experts and checks there): the same error
+    const one = await ids(e, [bad], { maxNewTokens: 1 }).catch((x: unknown) => x);
+    expect(one).toBeInstanceOf(NonFiniteError);
+    expect((one as Error).message).toMatch(/layer 0, token position 0 \(after attention\)/);
     // the engine is still usable for prompts that avoid the poisoned row
     expect(await ids(e, PROMPT, { maxNewTokens: 3, stopOnEos: false })).toEqual(await ids(engine, PROMPT, { maxNewTokens: 3, stopOnEos: false }));
+  });
+
+  it.each(['cpu', 'webgpu'] as const)('decodes with one read-back per token, choosing what the per-layer path chooses (%s)', async (backendName) => {
+    const backend = backendName === 'cpu' ? createCpuBackend() : await createWebGpuBackend();
+    const onDevice = await Engine.load({ backend, source });
+    // an observer of every layer keeps routing on the CPU, one read-back per MoE layer
+    const perLayer = await Engine.load({ backend, source, observer: { routed: () => {} } });
+    const run = async (e: Engine) => {
+      const gen = e.generate(PROMPT, { maxNewTokens: 4, stopOnEos: false });
+      const tokens = [];
+      for await (const t of gen) tokens.push({ id: t.id, experts: t.experts });
+      return { tokens, perToken: gen.stats.counters.perToken };
+    };
+    const device = await run(onDevice);
+    const host = await run(perLayer);
+    expect(device.tokens).toEqual(host.tokens);
+    expect(device.perToken.readBacks).toBe(1);
+    expect(device.perToken.submits).toBe(1);
+    expect(host.perToken.readBacks).toBeGreaterThanOrEqual(engine.config.numLayers + 1);
   });
 });
 
