@@ -8,13 +8,18 @@
 import type { Act, Backend, ExpertSlabs } from '../kernels/index.ts';
 import type { ModelConfig } from '../manifests/index.ts';
 import type { Routing } from '../router/index.ts';
-import { NonFiniteError } from './errors.ts';
 import type { ExpertProvider } from './experts.ts';
 import type { LayerWeights } from './weights.ts';
 
-/** The checks of one layer, in the order the forward pass makes them. */
-const CHECKS = ['after attention', 'router logits', 'after the feed-forward block'] as const;
-export type Check = (typeof CHECKS)[number];
+/**
+ * Thrown by `finish` when the step produced a non-finite value. The device step checks only each
+ * router's logits and the final hidden state (a NaN or Inf in the residual stream stays there, and
+ * non-finite router logits make non-finite weights), so the caller re-runs the step layer by layer
+ * to name where it first went wrong.
+ */
+export class DeviceStepNonFinite extends Error {
+  override name = 'DeviceStepNonFinite';
+}
 
 export interface DeviceStepResult {
   /** The greedy token when the step was asked for it, else undefined. */
@@ -30,7 +35,7 @@ export class DeviceStep {
   private readonly cfg: ModelConfig;
   private readonly greedy: boolean;
   private readonly slabs: (ExpertSlabs | null)[];
-  /** [1, 1 + 3·layers + 2k·layers]: token, per-layer check flags, per-layer routing. */
+  /** [1, 2 + layers + 2k·layers]: token, final hidden state's flag, per-layer router-logit flags, per-layer routing. */
   private readonly record: Act;
   private readonly k: number;
 
@@ -49,12 +54,7 @@ export class DeviceStep {
     const slabs = layers.map((lw, l) => (lw.moe ? experts.slabs(l) : null));
     if (layers.some((lw, l) => lw.moe && !slabs[l])) return null;
     const L = cfg.numLayers;
-    return new DeviceStep(backend, cfg, slabs, greedy, act(1, 1 + CHECKS.length * L + 2 * cfg.moe.topK * L));
-  }
-
-  /** Records whether every value of x is finite, checked when the step is read back. */
-  check(layer: number, where: Check, x: Act): void {
-    this.backend.finiteTo(x, this.record, 1 + layer * CHECKS.length + CHECKS.indexOf(where));
+    return new DeviceStep(backend, cfg, slabs, greedy, act(1, 2 + L + 2 * cfg.moe.topK * L));
   }
 
   /** The layer's routed experts from its router, on the device; the shared expert is the caller's. */
@@ -63,27 +63,26 @@ export class DeviceStep {
     const moe = lw.moe!;
     const logits = act(1, cfg.moe.numExperts);
     backend.matmul(x, moe.router, logits);
-    this.check(l, 'router logits', logits);
+    backend.finiteTo(logits, this.record, 2 + l);
     const routing = act(1, 2 * k);
     backend.route(logits, cfg.moe, moe.biasDevice, routing);
     backend.routedExperts(x, routing, this.slabs[l]!, out);
     backend.copy(routing, 0, 0, this.record, 0, this.routingCol(l), 1, 2 * k);
   }
 
-  /** Takes the token (greedy) or reads the logits, reads the record, and fails on the first non-finite check. */
-  async finish(logits: Act, position: number): Promise<DeviceStepResult> {
+  /**
+   * Checks the final hidden state `h`, takes the token (greedy) or reads the logits, and reads the
+   * record; throws DeviceStepNonFinite when a check failed.
+   */
+  async finish(h: Act, logits: Act): Promise<DeviceStepResult> {
     const { backend, cfg, k } = this;
+    backend.finiteTo(h, this.record, 1);
     if (this.greedy) backend.argmaxTo(logits, this.record, 0);
     const host = this.greedy ? new Float32Array(0) : await backend.read(logits);
     const rec = await backend.read(this.record);
-    for (let l = 0; l < cfg.numLayers; l++) {
-      CHECKS.forEach((where, i) => {
-        const flag = rec[1 + l * CHECKS.length + i]!;
-        // dense layers have no router check: their column stays as the act was created (0 or NaN)
-        if (where === 'router logits' && !this.slabs[l]) return;
-        if (flag !== 1) throw new NonFiniteError(l, position, where);
-      });
-    }
+    // dense layers have no router: their flag columns were never written
+    const routersOk = this.slabs.every((s, l) => !s || rec[2 + l] === 1);
+    if (rec[1] !== 1 || !routersOk) throw new DeviceStepNonFinite('a decode step on the device produced a non-finite value');
     const routing = this.slabs.map((s, l): Routing | null => {
       if (!s) return null;
       const at = this.routingCol(l);
@@ -98,6 +97,6 @@ export class DeviceStep {
   }
 
   private routingCol(l: number): number {
-    return 1 + CHECKS.length * this.cfg.numLayers + 2 * this.k * l;
+    return 2 + this.cfg.numLayers + 2 * this.k * l;
   }
 }

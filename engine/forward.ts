@@ -7,7 +7,7 @@
 import type { Act, Backend } from '../kernels/index.ts';
 import type { ModelConfig } from '../manifests/index.ts';
 import { dispatchByExpert, route, type Routing } from '../router/index.ts';
-import { DeviceStep, type Check } from './device-step.ts';
+import { DeviceStep, DeviceStepNonFinite } from './device-step.ts';
 import { NonFiniteError } from './errors.ts';
 import type { ExpertProvider } from './experts.ts';
 import type { KvCache } from './kv-cache.ts';
@@ -28,6 +28,8 @@ export interface ForwardResult {
 export interface ForwardOptions {
   /** The caller takes the argmax of the last position: it may be chosen on the device. */
   greedy?: boolean;
+  /** Route on the CPU with a check after every block even for one token (names where a step went non-finite). */
+  perLayer?: boolean;
 }
 
 /** Observes each MoE layer as it routes: the prefetcher's view of the pass. */
@@ -83,9 +85,10 @@ export class Transformer {
     // finiteness flags are read without stalling the queue; each is checked before the step commits
     const guards: Promise<void>[] = [];
     // one token, experts resident, no one watching each layer: route and check on the device, read back once
-    const device = observer || allLogits ? null : DeviceStep.plan(backend, cfg, weights.layers, this.experts, m, opts.greedy === true, (r, c) => scratch.act(r, c));
-    const guard = (layer: number, a: Act, where: Check) => {
-      if (device) return device.check(layer, where, a);
+    const device = observer || allLogits || opts.perLayer ? null : DeviceStep.plan(backend, cfg, weights.layers, this.experts, m, opts.greedy === true, (r, c) => scratch.act(r, c));
+    const guard = (layer: number, a: Act, where: string) => {
+      // on the device, the final hidden state's check covers every block's (see DeviceStepNonFinite)
+      if (device) return;
       const checked = backend.finiteRows(a).then((ok) => {
         const row = ok.indexOf(false);
         if (row >= 0) throw new NonFiniteError(layer, start + row, where);
@@ -135,7 +138,13 @@ export class Transformer {
       const logits = scratch.act(last.rows, cfg.vocabSize);
       backend.matmul(normed, weights.lmHead, logits);
       if (device) {
-        const done = await device.finish(logits, start);
+        const done = await device.finish(h, logits).catch(async (err: unknown) => {
+          if (!(err instanceof DeviceStepNonFinite)) throw err;
+          // the same step layer by layer rewrites the same cache rows and throws where it went wrong
+          await this.forward(ids, cache, allLogits, observer, { perLayer: true });
+          cache.length = start;
+          throw new NonFiniteError(cfg.numLayers - 1, start, 'final hidden state (not reproduced layer by layer)');
+        });
         cache.length = start + m;
         return { logits: done.logits, rows: 1, routing: done.routing, expertWaitMs: 0, token: done.token };
       }

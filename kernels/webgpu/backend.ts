@@ -147,8 +147,44 @@ function layoutEntries(code: string): GPUBindGroupLayoutEntry[] {
   return Array.from(code.matchAll(BINDING), (m) => ({
     binding: Number(m[1]),
     visibility: 0x4, // GPUShaderStage.COMPUTE
-    buffer: { type: m[2] === 'uniform' ? 'uniform' : m[2]!.endsWith('read_write') ? 'storage' : 'read-only-storage' },
+    // the parameters move through the arena from call to call: a dynamic offset lets one bind group serve them all
+    buffer: m[2] === 'uniform' ? { type: 'uniform', hasDynamicOffset: true } : { type: m[2]!.endsWith('read_write') ? 'storage' : 'read-only-storage' },
   }));
+}
+
+/**
+ * Bind groups by pipeline and buffers, built once and reused: decode binds the same weights, pooled
+ * activations and arena chunks step after step, and creating a bind group costs more CPU than
+ * recording the dispatch. Cleared when it grows past a bound (entries may name destroyed buffers).
+ */
+class BindGroupCache {
+  private readonly ids = new WeakMap<GPUBuffer, number>();
+  private nextId = 0;
+  private readonly groups = new Map<string, GPUBindGroup>();
+  private readonly device: GPUDevice;
+  constructor(device: GPUDevice) {
+    this.device = device;
+  }
+
+  get(key: string, layout: GPUBindGroupLayout, uniform: Slot, buffers: GPUBufferBinding[]): GPUBindGroup {
+    let k = `${key}|${this.id(uniform.buffer)}:${uniform.size}`;
+    for (const b of buffers) k += `|${this.id(b.buffer)}:${b.offset ?? 0}:${b.size ?? -1}`;
+    let g = this.groups.get(k);
+    if (!g) {
+      if (this.groups.size >= 4096) this.groups.clear();
+      const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: uniform.buffer, offset: 0, size: uniform.size } }];
+      buffers.forEach((b, i) => entries.push({ binding: i + 1, resource: b }));
+      g = this.device.createBindGroup({ layout, entries, label: key });
+      this.groups.set(k, g);
+    }
+    return g;
+  }
+
+  private id(b: GPUBuffer): number {
+    let i = this.ids.get(b);
+    if (i === undefined) this.ids.set(b, (i = this.nextId++));
+    return i;
+  }
 }
 
 /**
@@ -197,6 +233,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
   const patchArena = new Arena(device);
   const staging = new StagingPool(device);
   const pipelines = new Map<string, Pipeline>();
+  const bindGroups = new BindGroupCache(device);
   const pool = new Map<number, GPUBuffer[]>();
   let pooledBytes = 0;
   let liveActBytes = 0;
@@ -317,13 +354,11 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
       else u32[i] = value;
     });
     const slot = arena.alloc(u32);
-    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: slot.buffer, offset: slot.offset, size: slot.size } }];
-    buffers.forEach((b, i) => entries.push({ binding: i + 1, resource: b }));
-    const bindGroup = device.createBindGroup({ layout: p.layout, entries, label: key });
+    const bindGroup = bindGroups.get(key, p.layout, slot, buffers);
     const ps = getPass();
     counts.dispatches++;
     ps.setPipeline(p.pipeline);
-    ps.setBindGroup(0, bindGroup);
+    ps.setBindGroup(0, bindGroup, [slot.offset]);
     ps.dispatchWorkgroups(grid[0], grid[1], grid[2]);
     return { slot, params: p.params };
   }
@@ -426,24 +461,19 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     const target = arena.reserve(k * 5 * 256);
     const entries = k * 3 * 2;
     const table = patchArena.allocWords(entries * 4);
-    const params = patchArena.alloc(new Uint32Array([entries, slots - 1, 0, 0]));
+    const params = patchArena.alloc(new Uint32Array([entries, slots - 1, table.slot.offset / 4, 0]));
     const key = `select-experts:${k}`;
     const p = pipelineFor(key, () => selectExpertsSource(k));
-    const bindGroup = device.createBindGroup({
-      layout: p.layout,
-      entries: [
-        { binding: 0, resource: { buffer: params.buffer, offset: params.offset, size: params.size } },
-        { binding: 1, resource: { buffer: target } },
-        { binding: 2, resource: { buffer: sel.buffer } },
-        { binding: 3, resource: { buffer: routing.buffer } },
-        { binding: 4, resource: { buffer: table.slot.buffer, offset: table.slot.offset, size: table.slot.size } },
-      ],
-      label: key,
-    });
+    const bindGroup = bindGroups.get(key, p.layout, params, [
+      { buffer: target },
+      { buffer: sel.buffer },
+      { buffer: routing.buffer },
+      { buffer: table.slot.buffer },
+    ]);
     const ps = getPass();
     counts.dispatches++;
     ps.setPipeline(p.pipeline);
-    ps.setBindGroup(0, bindGroup);
+    ps.setBindGroup(0, bindGroup, [params.offset]);
     ps.dispatchWorkgroups(1);
 
     let e = 0;
@@ -664,7 +694,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
       const wb = weightBinding(w);
       const slot = arena.alloc(ids);
       const count = ids.length * w.cols;
-      dispatch(`embed:${w.dtype}`, () => embedSource(w.dtype), [whole(o), wb.binding, { buffer: slot.buffer, offset: slot.offset, size: slot.size }], { count, wK: w.cols, wB: wb.wB, wS: wb.wS, idsOff: 0 }, linearGrid(Math.ceil(count / ELEMENTWISE_WG)));
+      dispatch(`embed:${w.dtype}`, () => embedSource(w.dtype), [whole(o), wb.binding, { buffer: slot.buffer }], { count, wK: w.cols, wB: wb.wB, wS: wb.wS, idsOff: slot.offset / 4 }, linearGrid(Math.ceil(count / ELEMENTWISE_WG)));
     },
     matmul(x, w, out, accumulate = false) {
       v.checkMatmul(x, w, out);
@@ -696,8 +726,8 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
       dispatch(
         'rope',
         ropeSource,
-        [whole(g), { buffer: slot.buffer, offset: slot.offset, size: slot.size }],
-        { count, heads: p.heads, half, cols: x.cols, headStride: p.headStride, ropeOffset: p.ropeOffset, startPos: p.startPos, interleaved: p.interleaved ? 1 : 0, freqOff: 0, scaling: p.scaling ?? 1 },
+        [whole(g), { buffer: slot.buffer }],
+        { count, heads: p.heads, half, cols: x.cols, headStride: p.headStride, ropeOffset: p.ropeOffset, startPos: p.startPos, interleaved: p.interleaved ? 1 : 0, freqOff: slot.offset / 4, scaling: p.scaling ?? 1 },
         linearGrid(Math.ceil(count / ROPE_WG)),
       );
     },
@@ -730,7 +760,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
       const slot = arena.alloc(rows);
       const count = rows.length * x.cols;
       withDistinctOut(asAct(out), [gx], false, (o) =>
-        dispatch('gather', gatherSource, [whole(o), whole(gx), { buffer: slot.buffer, offset: slot.offset, size: slot.size }], { count, cols: x.cols, rowsOff: 0 }, linearGrid(Math.ceil(count / ELEMENTWISE_WG))),
+        dispatch('gather', gatherSource, [whole(o), whole(gx), { buffer: slot.buffer }], { count, cols: x.cols, rowsOff: slot.offset / 4 }, linearGrid(Math.ceil(count / ELEMENTWISE_WG))),
       );
     },
     scatterAdd(y, rows, scale, out) {
@@ -742,7 +772,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
       const slot = arena.alloc(meta);
       const count = rows.length * y.cols;
       withDistinctOut(asAct(out), [gy], true, (o) =>
-        dispatch('scatterAdd', scatterAddSource, [whole(o), whole(gy), { buffer: slot.buffer, offset: slot.offset, size: slot.size }], { count, cols: y.cols, rowsOff: 0, scaleOff: rows.length }, linearGrid(Math.ceil(count / ELEMENTWISE_WG))),
+        dispatch('scatterAdd', scatterAddSource, [whole(o), whole(gy), { buffer: slot.buffer }], { count, cols: y.cols, rowsOff: slot.offset / 4, scaleOff: slot.offset / 4 + rows.length }, linearGrid(Math.ceil(count / ELEMENTWISE_WG))),
       );
     },
     attention(q, k, vc, out, p: AttentionParams) {

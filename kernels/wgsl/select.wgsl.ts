@@ -10,7 +10,7 @@
 import { paramsStruct, type KernelSource } from './common.wgsl.ts';
 
 export function selectExpertsSource(k: number): KernelSource {
-  const params = [['entries', 'u32'], ['last', 'u32']] as const;
+  const params = [['entries', 'u32'], ['last', 'u32'], ['tableOff', 'u32']] as const;
   const code = `${paramsStruct(params)}@group(0) @binding(1) var<storage, read_write> u: array<u32>;
 @group(0) @binding(2) var<storage, read_write> sel: array<u32>;
 @group(0) @binding(3) var<storage, read> r: array<f32>;
@@ -30,7 +30,8 @@ fn main() {
   for (var j = 0u; j < ${k}u; j++) { sel[j] = ids[j]; sel[${k}u + j] = bitcast<u32>(ws[j]); }
   sel[${2 * k}u] = 0u;
   for (var e = 0u; e < p.entries; e++) {
-    u[table[4u * e]] = table[4u * e + 2u] + ids[table[4u * e + 1u]] * table[4u * e + 3u];
+    let t = p.tableOff + 4u * e;
+    u[table[t]] = table[t + 2u] + ids[table[t + 1u]] * table[t + 3u];
   }
 }\n`;
   return { params, code };
