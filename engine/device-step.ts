@@ -3,7 +3,7 @@
  * in slabs, each MoE layer routes on the GPU (Backend.route), runs its experts from that routing
  * (Backend.routedExperts), and records its routing and the finiteness checks into one small
  * record activation; the greedy token is taken on the device too. The step then reads back once:
- * the record (token, flags, routing), plus the logits only when the caller samples from them.
+ * the record (token, flags), every layer's routing, and the logits only when the caller samples.
  */
 import type { Act, Backend, ExpertSlabs } from '../kernels/index.ts';
 import type { ModelConfig } from '../manifests/index.ts';
@@ -35,8 +35,10 @@ export class DeviceStep {
   private readonly cfg: ModelConfig;
   private readonly greedy: boolean;
   private readonly slabs: (ExpertSlabs | null)[];
-  /** [1, 2 + layers + 2k·layers]: token, final hidden state's flag, per-layer router-logit flags, per-layer routing. */
+  /** [1, 2 + layers]: token, the final hidden state's flag, per-layer router-logit flags. */
   private readonly record: Act;
+  /** Per layer, its routing ([1, 2k], null for dense layers): read back with the record. */
+  private readonly routings: (Act | null)[];
   private readonly k: number;
 
   private constructor(backend: Backend, cfg: ModelConfig, slabs: (ExpertSlabs | null)[], greedy: boolean, record: Act) {
@@ -45,6 +47,7 @@ export class DeviceStep {
     this.slabs = slabs;
     this.greedy = greedy;
     this.record = record;
+    this.routings = slabs.map(() => null);
     this.k = cfg.moe.topK;
   }
 
@@ -54,10 +57,10 @@ export class DeviceStep {
     const slabs = layers.map((lw, l) => (lw.moe ? experts.slabs(l) : null));
     if (layers.some((lw, l) => lw.moe && !slabs[l])) return null;
     const L = cfg.numLayers;
-    return new DeviceStep(backend, cfg, slabs, greedy, act(1, 2 + L + 2 * cfg.moe.topK * L));
+    return new DeviceStep(backend, cfg, slabs, greedy, act(1, 2 + L));
   }
 
-  /** The layer's routed experts from its router, on the device; the shared expert is the caller's. */
+  /** The layer's routed experts from its router, on the device, written over `out` (no zero fill needed); the shared expert is the caller's. */
   moe(lw: LayerWeights, l: number, x: Act, out: Act, act: (rows: number, cols: number) => Act): void {
     const { backend, cfg, k } = this;
     const moe = lw.moe!;
@@ -66,8 +69,8 @@ export class DeviceStep {
     backend.finiteTo(logits, this.record, 2 + l);
     const routing = act(1, 2 * k);
     backend.route(logits, cfg.moe, moe.biasDevice, routing);
-    backend.routedExperts(x, routing, this.slabs[l]!, out);
-    backend.copy(routing, 0, 0, this.record, 0, this.routingCol(l), 1, 2 * k);
+    backend.routedExperts(x, routing, this.slabs[l]!, out, false);
+    this.routings[l] = routing;
   }
 
   /**
@@ -78,25 +81,25 @@ export class DeviceStep {
     const { backend, cfg, k } = this;
     backend.finiteTo(h, this.record, 1);
     if (this.greedy) backend.argmaxTo(logits, this.record, 0);
-    const host = this.greedy ? new Float32Array(0) : await backend.read(logits);
-    const rec = await backend.read(this.record);
+    const routings = this.routings.filter((r): r is Act => r !== null);
+    const read = await backend.readMany([this.record, ...routings, ...(this.greedy ? [] : [logits])]);
+    const rec = read[0]!;
+    const host = this.greedy ? new Float32Array(0) : read[read.length - 1]!;
     // dense layers have no router: their flag columns were never written
     const routersOk = this.slabs.every((s, l) => !s || rec[2 + l] === 1);
     if (rec[1] !== 1 || !routersOk) throw new DeviceStepNonFinite('a decode step on the device produced a non-finite value');
-    const routing = this.slabs.map((s, l): Routing | null => {
-      if (!s) return null;
-      const at = this.routingCol(l);
+    let next = 1;
+    const routing = this.routings.map((r): Routing | null => {
+      if (!r) return null;
+      const host = read[next++]!;
       return {
         tokens: 1, k, numExperts: cfg.moe.numExperts,
-        experts: Int32Array.from(rec.subarray(at, at + k)),
-        weights: rec.slice(at + k, at + 2 * k),
+        experts: Int32Array.from(host.subarray(0, k)),
+        weights: host.slice(k, 2 * k),
         groups: null, topkGroup: 0, groupSize: 0,
       };
     });
     return { token: this.greedy ? rec[0]! : undefined, logits: host, routing };
   }
 
-  private routingCol(l: number): number {
-    return 2 + this.cfg.numLayers + 2 * this.k * l;
-  }
 }

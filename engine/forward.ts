@@ -113,8 +113,8 @@ export class Transformer {
         guard(l, h, 'after attention');
         const xn = scratch.act(m, cfg.hiddenSize);
         backend.rmsnorm(h, lw.ffnNorm, xn, cfg.rmsNormEps);
-        // the MoE block accumulates its experts' outputs into this
-        const ffn = scratch.act(m, cfg.hiddenSize, true);
+        // the CPU-routed MoE block accumulates its experts' outputs into this; the others write it whole
+        const ffn = scratch.act(m, cfg.hiddenSize, lw.moe !== null && !device);
         if (lw.moe && device) {
           device.moe(lw, l, xn, ffn, (r, c) => scratch.act(r, c));
           if (lw.moe.shared) this.mlp(lw.moe.shared, xn, ffn, cfg.moe.sharedIntermediateSize, scratch, true);
@@ -131,8 +131,8 @@ export class Transformer {
         backend.add(h, ffn, h);
         guard(l, h, 'after the feed-forward block');
       }
-      const last = allLogits ? h : scratch.act(1, cfg.hiddenSize);
-      if (!allLogits) backend.copy(h, m - 1, 0, last, 0, 0, 1, cfg.hiddenSize);
+      const last = allLogits || m === 1 ? h : scratch.act(1, cfg.hiddenSize);
+      if (last !== h) backend.copy(h, m - 1, 0, last, 0, 0, 1, cfg.hiddenSize);
       const normed = scratch.act(last.rows, cfg.hiddenSize);
       backend.rmsnorm(last, weights.finalNorm, normed, cfg.rmsNormEps);
       const logits = scratch.act(last.rows, cfg.vocabSize);

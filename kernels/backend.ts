@@ -123,6 +123,8 @@ export interface Backend {
   freeAct(a: Act): void;
   write(a: Act, data: Float32Array, rowOffset?: number): void;
   read(a: Act): Promise<Float32Array>;
+  /** Several activations in one read-back (one submission, one wait). */
+  readMany(acts: readonly Act[]): Promise<Float32Array[]>;
   /** Bytes of device memory this backend holds now. */
   bytesInUse(): number;
 
@@ -168,9 +170,10 @@ export interface Backend {
    * The routed experts of one token, chosen on the device: for j < k (in ascending expert id, the
    * order the engine's CPU-routed path adds them), out += routing[0, k + j] ·
    * down(silu(gate(x)) ⊙ up(x)) with expert routing[0, j]'s slab slots. x is [1, hidden], routing
-   * is `route`'s output [1, 2k]; ids outside the slabs are clamped to the last slot.
+   * is `route`'s output [1, 2k]; ids outside the slabs are clamped to the last slot. Without
+   * `accumulate`, out's prior contents are ignored (as if zero), so it need not be zero-filled.
    */
-  routedExperts(x: Act, routing: Act, slabs: ExpertSlabs, out: Act): void;
+  routedExperts(x: Act, routing: Act, slabs: ExpertSlabs, out: Act, accumulate?: boolean): void;
   /** out[r, col] = the column of row r of x's largest value (as `argmax`), as an f32 value; nothing is read back. */
   argmaxTo(x: Act, out: Act, col: number): void;
   /** out[r, col] = 1 when every value of row r of x is finite, else 0; nothing is read back. */

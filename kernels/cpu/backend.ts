@@ -153,6 +153,10 @@ export function createCpuBackend(): Backend {
       readBack();
       return Promise.resolve(asAct(a).data.slice());
     },
+    readMany(acts) {
+      readBack();
+      return Promise.resolve(acts.map((a) => asAct(a).data.slice()));
+    },
     bytesInUse() {
       return bytesHeld;
     },
@@ -277,7 +281,7 @@ export function createCpuBackend(): Backend {
         }
       }
     },
-    routedExperts(x, routing, slabs, out) {
+    routedExperts(x, routing, slabs, out, accumulate = true) {
       v.checkRoutedExperts(x, routing, slabs, out);
       op();
       const r = asAct(routing).data;
@@ -292,6 +296,7 @@ export function createCpuBackend(): Backend {
       const y = new Float32Array(out.cols);
       const o = asAct(out).data;
       const xd = asAct(x).data;
+      if (!accumulate) o.fill(0);
       for (const { id, w } of picks) {
         matmulRows(xd, x.cols, 0, 1, x.cols, asWeight(slabs.gate[id]!), 0, inter, g, inter, 0, false);
         matmulRows(xd, x.cols, 0, 1, x.cols, asWeight(slabs.up[id]!), 0, inter, u, inter, 0, false);

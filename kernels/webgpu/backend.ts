@@ -9,7 +9,7 @@ import { checkWeight, KernelError, quantBytes, weightByteLength } from '../layou
 import * as v from '../validate.ts';
 import { ATTN_WG, attentionCombineSource, attentionSource } from '../wgsl/attention.wgsl.ts';
 import type { KernelSource } from '../wgsl/common.wgsl.ts';
-import { binarySource, copySource, ELEMENTWISE_WG, embedSource, fillSource, gatherSource, scatterAddSource } from '../wgsl/elementwise.wgsl.ts';
+import { binarySource, copySource, ELEMENTWISE_WG, embedSource, fillSource, gatherSource, scaledCopySource, scatterAddSource } from '../wgsl/elementwise.wgsl.ts';
 import { GEMM_TILE, gemmSource, gemvCanStageX, gemvFits, gemvSource, gemvUnits, gemvUnitWords, type GemvShape } from '../wgsl/matmul.wgsl.ts';
 import { ropeSource, ROPE_WG } from '../wgsl/rope.wgsl.ts';
 import { routeSource, ROUTE_WG, type RouteShape } from '../wgsl/routing.wgsl.ts';
@@ -451,7 +451,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
    * gate, up, SwiGLU, down and a scatter-add of its weight, the same kernels the CPU-routed path
    * records for one expert.
    */
-  function routedExpertsImpl(x: GpuAct, routing: GpuAct, slabs: ExpertSlabs, out: GpuAct): void {
+  function routedExpertsImpl(x: GpuAct, routing: GpuAct, slabs: ExpertSlabs, out: GpuAct, accumulate: boolean): void {
     const k = routing.cols / 2;
     const slots = slabs.gate.length;
     const [g0, u0, d0] = [asWeight(slabs.gate[0]!), asWeight(slabs.up[0]!), asWeight(slabs.down[0]!)];
@@ -501,7 +501,11 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
       patch(matmulImpl(x, u0, u, false, 1, slabBinding(u0)), u0, stride(slabs.up), j);
       binary('swiglu', g, u, a);
       patch(matmulImpl(a, d0, y, false, 1, slabBinding(d0)), d0, stride(slabs.down), j);
-      dispatch('scatterAdd', scatterAddSource, [whole(out), whole(y), { buffer: sel.buffer }], { count: out.cols, cols: out.cols, rowsOff: 2 * k, scaleOff: k + j }, linearGrid(Math.ceil(out.cols / ELEMENTWISE_WG)));
+      const grid = linearGrid(Math.ceil(out.cols / ELEMENTWISE_WG));
+      const bindings = [whole(out), whole(y), { buffer: sel.buffer }];
+      // the first pick writes scale · y, what adding it to zeros gives
+      if (j === 0 && !accumulate) dispatch('scaledCopy', scaledCopySource, bindings, { count: out.cols, scaleOff: k }, grid);
+      else dispatch('scatterAdd', scatterAddSource, bindings, { count: out.cols, cols: out.cols, rowsOff: 2 * k, scaleOff: k + j }, grid);
     }
     for (const st of temps) releaseStorage(st);
     releaseStorage(sel);
@@ -557,10 +561,17 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
   const readBuffers = new Map<number, GPUBuffer[]>();
   const READ_BUFFERS_PER_SIZE = 8;
 
-  function readBuffer(src: GPUBuffer, size: number): { rb: GPUBuffer; bytes: number } {
-    const bytes = roundUp(Math.max(size, 4), 4);
+  /** One mapped buffer receiving `size` bytes of each source, back to back (4-byte aligned): one read-back. */
+  function readBuffer(srcs: ReadonlyArray<{ src: GPUBuffer; size: number }>): { rb: GPUBuffer; bytes: number } {
+    const bytes = srcs.reduce((sum, r) => sum + roundUp(Math.max(r.size, 4), 4), 0);
     const rb = readBuffers.get(bytes)?.pop() ?? device.createBuffer({ size: bytes, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
-    getEncoder().copyBufferToBuffer(src, 0, rb, 0, bytes);
+    const enc = getEncoder();
+    let at = 0;
+    for (const r of srcs) {
+      const n = roundUp(Math.max(r.size, 4), 4);
+      enc.copyBufferToBuffer(r.src, 0, rb, at, n);
+      at += n;
+    }
     counts.readBacks++;
     return { rb, bytes };
   }
@@ -580,7 +591,13 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
   }
 
   async function readBack(src: GPUBuffer, size: number): Promise<ArrayBuffer> {
-    const { rb, bytes } = readBuffer(src, size);
+    const data = await readBackMany([{ src, size }]);
+    return data.byteLength === size ? data : data.slice(0, size);
+  }
+
+  async function readBackMany(srcs: ReadonlyArray<{ src: GPUBuffer; size: number }>): Promise<ArrayBuffer> {
+    const { rb, bytes } = readBuffer(srcs);
+    const size = bytes;
     flush();
     try {
       await rb.mapAsync(MapMode.READ);
@@ -600,7 +617,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
    * A task later, if nothing has submitted yet, it submits on its own.
    */
   function lazyReadBack(src: GPUBuffer, size: number): Promise<ArrayBuffer> {
-    const { rb, bytes } = readBuffer(src, size);
+    const { rb, bytes } = readBuffer([{ src, size }]);
     return new Promise<ArrayBuffer>((resolve, reject) => {
       let started = false;
       lazyMaps.push(() => {
@@ -682,6 +699,17 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     async read(a) {
       const g = asAct(a);
       return new Float32Array(await readBack(g.buffer, g.rows * g.cols * 4));
+    },
+    async readMany(acts) {
+      const gs = acts.map(asAct);
+      const data = await readBackMany(gs.map((g) => ({ src: g.buffer, size: g.rows * g.cols * 4 })));
+      let at = 0;
+      return gs.map((g) => {
+        const n = g.rows * g.cols;
+        const out = new Float32Array(data, at, n);
+        at += Math.max(n, 1) * 4;
+        return out;
+      });
     },
     bytesInUse() {
       return uploadedBytes + liveActBytes + pooledBytes + arena.bytes + patchArena.bytes + staging.bytes;
@@ -817,11 +845,11 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
         );
       });
     },
-    routedExperts(x, routing, slabs, out) {
+    routedExperts(x, routing, slabs, out, accumulate = true) {
       v.checkRoutedExperts(x, routing, slabs, out);
       const gx = asAct(x);
       const gr = asAct(routing);
-      withDistinctOut(asAct(out), [gx, gr], true, (o) => routedExpertsImpl(gx, gr, slabs, o));
+      withDistinctOut(asAct(out), [gx, gr], accumulate, (o) => routedExpertsImpl(gx, gr, slabs, o, accumulate));
     },
     argmaxTo(x, out, col) {
       v.checkRowsTo('argmaxTo', x, out, col);

@@ -80,6 +80,16 @@ ${entry(`  let i = e / p.cols;
   return { params, code };
 }
 
+/** o[e] = scale · y[e], the scale read as f32 bits at sm[scaleOff]: a scatter-add's first term without the zeroed output. */
+export function scaledCopySource(): KernelSource {
+  const params = [['count', 'u32'], ['scaleOff', 'u32']] as const;
+  const code = `${head(params)}@group(0) @binding(1) var<storage, read_write> o: array<f32>;
+@group(0) @binding(2) var<storage, read> y: array<f32>;
+@group(0) @binding(3) var<storage, read> sm: array<u32>;
+${entry('  o[e] = bitcast<f32>(sm[p.scaleOff]) * y[e];')}`;
+  return { params, code };
+}
+
 /** o[i, c] = table[ids[i], c], dequantized. */
 export function embedSource(dtype: WeightDtype): KernelSource {
   const params = [['count', 'u32'], ...WEIGHT_PARAMS, ['idsOff', 'u32']] as const;

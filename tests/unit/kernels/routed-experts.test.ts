@@ -60,7 +60,7 @@ async function composed(b: Backend, slabs: ExpertSlabs, x: Float32Array, out0: F
   return b.read(out);
 }
 
-async function onDevice(b: Backend, slabs: ExpertSlabs, x: Float32Array, out0: Float32Array, logits: Float32Array, p: RouteParams): Promise<{ out: Float32Array; routing: Float32Array }> {
+async function onDevice(b: Backend, slabs: ExpertSlabs, x: Float32Array, out0: Float32Array, logits: Float32Array, p: RouteParams, accumulate = true): Promise<{ out: Float32Array; routing: Float32Array }> {
   const xa = b.act(1, HIDDEN);
   b.write(xa, x);
   const la = b.act(1, E);
@@ -69,8 +69,9 @@ async function onDevice(b: Backend, slabs: ExpertSlabs, x: Float32Array, out0: F
   b.route(la, p, null, r);
   const out = b.act(1, HIDDEN);
   b.write(out, out0);
-  b.routedExperts(xa, r, slabs, out);
-  return { out: await b.read(out), routing: await b.read(r) };
+  b.routedExperts(xa, r, slabs, out, accumulate);
+  const [o, routing] = await b.readMany([out, r]);
+  return { out: o!, routing: routing! };
 }
 
 const DTYPES: WeightDtype[] = ['f32', 'f16', 'q8_0', 'q4_0'];
@@ -90,6 +91,9 @@ describe.each(DTYPES)('routedExperts at %s', (dtype) => {
         const { out, routing } = await onDevice(b, slabs, x, out0, logits, p);
         const ref = await composed(b, slabs, x, out0, routing, k);
         expect(maxAbsDiff(out, ref), `${b.name} trial ${trial}`).toBe(0);
+        // without accumulate, whatever out held (NaN here) is ignored: the sum starts from zero
+        const fresh = await onDevice(b, slabs, x, new Float32Array(HIDDEN).fill(NaN), logits, p, false);
+        expect(maxAbsDiff(fresh.out, await composed(b, slabs, x, new Float32Array(HIDDEN), routing, k)), `${b.name} trial ${trial}, overwrite`).toBe(0);
         if (trial === 0) results.push(out);
       }
     }
