@@ -16,6 +16,7 @@ import { routeSource, ROUTE_WG, type RouteShape } from '../wgsl/routing.wgsl.ts'
 import { argmaxSource, finiteRowsSource, rmsnormSource } from '../wgsl/rows.wgsl.ts';
 import { selectExpertsSource } from '../wgsl/select.wgsl.ts';
 import { Arena, type Slot } from './arena.ts';
+import { BindGroupCache, PipelineCache, type Pipeline } from './pipelines.ts';
 import { acquireDevice, type DeviceInfo } from './device.ts';
 import { StagingPool } from './staging.ts';
 import { BufferUsage, MapMode } from './usage.ts';
@@ -85,12 +86,6 @@ function paramWord(r: Recorded, name: string): number {
   return r.slot.offset / 4 + i;
 }
 
-interface Pipeline {
-  pipeline: GPUComputePipeline;
-  layout: GPUBindGroupLayout;
-  params: KernelSource['params'];
-}
-
 const pow2Floor = (n: number): number => 2 ** Math.floor(Math.log2(Math.max(1, n)));
 
 type GemvChooser = (dtype: WeightDtype, m: number, n: number, k: number) => Omit<GemvShape, 'dtype' | 'm'>;
@@ -137,55 +132,6 @@ export interface WebGpuBackend extends Backend {
 
 const roundUp = (n: number, a: number): number => Math.ceil(n / a) * a;
 
-const BINDING = /@binding\((\d+)\)\s*var<(uniform|storage,\s*read_write|storage,\s*read)>/g;
-
-/**
- * The bind group layout a kernel declares (an explicit layout, since 'auto' drops bindings a
- * variant does not use, and every variant of a kernel is called with the same bindings).
- */
-function layoutEntries(code: string): GPUBindGroupLayoutEntry[] {
-  return Array.from(code.matchAll(BINDING), (m) => ({
-    binding: Number(m[1]),
-    visibility: 0x4, // GPUShaderStage.COMPUTE
-    // the parameters move through the arena from call to call: a dynamic offset lets one bind group serve them all
-    buffer: m[2] === 'uniform' ? { type: 'uniform', hasDynamicOffset: true } : { type: m[2]!.endsWith('read_write') ? 'storage' : 'read-only-storage' },
-  }));
-}
-
-/**
- * Bind groups by pipeline and buffers, built once and reused: decode binds the same weights, pooled
- * activations and arena chunks step after step, and creating a bind group costs more CPU than
- * recording the dispatch. Cleared when it grows past a bound (entries may name destroyed buffers).
- */
-class BindGroupCache {
-  private readonly ids = new WeakMap<GPUBuffer, number>();
-  private nextId = 0;
-  private readonly groups = new Map<string, GPUBindGroup>();
-  private readonly device: GPUDevice;
-  constructor(device: GPUDevice) {
-    this.device = device;
-  }
-
-  get(key: string, layout: GPUBindGroupLayout, uniform: Slot, buffers: GPUBufferBinding[]): GPUBindGroup {
-    let k = `${key}|${this.id(uniform.buffer)}:${uniform.size}`;
-    for (const b of buffers) k += `|${this.id(b.buffer)}:${b.offset ?? 0}:${b.size ?? -1}`;
-    let g = this.groups.get(k);
-    if (!g) {
-      if (this.groups.size >= 4096) this.groups.clear();
-      const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: uniform.buffer, offset: 0, size: uniform.size } }];
-      buffers.forEach((b, i) => entries.push({ binding: i + 1, resource: b }));
-      g = this.device.createBindGroup({ layout, entries, label: key });
-      this.groups.set(k, g);
-    }
-    return g;
-  }
-
-  private id(b: GPUBuffer): number {
-    let i = this.ids.get(b);
-    if (i === undefined) this.ids.set(b, (i = this.nextId++));
-    return i;
-  }
-}
 
 /**
  * Key splits for attention: 1 when there are enough (row, head) pairs to fill a GPU or the cache
@@ -232,7 +178,8 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
   // parameters of the kernels that patch other kernels' parameters (never the buffer they patch)
   const patchArena = new Arena(device);
   const staging = new StagingPool(device);
-  const pipelines = new Map<string, Pipeline>();
+  const pipelines = new PipelineCache(device);
+  const pipelineFor = (key: string, make: () => KernelSource): Pipeline => pipelines.get(key, make);
   const bindGroups = new BindGroupCache(device);
   const pool = new Map<number, GPUBuffer[]>();
   let pooledBytes = 0;
@@ -323,22 +270,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     releasedBeforeSubmit = [];
   }
 
-  function pipelineFor(key: string, make: () => KernelSource): Pipeline {
-    let p = pipelines.get(key);
-    if (!p) {
-      const src = make();
-      const module = device.createShaderModule({ code: src.code, label: key });
-      const layout = device.createBindGroupLayout({ entries: layoutEntries(src.code), label: key });
-      const pipeline = device.createComputePipeline({
-        layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-        compute: { module, entryPoint: 'main' },
-        label: key,
-      });
-      p = { pipeline, layout, params: src.params };
-      pipelines.set(key, p);
-    }
-    return p;
-  }
+
 
   /** Records one kernel; returns where its parameters live (null when the grid is empty and nothing ran). */
   function dispatch(key: string, make: () => KernelSource, buffers: GPUBufferBinding[], params: Record<string, number>, grid: [number, number, number]): Recorded | null {
