@@ -81,6 +81,25 @@ describe.each(['cpu', 'webgpu'])('Backend.route on %s', (backendName) => {
     }
   });
 
+  it('gives a row with a non-finite logit ids within the experts, and the other rows their routing', async () => {
+    for (const { p } of [CASES[0]!, CASES[4]!]) {
+      const rand = rng(3);
+      const logits = Float32Array.from({ length: 3 * p.numExperts }, () => rand() * 2 - 1);
+      logits[p.numExperts + 1] = NaN;
+      logits[2 * p.numExperts + 2] = Infinity;
+      const got = await run(backend(), logits, p, null);
+      const clean = logits.slice(0, p.numExperts);
+      const ref = p.router === 'softmax_topk' ? routeSoftmaxTopk(clean, p) : routeSigmoidGroupLimited(clean, null, p);
+      expectSame(got.subarray(0, 2 * p.topK), ref, backendName);
+      for (let t = 1; t < 3; t++) {
+        for (let j = 0; j < p.topK; j++) {
+          const id = got[t * 2 * p.topK + j]!;
+          expect(Number.isInteger(id) && id >= 0 && id < p.numExperts, `${backendName} row ${t}: id ${id}`).toBe(true);
+        }
+      }
+    }
+  });
+
   it('refuses a bias for softmax routing, groups that do not divide the experts, and a wrong output shape', () => {
     const b = backend();
     const l = b.act(2, 8);
