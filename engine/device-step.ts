@@ -5,7 +5,7 @@
  * record activation; the greedy token is taken on the device too. The step then reads back once:
  * the record (token, flags), every layer's routing, and the logits only when the caller samples.
  */
-import type { Act, Backend, ExpertSlabs } from '../kernels/index.ts';
+import { ROUTED_EXPERT_DTYPES, type Act, type Backend, type ExpertSlabs } from '../kernels/index.ts';
 import type { ModelConfig } from '../manifests/index.ts';
 import type { Routing } from '../router/index.ts';
 import type { ExpertProvider } from './experts.ts';
@@ -51,11 +51,13 @@ export class DeviceStep {
     this.k = cfg.moe.topK;
   }
 
-  /** A device step for this pass, or null when one is not possible (several tokens, a paging provider). */
+  /** A device step for this pass, or null when one is not possible (several tokens, a paging provider, an expert format it cannot pick). */
   static plan(backend: Backend, cfg: ModelConfig, layers: LayerWeights[], experts: ExpertProvider, rows: number, greedy: boolean, act: (rows: number, cols: number) => Act): DeviceStep | null {
     if (rows !== 1) return null;
     const slabs = layers.map((lw, l) => (lw.moe ? experts.slabs(l) : null));
     if (layers.some((lw, l) => lw.moe && !slabs[l])) return null;
+    const formats = slabs.flatMap((s) => (s ? [s.gate[0]!.dtype, s.up[0]!.dtype, s.down[0]!.dtype] : []));
+    if (!formats.every((d) => ROUTED_EXPERT_DTYPES.includes(d))) return null;
     const L = cfg.numLayers;
     return new DeviceStep(backend, cfg, slabs, greedy, act(1, 2 + L));
   }

@@ -60,6 +60,13 @@ export interface AttentionParams {
 /** The router fields of a model's MoE config (router/routing.ts defines the arithmetic). */
 export type RouteParams = Pick<MoeConfig, 'router' | 'numExperts' | 'topK' | 'normTopkProb' | 'nGroup' | 'topkGroup' | 'routedScalingFactor'>;
 
+/**
+ * Weight formats `Backend.routedExperts` can pick slots of: the GPU patches each slot's offsets
+ * (and, for block formats, its scales' offset), so a format with other parts must be added here
+ * and in that patch before its experts may be selected on the device.
+ */
+export const ROUTED_EXPERT_DTYPES: readonly WeightDtype[] = ['f32', 'f16', 'q8_0', 'q4_0'];
+
 /** The most experts a layer may have for `Backend.route` (the WGSL kernel keeps a token's scores in registers). */
 export const ROUTE_MAX_EXPERTS = 512;
 

@@ -1,5 +1,5 @@
 export type { Act, AttentionParams, Backend, BackendCounters, DeviceBytes, ExpertSlabs, RopeParams, RouteParams, Weight } from './backend.ts';
-export { combineCounters, ROUTE_MAX_EXPERTS, zeroCounters } from './backend.ts';
+export { combineCounters, ROUTE_MAX_EXPERTS, ROUTED_EXPERT_DTYPES, zeroCounters } from './backend.ts';
 export { KernelError, weightByteLength } from './layout.ts';
 export { createCpuBackend } from './cpu/backend.ts';
 export { createWebGpuBackend, defaultGemvShape, type WebGpuBackend } from './webgpu/backend.ts';

@@ -1,5 +1,5 @@
 /** Shape checks shared by every backend, so a misuse fails the same way whichever one runs. */
-import { ROUTE_MAX_EXPERTS, type Act, type AttentionParams, type ExpertSlabs, type RopeParams, type RouteParams, type Weight } from './backend.ts';
+import { ROUTE_MAX_EXPERTS, ROUTED_EXPERT_DTYPES, type Act, type AttentionParams, type ExpertSlabs, type RopeParams, type RouteParams, type Weight } from './backend.ts';
 import { KernelError } from './layout.ts';
 
 const shape = (a: { rows: number; cols: number }): string => `[${a.rows}, ${a.cols}]`;
@@ -151,6 +151,7 @@ export function checkRoutedExperts(x: Act, routing: Act, slabs: ExpertSlabs, out
   }
   for (const [kind, slots] of [['gate', slabs.gate], ['up', slabs.up], ['down', slabs.down]] as const) {
     const first = slots[0]!;
+    if (!ROUTED_EXPERT_DTYPES.includes(first.dtype)) throw new KernelError(`routedExperts: ${kind} slots are ${first.dtype}; experts can be picked on the device only in ${ROUTED_EXPERT_DTYPES.join(', ')}`);
     const stride = e > 1 ? slots[1]!.byteOffset - first.byteOffset : 0;
     // 256-byte slots keep every slot on the alignment the GEMV kernels pick their variant by
     if (first.byteOffset % 256 !== 0 || stride % 256 !== 0) {
