@@ -3,7 +3,7 @@ import type { Architecture, MlaConfig, ModelConfig, MoeConfig, RopeScaling } fro
 
 type Raw = Record<string, unknown>;
 
-const ARCHITECTURES: readonly Architecture[] = ['mixtral', 'qwen3_moe', 'deepseek_v3'];
+const ARCHITECTURES: readonly Architecture[] = ['mixtral', 'qwen3_moe', 'deepseek_v3', 'gpt_oss'];
 
 /** Reads fields of one config.json, each failure naming the file and the field. */
 class Fields {
@@ -75,7 +75,8 @@ export function normaliseConfig(raw: unknown, source: string): ModelConfig {
   const f = new Fields(raw as Raw, source);
   const act = (raw as Raw)['hidden_act'] ?? 'silu';
   if (act !== 'silu') throw new ConfigError(`${source}: unsupported hidden_act ${JSON.stringify(act)} (only silu)`);
-  if (f.bool('attention_bias', false)) throw new ConfigError(`${source}: attention_bias is not supported`);
+  // gpt-oss always has attention biases (GptOssConfig sets attention_bias = True whatever it is given)
+  if (architecture !== 'gpt_oss' && f.bool('attention_bias', false)) throw new ConfigError(`${source}: attention_bias is not supported`);
   const hiddenSize = f.int('hidden_size');
   const numHeads = f.int('num_attention_heads');
   const numLayers = f.int('num_hidden_layers');
@@ -99,7 +100,7 @@ export function normaliseConfig(raw: unknown, source: string): ModelConfig {
     intermediateSize: f.int('intermediate_size'),
   };
   const numExperts = f.has('num_local_experts') ? f.int('num_local_experts') : f.has('num_experts') ? f.int('num_experts') : f.int('n_routed_experts');
-  const topK = f.int('num_experts_per_tok');
+  const topK = architecture === 'gpt_oss' ? gptOssTopK(f, source) : f.int('num_experts_per_tok');
   if (topK > numExperts) throw new ConfigError(`${source}: num_experts_per_tok ${topK} exceeds the ${numExperts} experts`);
   const plainMoe = (expertIntermediateSize: number, normTopkProb: boolean, denseLayers: number[]): MoeConfig => ({
     router: 'softmax_topk',
@@ -169,7 +170,74 @@ export function normaliseConfig(raw: unknown, source: string): ModelConfig {
         mla: mlaOf(f, base.ropeScaling, qkNope, qkRope),
       };
     }
+    case 'gpt_oss':
+      return gptOssConfig(f, raw as Raw, base, plainMoe(base.intermediateSize, false, []), source);
   }
+}
+
+/** gpt-oss's hub config.json spells the expert count per token `experts_per_token` as well. */
+function gptOssTopK(f: Fields, source: string): number {
+  const a = f.has('num_experts_per_tok') ? f.int('num_experts_per_tok') : null;
+  const b = f.has('experts_per_token') ? f.int('experts_per_token') : null;
+  if (a !== null && b !== null && a !== b) throw new ConfigError(`${source}: num_experts_per_tok ${a} and experts_per_token ${b} disagree`);
+  const k = a ?? b;
+  if (k === null) throw new ConfigError(`${source}: missing "num_experts_per_tok" (or "experts_per_token")`);
+  return k;
+}
+
+/** transformers' GptOssExperts hard-codes these; a config asking for others would not be honoured. */
+const GPT_OSS_SWIGLU = { alpha: 1.702, limit: 7.0 };
+/** GptOssConfig's defaults where the file leaves a field out. */
+const GPT_OSS_DEFAULT_YARN: Raw = { rope_type: 'yarn', factor: 32.0, beta_fast: 32.0, beta_slow: 1.0, truncate: false, original_max_position_embeddings: 4096 };
+
+/**
+ * gpt-oss (GptOssConfig / modeling_gpt_oss): attention with q/k/v/o biases and per-head sinks,
+ * every layer MoE, router `top-k of (x·Wᵀ + b)` then softmax over the k, experts with biases and
+ * the clamped SwiGLU. `layer_types` alternates sliding and full attention unless the file says.
+ */
+function gptOssConfig(f: Fields, raw: Raw, base: Omit<ModelConfig, 'headDim' | 'qkNorm' | 'slidingWindow' | 'moe' | 'mla'>, moe: MoeConfig, source: string): ModelConfig {
+  if (f.has('attention_bias') && !f.bool('attention_bias', true)) {
+    throw new ConfigError(`${source}: attention_bias false is not what gpt_oss runs (transformers always uses attention biases)`);
+  }
+  const limit = f.num('swiglu_limit', GPT_OSS_SWIGLU.limit);
+  if (limit !== GPT_OSS_SWIGLU.limit) {
+    throw new ConfigError(`${source}: swiglu_limit ${limit} is not supported (transformers' GptOssExperts always clamps at ${GPT_OSS_SWIGLU.limit})`);
+  }
+  const numHeads = base.numHeads;
+  // GptOssConfig: head_dim defaults to 64 when absent, hidden_size / heads when given as null
+  const headDim = 'head_dim' in raw ? f.int('head_dim', base.hiddenSize / numHeads) : 64;
+  const layerTypes = gptOssLayerTypes(raw['layer_types'], base.numLayers, source);
+  const sliding = layerTypes.filter((t) => t === 'sliding_attention').length;
+  if (sliding > 0) {
+    throw new ConfigError(`${source}: layer_types has ${sliding} sliding_attention layers (sliding_window ${f.intOrNull('sliding_window')}); sliding-window attention is not supported for gpt_oss yet`);
+  }
+  const hasRope = f.has('rope_scaling') || f.has('rope_parameters');
+  const ropeScaling = hasRope ? base.ropeScaling : ropeScalingOf(new Fields({ rope_scaling: GPT_OSS_DEFAULT_YARN }, source), source);
+  if (ropeScaling) {
+    throw new ConfigError(`${source}: rope type "${ropeScaling.type}"${hasRope ? '' : ' (GptOssConfig\'s default when rope_scaling is absent)'} is not supported for gpt_oss yet`);
+  }
+  return {
+    ...base,
+    ropeTheta: f.has('rope_theta') || f.has('rope_parameters') ? base.ropeTheta : 150000,
+    rmsNormEps: f.num('rms_norm_eps', 1e-5),
+    ropeScaling,
+    headDim,
+    qkNorm: false,
+    slidingWindow: null,
+    moe: { ...moe, router: 'topk_softmax', expertBias: true, clampedSwiglu: { ...GPT_OSS_SWIGLU } },
+    mla: null,
+    attentionBias: true,
+    attentionSinks: true,
+  };
+}
+
+/** `layer_types` as given, or GptOssConfig's default: sliding for even layers, full for odd. */
+function gptOssLayerTypes(v: unknown, numLayers: number, source: string): string[] {
+  if (v === undefined || v === null) return range(numLayers).map((i) => ((i + 1) % 2 ? 'sliding_attention' : 'full_attention'));
+  if (!Array.isArray(v) || v.length !== numLayers || !v.every((t) => t === 'sliding_attention' || t === 'full_attention')) {
+    throw new ConfigError(`${source}: "layer_types" must list sliding_attention or full_attention for each of the ${numLayers} layers`);
+  }
+  return v as string[];
 }
 
 function range(n: number): number[] {

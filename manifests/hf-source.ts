@@ -1,4 +1,5 @@
 import { CheckpointError } from './errors.ts';
+import { gptOssExpert, type ExpertPart } from './gpt-oss-source.ts';
 import type { TensorSpec } from './layout.ts';
 import { matrixDims } from './quant.ts';
 import type { Checkpoint, SafetensorsTensor } from './safetensors.ts';
@@ -55,8 +56,13 @@ export function sourceOf(ckpt: Checkpoint, arch: Architecture, spec: TensorSpec,
   else if (rest === 'ffn_norm') names = [`${L}.post_attention_layernorm.weight`];
   else if ((mm = rest.match(/^attn\.(\w+)$/)) && ATTN[mm[1]!]) names = [`${L}.self_attn.${ATTN[mm[1]!]}.weight`];
   else if ((mm = rest.match(/^mlp\.(gate|up|down)$/))) names = [`${L}.mlp.${mm[1]}_proj.weight`];
-  else if (rest === 'moe.router') names = moePrefixes.map((p) => `${p}.gate.weight`);
-  else if (rest === 'moe.router_bias') names = [`${L}.mlp.gate.e_score_correction_bias`];
+  else if ((mm = rest.match(/^attn\.(q|k|v|o)_bias$/))) names = [`${L}.self_attn.${ATTN[mm[1]!]}.bias`];
+  else if (rest === 'attn.sinks') names = [`${L}.self_attn.sinks`];
+  else if (rest === 'moe.router') names = arch === 'gpt_oss' ? [`${L}.mlp.router.weight`] : moePrefixes.map((p) => `${p}.gate.weight`);
+  else if (rest === 'moe.router_bias') names = [arch === 'gpt_oss' ? `${L}.mlp.router.bias` : `${L}.mlp.gate.e_score_correction_bias`];
+  else if (arch === 'gpt_oss' && (mm = rest.match(/^moe\.experts\.(\d+)\.(gate|up|down)(_bias)?$/))) {
+    return gptOssExpert(ckpt, `${L}.mlp`, Number(mm[1]), mm[2] as ExpertPart, mm[3] !== undefined, rows, cols, ckptName, spec.name);
+  }
   else if ((mm = rest.match(/^moe\.shared\.(gate|up|down)$/))) names = [`${L}.mlp.shared_experts.${mm[1]}_proj.weight`];
   else if ((mm = rest.match(/^moe\.experts\.(\d+)\.(gate|up|down)$/))) {
     const e = Number(mm[1]);
@@ -87,8 +93,11 @@ function fusedExpert(ckpt: Checkpoint, prefixes: string[], e: number, part: 'gat
   return null;
 }
 
-/** Expert e of an input-major fused tensor [E, in, out]: reads the expert's slice once, serves rows of its transpose. */
-function transposedSlice(ckpt: Checkpoint, t: SafetensorsTensor, e: number, inDim: number, outDim: number, colStart: number, rows: number): RowSource {
+/**
+ * Expert e of an input-major fused tensor [E, in, out]: reads the expert's slice once, serves rows
+ * of its transpose. Row r is column colStart + r · colStep of the slice.
+ */
+export function transposedSlice(ckpt: Checkpoint, t: SafetensorsTensor, e: number, inDim: number, outDim: number, colStart: number, rows: number, colStep = 1): RowSource {
   let slice: Promise<Float32Array> | null = null;
   return {
     rows,
@@ -98,7 +107,7 @@ function transposedSlice(ckpt: Checkpoint, t: SafetensorsTensor, e: number, inDi
       const src = await slice;
       const out = new Float32Array(count * inDim);
       for (let r = 0; r < count; r++) {
-        const c = colStart + first + r;
+        const c = colStart + (first + r) * colStep;
         for (let i = 0; i < inDim; i++) out[r * inDim + i] = src[i * outDim + c]!;
       }
       return out;

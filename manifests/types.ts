@@ -33,7 +33,7 @@ export type WeightDtype = 'f32' | 'f16' | 'q8_0' | 'q4_0';
 export const TENSOR_ALIGN = 256;
 export const QUANT_BLOCK = 32;
 
-export type Architecture = 'mixtral' | 'qwen3_moe' | 'deepseek_v3';
+export type Architecture = 'mixtral' | 'qwen3_moe' | 'deepseek_v3' | 'gpt_oss';
 
 /** Everything a forward pass needs, normalised across architectures. */
 export interface ModelConfig {
@@ -64,6 +64,13 @@ export interface ModelConfig {
   moe: MoeConfig;
   /** Multi-head latent attention (DeepSeek-V3); null for standard attention. */
   mla: MlaConfig | null;
+  /**
+   * gpt-oss: q/k/v/o carry biases (`layers.{l}.attn.{q,k,v,o}_bias`). Set only where true, so the
+   * manifests of other architectures stay byte-identical.
+   */
+  attentionBias?: boolean;
+  /** gpt-oss: a learned logit per head (`layers.{l}.attn.sinks`) joins every softmax denominator. */
+  attentionSinks?: boolean;
 }
 
 /** RoPE frequency scaling as the HF config states it (only the fields YaRN needs are normalised). */
@@ -77,7 +84,11 @@ export interface RopeScaling {
   mscaleAllDim: number | null;
 }
 
-export type RouterKind = 'softmax_topk' | 'sigmoid_group_limited';
+/**
+ * softmax_topk: softmax over all experts, then top-k (Mixtral, Qwen3-MoE); sigmoid_group_limited:
+ * DeepSeek-V3; topk_softmax: top-k of the (biased) logits, softmax over the chosen k (gpt-oss).
+ */
+export type RouterKind = 'softmax_topk' | 'sigmoid_group_limited' | 'topk_softmax';
 
 export interface MoeConfig {
   router: RouterKind;
@@ -94,6 +105,13 @@ export interface MoeConfig {
   nGroup: number;
   topkGroup: number;
   routedScalingFactor: number;
+  /** gpt-oss: every routed expert carries biases (`.gate_bias`, `.up_bias`, `.down_bias`). Absent means none. */
+  expertBias?: boolean;
+  /**
+   * gpt-oss's clamped SwiGLU: gate = min(gate, limit), up = clamp(up, ±limit),
+   * act = (up + 1) · gate · σ(alpha · gate). Absent means silu(gate) · up.
+   */
+  clampedSwiglu?: { alpha: number; limit: number };
 }
 
 export interface MlaConfig {
@@ -114,8 +132,11 @@ export interface MlaConfig {
  *   layers.{l}.attn.{q_norm,k_norm}        Qwen3 per-head norms
  *   layers.{l}.attn.{q_a,q_a_norm,q_b,kv_a,kv_a_norm,kv_b}   MLA (q: when q_lora_rank is null)
  *   layers.{l}.mlp.{gate,up,down}          dense MLP
- *   layers.{l}.moe.router, layers.{l}.moe.router_bias       (router_bias = e_score_correction_bias)
+ *   layers.{l}.attn.{q,k,v,o}_bias, layers.{l}.attn.sinks   gpt-oss attention biases and sink logits
+ *   layers.{l}.moe.router, layers.{l}.moe.router_bias       (router_bias: DeepSeek's e_score_correction_bias,
+ *                                                            gpt-oss's router Linear bias; routing says how it applies)
  *   layers.{l}.moe.experts.{e}.{gate,up,down}
+ *   layers.{l}.moe.experts.{e}.{gate,up,down}_bias           gpt-oss expert biases (in the expert's shard)
  *   layers.{l}.moe.shared.{gate,up,down}
  */
 export interface TensorEntry {
