@@ -55,6 +55,11 @@ export interface AttentionParams {
   scale: number;
   /** Column in the v cache where kv head 0's values begin (MLA reads values from the latent part of the k cache). */
   vColOffset?: number;
+  /**
+   * Attention sinks (gpt-oss): an f32 vector [1, heads] of logits, one per query head, that join
+   * each softmax denominator unscaled and attend to nothing: p_t = e^(s_t) / (Σ e^(s_u) + e^(sink)).
+   */
+  sinks?: Weight;
 }
 
 export interface Backend {
@@ -93,6 +98,13 @@ export interface Backend {
   rope(x: Act, p: RopeParams): void;
   /** out = silu(gate) * up, elementwise. */
   swiglu(gate: Act, up: Act, out: Act): void;
+  /**
+   * gpt-oss's clamped SwiGLU, elementwise: g = min(gate, limit), u = clamp(up, -limit, limit),
+   * out = (u + 1) · g · sigmoid(alpha · g).
+   */
+  swigluClamped(gate: Act, up: Act, out: Act, alpha: number, limit: number): void;
+  /** out[r, :] = x[r, :] + bias, bias an f32 vector (rows = 1, cols = x.cols); out may alias x. */
+  addBias(x: Act, bias: Weight, out: Act): void;
   /** out = a + b, elementwise (out may alias a). */
   add(a: Act, b: Act, out: Act): void;
   /** dst[dstRow + i, dstCol + j] = src[srcRow + i, srcCol + j] for i < rows, j < cols. */

@@ -16,7 +16,7 @@ export const ATTN_WG = 64;
  * covers keys [s·chunk, (s+1)·chunk) and writes its partial (m, l, acc[dv]) to `o` (stride dv + 2);
  * attentionCombineSource merges the splits. Without it, decode would run one workgroup per head.
  */
-export function attentionSource(dk: number, dv: number, vec4K: boolean, split = false): KernelSource {
+export function attentionSource(dk: number, dv: number, vec4K: boolean, split = false, sinks = false): KernelSource {
   const params = [
     ['splits', 'u32'],
     ['chunk', 'u32'],
@@ -30,6 +30,7 @@ export function attentionSource(dk: number, dv: number, vec4K: boolean, split = 
     ['vOff', 'u32'],
     ['outStride', 'u32'],
     ['scale', 'f32'],
+    ['sinkOff', 'u32'],
   ] as const;
   const NV = Math.ceil(dv / ATTN_WG);
   const WG = ATTN_WG;
@@ -49,7 +50,7 @@ export function attentionSource(dk: number, dv: number, vec4K: boolean, split = 
 @group(0) @binding(2) var<storage, read> q: array<f32>;
 ${kDecl}
 @group(0) @binding(4) var<storage, read> v: array<f32>;
-const DK = ${dk}u;
+${sinks ? '@group(0) @binding(5) var<storage, read> sinks: array<u32>;\n' : ''}const DK = ${dk}u;
 const DV = ${dv}u;
 const WG = ${WG}u;
 var<workgroup> qs: array<f32, ${dk}>;
@@ -68,6 +69,16 @@ fn main(${LINEAR_ENTRY_ARGS}) {
   let n = min(p.startPos + i + 1u, (sp + 1u) * p.chunk);
   var mRun = -3.0e38;
   var l = 0.0;
+${
+    sinks
+      ? `  // the head's sink is one more logit with a zero value vector; split 0 alone counts it, so the
+  // combine step sees it exactly once
+  if (sp == 0u) {
+    mRun = bitcast<f32>(sinks[p.sinkOff + h]);
+    l = 1.0;
+  }`
+      : ''
+  }
   var acc: array<f32, ${NV}>;
   for (var t0 = sp * p.chunk; t0 < n; t0 += WG) {
     let t = t0 + li;
