@@ -48,7 +48,7 @@ describe('CPU reference', () => {
         for (let c = 0; c < 2; c++) want.push(logits.reduce((s, l, t) => s + (Math.exp(l) / den) * v[t * 2 + c]!, 0));
       }
     }
-    expect(maxAbsDiff(await cpu.read(out), want)).toBeLessThan(1e-6);
+    expect(maxAbsDiff(await cpu.read(out), Float32Array.from(want))).toBeLessThan(1e-6);
   });
 
   it('clamped SwiGLU clamps gate above only, up on both sides, and adds 1 to up', async () => {
@@ -62,7 +62,7 @@ describe('CPU reference', () => {
       return (u + 1) * g * (1 / (1 + Math.exp(-1.702 * g)));
     });
     // f32 rounding of outputs up to 56; gate -9 (not clamped from below) is 2.7e-4 away from gate -7's value
-    expect(maxAbsDiff(await cpu.read(out), want)).toBeLessThan(1e-6 * maxAbs(want));
+    expect(maxAbsDiff(await cpu.read(out), Float32Array.from(want))).toBeLessThan(1e-6 * maxAbs(Float32Array.from(want)));
   });
 
   it('addBias adds the vector to every row; a bias of the wrong width or dtype is refused', async () => {
