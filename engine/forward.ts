@@ -140,6 +140,11 @@ export class Transformer {
     backend.matmul(x, a.q, q);
     backend.matmul(x, a.k, k);
     backend.matmul(x, a.v, v);
+    if (a.bias) {
+      backend.addBias(q, a.bias.q, q);
+      backend.addBias(k, a.bias.k, k);
+      backend.addBias(v, a.bias.v, v);
+    }
     let qr = q;
     let kr = k;
     if (a.qNorm && a.kNorm) {
@@ -155,10 +160,11 @@ export class Transformer {
     backend.copy(v, 0, 0, cache.values[l]!, start, 0, m, v.cols);
     const ctx = s.act(m, cfg.numHeads * hd);
     backend.attention(qr, cache.keys[l]!, cache.values[l]!, ctx, {
-      heads: cfg.numHeads, kvHeads: cfg.numKvHeads, dk: hd, dv: hd, startPos: start, scale: 1 / Math.sqrt(hd),
+      heads: cfg.numHeads, kvHeads: cfg.numKvHeads, dk: hd, dv: hd, startPos: start, scale: 1 / Math.sqrt(hd), ...(a.sinks ? { sinks: a.sinks } : {}),
     });
     const out = s.act(m, cfg.hiddenSize);
     backend.matmul(ctx, a.o, out);
+    if (a.bias) backend.addBias(out, a.bias.o, out);
     return out;
   }
 
@@ -221,15 +227,29 @@ export class Transformer {
     return out;
   }
 
-  private mlp(w: MlpWeights, x: Act, out: Act, intermediate: number, s: Scratch, accumulate = false): void {
+  /** A gated MLP: silu(gate) · up, or gpt-oss's clamped SwiGLU for `clamped`; biases where the weights have them. */
+  private mlp(w: MlpWeights, x: Act, out: Act, intermediate: number, s: Scratch, accumulate = false, clamped?: { alpha: number; limit: number }): void {
     const { backend } = this;
     const g = s.act(x.rows, intermediate);
     const u = s.act(x.rows, intermediate);
     const a = s.act(x.rows, intermediate);
     backend.matmul(x, w.gate, g);
     backend.matmul(x, w.up, u);
-    backend.swiglu(g, u, a);
-    backend.matmul(a, w.down, out, accumulate);
+    if (w.bias) {
+      backend.addBias(g, w.bias.gate, g);
+      backend.addBias(u, w.bias.up, u);
+    }
+    if (clamped) backend.swigluClamped(g, u, a, clamped.alpha, clamped.limit);
+    else backend.swiglu(g, u, a);
+    if (!w.bias) {
+      backend.matmul(a, w.down, out, accumulate);
+      return;
+    }
+    // the bias belongs to this MLP's output alone, not to what `out` already holds
+    const y = accumulate ? s.act(x.rows, out.cols) : out;
+    backend.matmul(a, w.down, y);
+    backend.addBias(y, w.bias.down, y);
+    if (accumulate) backend.add(out, y, out);
   }
 
   /**
@@ -276,7 +296,7 @@ export class Transformer {
           backend.gather(x, rows, xe);
         }
         const y = s.act(n, cfg.hiddenSize);
-        this.mlp(weights[j]!, xe, y, inter, s);
+        this.mlp(weights[j]!, xe, y, inter, s, false, cfg.moe.clampedSwiglu);
         backend.scatterAdd(y, rows, d.scales.slice(from, from + n), out);
       }
     }
