@@ -11,7 +11,7 @@ import { createCpuBackend, createWebGpuBackend, type Backend } from '../../kerne
 import { dequantize, tensorByName } from '../../manifests/index.ts';
 import { readShardFile } from '../../manifests/node.ts';
 import { route } from '../../router/index.ts';
-import { convertFixture, hfMoeDir, HF_MOE, maxAbsDiff, readGolden, type HfMoeGolden } from './fixtures.ts';
+import { convertFixture, hfMoeDir, hfMoeExtDir, HF_MOE, HF_MOE_EXT, maxAbsDiff, readGolden, type HfMoeGolden } from './fixtures.ts';
 
 const TOLERANCE = 1e-3;
 const BACKENDS: Record<string, () => Promise<Backend>> = {
@@ -19,17 +19,18 @@ const BACKENDS: Record<string, () => Promise<Backend>> = {
   webgpu: () => createWebGpuBackend(),
 };
 
+const SOURCES = new Map<string, string>([...HF_MOE.map((n) => [n, hfMoeDir(n)] as const), ...HF_MOE_EXT.map((n) => [n, hfMoeExtDir(n)] as const)]);
 const converted = new Map<string, { dir: string; cleanup: () => void }>();
 beforeAll(async () => {
-  for (const name of HF_MOE) converted.set(name, await convertFixture(hfMoeDir(name), 'f32'));
+  for (const [name, dir] of SOURCES) converted.set(name, await convertFixture(dir, 'f32'));
 });
 afterAll(() => {
   for (const c of converted.values()) c.cleanup();
 });
 
 describe.each(Object.keys(BACKENDS))('%s backend', (backendName) => {
-  describe.each(HF_MOE)('%s at f32', (name) => {
-    const golden = readGolden<HfMoeGolden>(hfMoeDir(name));
+  describe.each([...SOURCES.keys()])('%s at f32', (name) => {
+    const golden = readGolden<HfMoeGolden>(SOURCES.get(name)!);
     let engine: Engine;
     let ids: number[];
     let prefill: Float32Array[];
@@ -66,7 +67,8 @@ describe.each(Object.keys(BACKENDS))('%s backend', (backendName) => {
       expect(layers.length).toBeGreaterThan(0);
       for (const [module, gate] of layers) {
         const layer = Number(/layers\.(\d+)\./.exec(module)![1]);
-        const biasEntry = tensors.get(`layers.${layer}.moe.router_bias`);
+        // gpt-oss's recorded router logits already include its router bias
+        const biasEntry = engine.config.moe.router === 'topk_softmax' ? undefined : tensors.get(`layers.${layer}.moe.router_bias`);
         const bias = biasEntry
           ? dequantize(biasEntry, (await readShardFile(dir, engine.manifest.shards[biasEntry.shard]!.hash)).subarray(biasEntry.offset, biasEntry.offset + biasEntry.length))
           : null;
