@@ -211,7 +211,8 @@ function gptOssConfig(f: Fields, raw: Raw, base: Omit<ModelConfig, 'headDim' | '
   if (sliding > 0) {
     throw new ConfigError(`${source}: layer_types has ${sliding} sliding_attention layers (sliding_window ${f.intOrNull('sliding_window')}); sliding-window attention is not supported for gpt_oss yet`);
   }
-  const hasRope = f.has('rope_scaling') || f.has('rope_parameters');
+  // an explicit null rope_scaling is GptOssConfig(rope_scaling=None): plain RoPE; absent means its YaRN default
+  const hasRope = 'rope_scaling' in raw || 'rope_parameters' in raw;
   const ropeScaling = hasRope ? base.ropeScaling : ropeScalingOf(new Fields({ rope_scaling: GPT_OSS_DEFAULT_YARN }, source), source);
   if (ropeScaling) {
     throw new ConfigError(`${source}: rope type "${ropeScaling.type}"${hasRope ? '' : ' (GptOssConfig\'s default when rope_scaling is absent)'} is not supported for gpt_oss yet`);
