@@ -1,6 +1,6 @@
 /** gpt-oss routing (GptOssTopKRouter): top-k of logits + bias, softmax over the chosen k. */
 import { describe, expect, it } from 'vitest';
-import { RouterError, route, routeTopkSoftmax } from '../../../router/index.ts';
+import { Prefetcher, RouterError, expertsUsed, route, routeTopkSoftmax } from '../../../router/index.ts';
 import { gaussian, moe, rng } from './helpers.ts';
 
 const f32 = Math.fround;
@@ -48,5 +48,20 @@ describe('topk_softmax routing', () => {
   it('refuses a bias of the wrong length and non-finite logits', () => {
     expect(() => route(new Float32Array(6), cfg, new Float32Array(5))).toThrow(RouterError);
     expect(() => route(Float32Array.from([0, NaN, 0, 0, 0, 0]), cfg, null)).toThrow(/expert 1 is NaN/);
+  });
+
+  it('the prefetcher predicts with the router bias added, as the engine routes', () => {
+    const H = 8;
+    const g = gaussian(rng(9));
+    const weight = Float32Array.from({ length: 6 * H }, () => g() * 0.1);
+    // a bias that dominates the small logits: the chosen experts are the bias's top-3
+    const bias = Float32Array.from([0, 5, 0, 4, 0, 3]);
+    const p = new Prefetcher({ moe: cfg, hiddenSize: H, numLayers: 2, gate: () => ({ weight, bias }), hashesOf: (l, e) => [`${l}/${e}`], target: { prefetch: () => {} }, statsWeight: 0, width: 3 });
+    const h = Float32Array.from({ length: H }, () => g());
+    const logits = new Float32Array(6);
+    for (let j = 0; j < 6; j++) for (let i = 0; i < H; i++) logits[j] += weight[j * H + i]! * h[i]!;
+    const routed = expertsUsed(route(logits, cfg, bias));
+    expect([...routed].sort()).toEqual([1, 3, 5]);
+    expect([...p.predict(0, h).get(1)!].sort()).toEqual([1, 3, 5]);
   });
 });
