@@ -639,10 +639,15 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
       const gv = asAct(vc);
       const vec4K = p.dk % 4 === 0 && k.cols % 4 === 0;
       const pairs = q.rows * p.heads;
-      const maxKeys = p.startPos + q.rows;
-      const splits = attentionSplits(pairs, maxKeys);
-      const chunk = roundUp(Math.ceil(maxKeys / splits), ATTN_WG);
-      const params = { M: q.rows, heads: p.heads, group: p.heads / p.kvHeads, startPos: p.startPos, qStride: q.cols, kStride: k.cols, vStride: vc.cols, vOff: p.vColOffset ?? 0, outStride: out.cols, scale: p.scale, splits, chunk };
+      // with a window, no query of this call sees a position before kBase
+      const kBase = p.window === undefined ? 0 : Math.max(0, p.startPos - p.window + 1);
+      const span = p.startPos + q.rows - kBase;
+      const splits = attentionSplits(pairs, span);
+      const chunk = roundUp(Math.ceil(span / splits), ATTN_WG);
+      const params = {
+        M: q.rows, heads: p.heads, group: p.heads / p.kvHeads, startPos: p.startPos, qStride: q.cols, kStride: k.cols, vStride: vc.cols,
+        vOff: p.vColOffset ?? 0, outStride: out.cols, window: p.window ?? 0, rows: p.cacheRows ?? k.rows, kBase, scale: p.scale, splits, chunk,
+      };
       withDistinctOut(asAct(out), [gq, gk, gv], false, (o) => {
         if (splits === 1) {
           dispatch(`attention:${p.dk}:${p.dv}:${vec4K}`, () => attentionSource(p.dk, p.dv, vec4K), [whole(o), whole(gq), whole(gk), whole(gv)], params, linearGrid(pairs));
