@@ -202,10 +202,9 @@ function ropeOf(f: Fields, source: string, arch: Architecture, maxPositionEmbedd
   const dict = scaling && Object.keys(scaling).length > 0 ? scaling : f.object('rope_parameters') ?? {};
   const key = scaling && Object.keys(scaling).length > 0 ? 'rope_scaling' : 'rope_parameters';
   const where = `${source} (${key})`;
-  const layerTypes = f.strings('layer_types');
-  if (layerTypes && Object.keys(dict).length > 0 && Object.keys(dict).every((k) => layerTypes.includes(k))) {
-    throw new ConfigError(`${where}: RoPE parameters per layer type (${Object.keys(dict).join(', ')}) are not supported`);
-  }
+  // nested dictionaries are per-layer-type parameters (Gemma 3 style)
+  const nested = Object.keys(dict).filter((k) => typeof dict[k] === 'object' && dict[k] !== null && !Array.isArray(dict[k]));
+  if (nested.length > 0) throw new ConfigError(`${where}: RoPE parameters per layer type (${nested.join(', ')}) are not supported`);
   const d = new Fields(dict, where);
   const theta = d.has('rope_theta') ? d.num('rope_theta') : f.num('rope_theta', DEFAULT_THETA[arch]);
   for (const [fields, name] of [[d, key], [f, 'the config']] as const) {
