@@ -50,9 +50,19 @@ export interface AttentionParams {
   /** q/k head width and v head width. */
   dk: number;
   dv: number;
-  /** Query row i sits at position startPos + i and sees cache rows 0..startPos+i (causal). */
+  /** Query row i sits at position startPos + i and sees positions 0..startPos+i (causal). */
   startPos: number;
   scale: number;
+  /**
+   * Sliding window: query position p sees only positions p - window + 1 .. p (itself and the
+   * window - 1 before it, as transformers masks `kv_idx > q_idx - sliding_window`). Absent: all.
+   */
+  window?: number;
+  /**
+   * The caches are ring buffers: position t sits in row t % cacheRows. At least window - 1 + M
+   * rows, so no row a query needs was overwritten by this call's keys. Absent: row t.
+   */
+  cacheRows?: number;
   /** Column in the v cache where kv head 0's values begin (MLA reads values from the latent part of the k cache). */
   vColOffset?: number;
   /**

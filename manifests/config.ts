@@ -1,5 +1,6 @@
 import { ConfigError } from './errors.ts';
-import type { Architecture, MlaConfig, ModelConfig, MoeConfig, RopeScaling } from './types.ts';
+import { yarnMscale } from './rope.ts';
+import { ROPE_TYPES, type Architecture, type LayerType, type MlaConfig, type ModelConfig, type MoeConfig, type RopeScaling } from './types.ts';
 
 type Raw = Record<string, unknown>;
 
@@ -23,6 +24,12 @@ class Fields {
       throw new ConfigError(`${this.source}: missing "${key}"`);
     }
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new ConfigError(`${this.source}: "${key}" must be a non-negative integer, got ${JSON.stringify(v)}`);
+    return v;
+  }
+  /** A positive integer (a window or a length of 0 would mean nothing can be attended to). */
+  positive(key: string): number {
+    const v = this.int(key);
+    if (v === 0) throw new ConfigError(`${this.source}: "${key}" must be positive, got 0`);
     return v;
   }
   intOrNull(key: string): number | null {
@@ -49,6 +56,12 @@ class Fields {
     if (typeof v === 'number') return [this.int(key)];
     if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && x >= 0)) throw new ConfigError(`${this.source}: "${key}" must be a list of integers`);
     return v as number[];
+  }
+  strings(key: string): string[] | null {
+    const v = this.raw[key];
+    if (v === undefined || v === null) return null;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new ConfigError(`${this.source}: "${key}" must be a list of strings`);
+    return v as string[];
   }
   object(key: string): Raw | null {
     const v = this.raw[key];
@@ -80,8 +93,8 @@ export function normaliseConfig(raw: unknown, source: string): ModelConfig {
   const hiddenSize = f.int('hidden_size');
   const numHeads = f.int('num_attention_heads');
   const numLayers = f.int('num_hidden_layers');
-  const ropeParams = f.object('rope_parameters');
-  const ropeTheta = ropeParams && typeof ropeParams['rope_theta'] === 'number' ? ropeParams['rope_theta'] : f.num('rope_theta', 10000);
+  const maxPositionEmbeddings = f.int('max_position_embeddings');
+  const rope = ropeOf(f, source, architecture, maxPositionEmbeddings);
   const base = {
     architecture,
     vocabSize: f.int('vocab_size'),
@@ -90,10 +103,10 @@ export function normaliseConfig(raw: unknown, source: string): ModelConfig {
     numHeads,
     numKvHeads: f.int('num_key_value_heads', numHeads),
     rmsNormEps: f.num('rms_norm_eps', 1e-6),
-    ropeTheta,
+    ropeTheta: rope.theta,
     ropeInterleaved: false,
-    ropeScaling: ropeScalingOf(f, source),
-    maxPositionEmbeddings: f.int('max_position_embeddings'),
+    ropeScaling: rope.scaling,
+    maxPositionEmbeddings,
     tieWordEmbeddings: f.bool('tie_word_embeddings', false),
     bosTokenId: f.intOrNull('bos_token_id'),
     eosTokenIds: f.intList('eos_token_id'),
@@ -121,7 +134,7 @@ export function normaliseConfig(raw: unknown, source: string): ModelConfig {
         ...base,
         headDim: f.int('head_dim', hiddenSize / numHeads),
         qkNorm: false,
-        slidingWindow: f.intOrNull('sliding_window'),
+        ...uniformWindow(f, source, architecture, numLayers, f.has('sliding_window') ? f.positive('sliding_window') : null),
         moe: plainMoe(base.intermediateSize, true, []),
         mla: null,
       };
@@ -134,7 +147,7 @@ export function normaliseConfig(raw: unknown, source: string): ModelConfig {
         ...base,
         headDim: f.int('head_dim', hiddenSize / numHeads),
         qkNorm: true,
-        slidingWindow: f.bool('use_sliding_window', false) ? f.intOrNull('sliding_window') : null,
+        ...uniformWindow(f, source, architecture, numLayers, f.bool('use_sliding_window', false) && f.has('sliding_window') ? f.positive('sliding_window') : null),
         moe: plainMoe(f.int('moe_intermediate_size'), f.bool('norm_topk_prob', false), dense),
         mla: null,
       };
@@ -153,7 +166,7 @@ export function normaliseConfig(raw: unknown, source: string): ModelConfig {
         headDim: qkNope + qkRope,
         ropeInterleaved: f.bool('rope_interleave', true),
         qkNorm: false,
-        slidingWindow: null,
+        ...noWindow(f, source, architecture),
         moe: {
           router: 'sigmoid_group_limited',
           numExperts,
@@ -193,7 +206,7 @@ const GPT_OSS_DEFAULT_YARN: Raw = { rope_type: 'yarn', factor: 32.0, beta_fast: 
 /**
  * gpt-oss (GptOssConfig / modeling_gpt_oss): attention with q/k/v/o biases and per-head sinks,
  * every layer MoE, router `top-k of (x·Wᵀ + b)` then softmax over the k, experts with biases and
- * the clamped SwiGLU. `layer_types` alternates sliding and full attention unless the file says.
+ * the clamped SwiGLU; YaRN and alternating sliding/full layers by default.
  */
 function gptOssConfig(f: Fields, raw: Raw, base: Omit<ModelConfig, 'headDim' | 'qkNorm' | 'slidingWindow' | 'moe' | 'mla'>, moe: MoeConfig, source: string): ModelConfig {
   if (f.has('attention_bias') && !f.bool('attention_bias', true)) {
@@ -206,25 +219,19 @@ function gptOssConfig(f: Fields, raw: Raw, base: Omit<ModelConfig, 'headDim' | '
   const numHeads = base.numHeads;
   // GptOssConfig: head_dim defaults to 64 when absent, hidden_size / heads when given as null
   const headDim = 'head_dim' in raw ? f.int('head_dim', base.hiddenSize / numHeads) : 64;
-  const layerTypes = gptOssLayerTypes(raw['layer_types'], base.numLayers, source);
-  const sliding = layerTypes.filter((t) => t === 'sliding_attention').length;
-  if (sliding > 0) {
-    throw new ConfigError(`${source}: layer_types has ${sliding} sliding_attention layers (sliding_window ${f.intOrNull('sliding_window')}); sliding-window attention is not supported for gpt_oss yet`);
-  }
+  // GptOssConfig: layer_types alternates sliding and full attention unless given; sliding_window defaults to 128
+  const layerTypes = raw['layer_types'] ?? range(base.numLayers).map((i) => ((i + 1) % 2 ? 'sliding_attention' : 'full_attention'));
+  const window = f.has('sliding_window') ? f.positive('sliding_window') : 128;
   // an explicit null rope_scaling is GptOssConfig(rope_scaling=None): plain RoPE; absent means its YaRN default
   const hasRope = 'rope_scaling' in raw || 'rope_parameters' in raw;
-  const ropeScaling = hasRope ? base.ropeScaling : ropeScalingOf(new Fields({ rope_scaling: GPT_OSS_DEFAULT_YARN }, source), source);
-  if (ropeScaling) {
-    throw new ConfigError(`${source}: rope type "${ropeScaling.type}"${hasRope ? '' : ' (GptOssConfig\'s default when rope_scaling is absent)'} is not supported for gpt_oss yet`);
-  }
+  const rope = hasRope ? { scaling: base.ropeScaling } : ropeOf(new Fields({ ...raw, rope_scaling: GPT_OSS_DEFAULT_YARN }, source), source, 'gpt_oss', base.maxPositionEmbeddings);
   return {
     ...base,
-    ropeTheta: f.has('rope_theta') || f.has('rope_parameters') ? base.ropeTheta : 150000,
     rmsNormEps: f.num('rms_norm_eps', 1e-5),
-    ropeScaling,
+    ropeScaling: rope.scaling,
     headDim,
     qkNorm: false,
-    slidingWindow: null,
+    ...perLayerWindow({ ...raw, layer_types: layerTypes }, source, base.numLayers, window),
     moe: { ...moe, router: 'topk_softmax', expertBias: true, clampedSwiglu: { ...GPT_OSS_SWIGLU } },
     mla: null,
     attentionBias: true,
@@ -232,40 +239,115 @@ function gptOssConfig(f: Fields, raw: Raw, base: Omit<ModelConfig, 'headDim' | '
   };
 }
 
-/** `layer_types` as given, or GptOssConfig's default: sliding for even layers, full for odd. */
-function gptOssLayerTypes(v: unknown, numLayers: number, source: string): string[] {
-  if (v === undefined || v === null) return range(numLayers).map((i) => ((i + 1) % 2 ? 'sliding_attention' : 'full_attention'));
-  if (!Array.isArray(v) || v.length !== numLayers || !v.every((t) => t === 'sliding_attention' || t === 'full_attention')) {
-    throw new ConfigError(`${source}: "layer_types" must list sliding_attention or full_attention for each of the ${numLayers} layers`);
-  }
-  return v as string[];
-}
-
 function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
 }
 
-function ropeScalingOf(f: Fields, source: string): RopeScaling | null {
-  const s = f.object('rope_scaling') ?? f.object('rope_parameters');
-  if (!s) return null;
-  const type = s['rope_type'] ?? s['type'] ?? 'default';
-  if (typeof type !== 'string') throw new ConfigError(`${source}: rope type must be a string`);
-  if (type === 'default') return null;
-  const sub = new Fields(s, `${source} (rope scaling)`);
-  return {
-    type,
-    factor: sub.num('factor', 1),
-    originalMaxPositionEmbeddings: sub.intOrNull('original_max_position_embeddings'),
-    betaFast: sub.has('beta_fast') ? sub.num('beta_fast') : null,
-    betaSlow: sub.has('beta_slow') ? sub.num('beta_slow') : null,
-    mscale: sub.has('mscale') ? sub.num('mscale') : null,
-    mscaleAllDim: sub.has('mscale_all_dim') ? sub.num('mscale_all_dim') : null,
-  };
+/** rope_theta when a config states none: the architecture's `default_theta` in transformers 5. */
+const DEFAULT_THETA: Record<Architecture, number> = { mixtral: 1e6, qwen3_moe: 1e4, deepseek_v3: 1e4, gpt_oss: 150000 };
+
+/**
+ * The RoPE dictionary as transformers 5 standardises it: `rope_scaling` (the hub's spelling) wins
+ * over `rope_parameters` unless empty; `rope_type` over `type`; rope_theta from the dictionary,
+ * else the top level, else the architecture's default.
+ */
+function ropeOf(f: Fields, source: string, arch: Architecture, maxPositionEmbeddings: number): { theta: number; scaling: RopeScaling | null } {
+  const scaling = f.object('rope_scaling');
+  const dict = scaling && Object.keys(scaling).length > 0 ? scaling : f.object('rope_parameters') ?? {};
+  const key = scaling && Object.keys(scaling).length > 0 ? 'rope_scaling' : 'rope_parameters';
+  const where = `${source} (${key})`;
+  // nested dictionaries are per-layer-type parameters (Gemma 3 style)
+  const nested = Object.keys(dict).filter((k) => typeof dict[k] === 'object' && dict[k] !== null && !Array.isArray(dict[k]));
+  if (nested.length > 0) throw new ConfigError(`${where}: RoPE parameters per layer type (${nested.join(', ')}) are not supported`);
+  const d = new Fields(dict, where);
+  const theta = d.has('rope_theta') ? d.num('rope_theta') : f.num('rope_theta', DEFAULT_THETA[arch]);
+  for (const [fields, name] of [[d, key], [f, 'the config']] as const) {
+    if (fields.has('partial_rotary_factor') && fields.num('partial_rotary_factor') !== 1) {
+      throw new ConfigError(`${source}: "partial_rotary_factor" ${fields.num('partial_rotary_factor')} in ${name} is not supported (${arch} rotates whole heads)`);
+    }
+  }
+  const type = dict['rope_type'] ?? dict['type'] ?? 'default';
+  if (typeof type !== 'string') throw new ConfigError(`${where}: "rope_type" must be a string, got ${JSON.stringify(type)}`);
+  if (type === 'default') return { theta, scaling: null };
+  if (!(ROPE_TYPES as readonly string[]).includes(type)) {
+    throw new ConfigError(`${where}: unsupported rope type "${type}" (supported: default, ${ROPE_TYPES.join(', ')})`);
+  }
+  // transformers moves the pre-training length into the dictionary, a top-level value first
+  const originalMax = type === 'yarn' || type === 'llama3'
+    ? f.has('original_max_position_embeddings') ? f.positive('original_max_position_embeddings') : d.has('original_max_position_embeddings') ? d.positive('original_max_position_embeddings') : maxPositionEmbeddings
+    : null;
+  // yarn alone derives a missing factor (max_position_embeddings / original); the others require it
+  const factor = type === 'yarn' && !d.has('factor') ? maxPositionEmbeddings / originalMax! : d.num('factor');
+  if (!(factor > 0)) throw new ConfigError(`${where}: "factor" must be positive, got ${factor}`);
+  const opt = (k: string): number | null => (d.has(k) ? d.num(k) : null);
+  // mscale_all_dim is kept for every type: DeepSeek-V3 folds it into its softmax scale whatever the type
+  const common = { type, factor, originalMaxPositionEmbeddings: originalMax, betaFast: null, betaSlow: null, mscale: null, mscaleAllDim: opt('mscale_all_dim') };
+  switch (type) {
+    case 'yarn':
+      return {
+        theta,
+        scaling: { ...common, betaFast: opt('beta_fast'), betaSlow: opt('beta_slow'), mscale: opt('mscale'), attentionFactor: opt('attention_factor'), truncate: d.bool('truncate', true) },
+      };
+    case 'llama3': {
+      const low = d.num('low_freq_factor');
+      const high = d.num('high_freq_factor');
+      if (!(low > 0 && high > low)) throw new ConfigError(`${where}: llama3 needs 0 < low_freq_factor < high_freq_factor, got ${low} and ${high}`);
+      return { theta, scaling: { ...common, lowFreqFactor: low, highFreqFactor: high } };
+    }
+    default:
+      return { theta, scaling: common };
+  }
 }
 
-/** transformers' yarn_get_mscale: 0.1 * m * ln(factor) + 1 when factor > 1. */
-function yarnMscale(factor: number, m: number): number {
-  return factor <= 1 ? 1 : 0.1 * m * Math.log(factor) + 1;
+/**
+ * Mixtral and Qwen3-MoE in transformers 5 apply `sliding_window` to every layer (one mask for
+ * the whole model; Qwen3-MoE ignores `max_window_layers`). A `layer_types` that says otherwise
+ * would describe a model transformers does not run, so it is refused rather than guessed.
+ */
+function uniformWindow(f: Fields, source: string, arch: Architecture, numLayers: number, window: number | null): { slidingWindow: number | null } {
+  const types = layerTypesOf(f, source, numLayers);
+  const want: LayerType = window === null ? 'full_attention' : 'sliding_attention';
+  const odd = types ? types.flatMap((t, l) => (t === want ? [] : [l])) : [];
+  if (odd.length > 0) {
+    throw new ConfigError(`${source}: "layer_types" marks layers ${odd.join(', ')} as ${types![odd[0]!]}, but ${arch} ` +
+      (window === null ? 'has no sliding window enabled' : `applies sliding_window ${window} to every layer`));
+  }
+  return { slidingWindow: window };
+}
+
+/** DeepSeek-V3 attends to the whole context: any window key is refused by name. */
+function noWindow(f: Fields, source: string, arch: Architecture): { slidingWindow: null } {
+  if (f.has('sliding_window')) throw new ConfigError(`${source}: "sliding_window" is set, but ${arch} has no sliding-window attention`);
+  if (f.bool('use_sliding_window', false)) throw new ConfigError(`${source}: "use_sliding_window" is set, but ${arch} has no sliding-window attention`);
+  if (layerTypesOf(f, source, Infinity)?.includes('sliding_attention')) throw new ConfigError(`${source}: "layer_types" has sliding_attention layers, but ${arch} has no sliding-window attention`);
+  return { slidingWindow: null };
+}
+
+/** transformers' `layer_types`: one of 'full_attention' / 'sliding_attention' per layer; null when absent. */
+function layerTypesOf(f: Fields, source: string, numLayers: number): LayerType[] | null {
+  const types = f.strings('layer_types');
+  if (!types) return null;
+  if (Number.isFinite(numLayers) && types.length !== numLayers) throw new ConfigError(`${source}: "layer_types" has ${types.length} entries for ${numLayers} layers`);
+  const bad = types.find((t) => t !== 'full_attention' && t !== 'sliding_attention');
+  if (bad !== undefined) throw new ConfigError(`${source}: "layer_types" entry "${bad}" is not supported (only full_attention and sliding_attention)`);
+  return types as LayerType[];
+}
+
+/**
+ * Per-layer windows from `layer_types` (gpt-oss style: alternating sliding and full layers). The
+ * result omits `layerTypes` when every layer is sliding, so such configs encode as before.
+ */
+export function perLayerWindow(raw: Record<string, unknown>, source: string, numLayers: number, window: number | null): Pick<ModelConfig, 'slidingWindow' | 'layerTypes'> {
+  const types = layerTypesOf(new Fields(raw, source), source, numLayers);
+  if (!types || types.every((t) => t === 'full_attention')) return { slidingWindow: types ? null : window };
+  if (window === null) throw new ConfigError(`${source}: "layer_types" has sliding_attention layers but no "sliding_window"`);
+  return types.every((t) => t === 'sliding_attention') ? { slidingWindow: window } : { slidingWindow: window, layerTypes: types };
+}
+
+/** The window layer `l` attends over (null: the whole causal context). */
+export function layerWindow(cfg: ModelConfig, l: number): number | null {
+  if (cfg.slidingWindow === null) return null;
+  return cfg.layerTypes?.[l] === 'full_attention' ? null : cfg.slidingWindow;
 }
 
 function mlaOf(f: Fields, rope: RopeScaling | null, qkNopeHeadDim: number, qkRopeHeadDim: number): MlaConfig {

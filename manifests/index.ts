@@ -4,7 +4,8 @@ export { ManifestError, CheckpointError, ConfigError, ShardIntegrityError, Conve
 export { encodeManifest, decodeManifest, validateManifest } from './codec.ts';
 export { quantize, dequantize, tensorByteLength, matrixDims } from './quant.ts';
 export { f32ToF16Bits, f16BitsToF32 } from './f16.ts';
-export { normaliseConfig } from './config.ts';
+export { normaliseConfig, layerWindow, perLayerWindow } from './config.ts';
+export { ropeOf, type Rope, type RopeFrequencies } from './rope.ts';
 export { architectureTensors, storedDtype, type TensorSpec, type TensorRole } from './layout.ts';
 export { MODEL_FILES, tensorByName, shardHashesOfExpert, summarize, type ModelSummary } from './query.ts';
 export { planModel, manifestOfPlan, type ModelPlan, type PlannedShard, type PlannedTensor } from './plan.ts';

@@ -47,15 +47,27 @@ export interface ModelConfig {
   headDim: number;
   rmsNormEps: number;
   ropeTheta: number;
-  /** `rope_scaling` / `rope_parameters` beyond the default RoPE (DeepSeek-V3's YaRN); null for plain RoPE. */
+  /**
+   * `rope_scaling` / `rope_parameters` of a rope type other than `default`; null for plain RoPE.
+   * `manifests/rope.ts` turns it into the frequencies transformers computes.
+   */
   ropeScaling: RopeScaling | null;
   /** `rope_interleave` (DeepSeek-V3): rotate adjacent pairs instead of halves. */
   ropeInterleaved: boolean;
   /** Per-head RMSNorm on q and k (Qwen3-MoE). */
   qkNorm: boolean;
   maxPositionEmbeddings: number;
-  /** Mixtral/Qwen3 `sliding_window` when the config enables it; null means full causal attention. */
+  /**
+   * `sliding_window` when the config enables it: a token attends to itself and the window - 1
+   * tokens before it (transformers' `kv_idx > q_idx - sliding_window`). null: full causal attention.
+   */
   slidingWindow: number | null;
+  /**
+   * Which layers use the window (transformers' `layer_types`), present only when some layer does
+   * not: absent, every layer uses `slidingWindow` (Mixtral, Qwen3-MoE, manifests written before
+   * this field). Read it through `layerWindow`.
+   */
+  layerTypes?: LayerType[];
   tieWordEmbeddings: boolean;
   bosTokenId: number | null;
   eosTokenIds: number[];
@@ -73,15 +85,35 @@ export interface ModelConfig {
   attentionSinks?: boolean;
 }
 
-/** RoPE frequency scaling as the HF config states it (only the fields YaRN needs are normalised). */
+/** transformers' `layer_types` values Doppler runs. */
+export type LayerType = 'full_attention' | 'sliding_attention';
+
+/** The rope types transformers 5 computes and Doppler reproduces (`default` is `ropeScaling: null`). */
+export const ROPE_TYPES = ['linear', 'dynamic', 'yarn', 'llama3'] as const;
+export type RopeType = (typeof ROPE_TYPES)[number];
+
+/**
+ * RoPE frequency scaling as the HF config states it (either spelling: `rope_scaling` with `type` or
+ * `rope_type`, or transformers 5's `rope_parameters`). Fields a type does not use are null.
+ * `type` is a string, not RopeType, because a manifest may name a type this build does not know:
+ * loading such a manifest is refused by name.
+ */
 export interface RopeScaling {
   type: string;
   factor: number;
+  /** yarn, llama3: the pre-training context (defaults to max_position_embeddings, as transformers does). */
   originalMaxPositionEmbeddings: number | null;
   betaFast: number | null;
   betaSlow: number | null;
   mscale: number | null;
   mscaleAllDim: number | null;
+  /** yarn: `attention_factor` as stated; null derives it from factor and the mscales. Absent in older manifests. */
+  attentionFactor?: number | null;
+  /** yarn: `truncate` (floor/ceil the correction range); absent means true, transformers' default. */
+  truncate?: boolean;
+  /** llama3: `low_freq_factor` and `high_freq_factor`. */
+  lowFreqFactor?: number | null;
+  highFreqFactor?: number | null;
 }
 
 /**

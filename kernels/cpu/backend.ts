@@ -306,34 +306,37 @@ function ropeInPlace(x: CpuAct, p: RopeParams): void {
 function attentionRef(q: CpuAct, k: CpuAct, vc: CpuAct, out: CpuAct, p: AttentionParams, sinks: Float32Array | null): void {
   const group = p.heads / p.kvHeads;
   const vOff = p.vColOffset ?? 0;
+  const rows = p.cacheRows ?? Infinity;
   const qd = q.data;
   const kd = k.data;
   const vd = vc.data;
   const od = out.data;
   const scores = new Float64Array(p.startPos + q.rows);
   for (let i = 0; i < q.rows; i++) {
-    const n = p.startPos + i + 1;
+    const pos = p.startPos + i;
+    const lo = p.window === undefined ? 0 : Math.max(0, pos - p.window + 1);
+    const n = pos + 1 - lo;
     for (let h = 0; h < p.heads; h++) {
       const g = Math.floor(h / group);
       const qo = i * q.cols + h * p.dk;
       const sink = sinks ? sinks[h]! : -Infinity;
       let max = sink;
-      for (let t = 0; t < n; t++) {
-        const ko = t * k.cols + g * p.dk;
+      for (let j = 0; j < n; j++) {
+        const ko = ((lo + j) % rows) * k.cols + g * p.dk;
         let s = 0;
         for (let c = 0; c < p.dk; c++) s += qd[qo + c]! * kd[ko + c]!;
-        scores[t] = s * p.scale;
-        if (scores[t]! > max) max = scores[t]!;
+        scores[j] = s * p.scale;
+        if (scores[j]! > max) max = scores[j]!;
       }
       let sum = sinks ? Math.exp(sink - max) : 0;
-      for (let t = 0; t < n; t++) {
-        scores[t] = Math.exp(scores[t]! - max);
-        sum += scores[t]!;
+      for (let j = 0; j < n; j++) {
+        scores[j] = Math.exp(scores[j]! - max);
+        sum += scores[j]!;
       }
       const oo = i * out.cols + h * p.dv;
       for (let c = 0; c < p.dv; c++) {
         let acc = 0;
-        for (let t = 0; t < n; t++) acc += scores[t]! * vd[t * vc.cols + vOff + g * p.dv + c]!;
+        for (let j = 0; j < n; j++) acc += scores[j]! * vd[((lo + j) % rows) * vc.cols + vOff + g * p.dv + c]!;
         od[oo + c] = acc / sum;
       }
     }

@@ -653,11 +653,17 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
       const gv = asAct(vc);
       const vec4K = p.dk % 4 === 0 && k.cols % 4 === 0;
       const pairs = q.rows * p.heads;
-      const maxKeys = p.startPos + q.rows;
-      const splits = attentionSplits(pairs, maxKeys);
-      const chunk = roundUp(Math.ceil(maxKeys / splits), ATTN_WG);
+      // with a window, no query of this call sees a position before kBase
+      const kBase = p.window === undefined ? 0 : Math.max(0, p.startPos - p.window + 1);
+      const span = p.startPos + q.rows - kBase;
+      const splits = attentionSplits(pairs, span);
+      const chunk = roundUp(Math.ceil(span / splits), ATTN_WG);
       const sinks = p.sinks ? weightBinding(asWeight(p.sinks)) : null;
-      const params = { M: q.rows, heads: p.heads, group: p.heads / p.kvHeads, startPos: p.startPos, qStride: q.cols, kStride: k.cols, vStride: vc.cols, vOff: p.vColOffset ?? 0, outStride: out.cols, scale: p.scale, splits, chunk, sinkOff: sinks?.wB ?? 0 };
+      const params = {
+        M: q.rows, heads: p.heads, group: p.heads / p.kvHeads, startPos: p.startPos, qStride: q.cols, kStride: k.cols, vStride: vc.cols,
+        vOff: p.vColOffset ?? 0, outStride: out.cols, window: p.window ?? 0, rows: p.cacheRows ?? k.rows, kBase, scale: p.scale, splits, chunk,
+        sinkOff: sinks?.wB ?? 0,
+      };
       const extra = sinks ? [sinks.binding] : [];
       const variant = `${p.dk}:${p.dv}:${vec4K}:${sinks !== null}`;
       withDistinctOut(asAct(out), [gq, gk, gv], false, (o) => {

@@ -36,16 +36,26 @@ describe('gpt_oss config', () => {
     expect(() => norm({ experts_per_token: 3 })).toThrow(/num_experts_per_tok 2 and experts_per_token 3 disagree/);
   });
 
+  it('reads windows and YaRN, with GptOssConfig\'s defaults where the file is silent', () => {
+    const alt = ['sliding_attention', 'full_attention', 'sliding_attention', 'full_attention'];
+    expect(norm({ layer_types: alt })).toMatchObject({ slidingWindow: 8, layerTypes: alt });
+    // without layer_types GptOssConfig alternates sliding and full attention; without sliding_window it is 128
+    expect(norm({}, ['layer_types', 'sliding_window'])).toMatchObject({ slidingWindow: 128, layerTypes: alt });
+    // all full attention: no window at all, whatever sliding_window says
+    expect(norm({})).toMatchObject({ slidingWindow: null });
+    expect(norm({}).layerTypes).toBeUndefined();
+    const yarn = { rope_type: 'yarn', factor: 32, beta_fast: 32, beta_slow: 1, truncate: false, original_max_position_embeddings: 4096 };
+    expect(norm({ rope_scaling: yarn, rope_theta: 150000 }, ['rope_parameters']).ropeScaling).toMatchObject({ type: 'yarn', factor: 32, truncate: false });
+    // without any rope field GptOssConfig applies YaRN (factor 32 from 4096)
+    expect(norm({}, ['rope_parameters'])).toMatchObject({ ropeTheta: 150000, ropeScaling: { type: 'yarn', factor: 32, originalMaxPositionEmbeddings: 4096, truncate: false } });
+  });
+
   it('refuses what it would not honour, by name', () => {
     expect(() => norm({ swiglu_limit: 5 })).toThrow(/swiglu_limit 5 is not supported/);
     expect(() => norm({ attention_bias: false })).toThrow(/attention_bias false/);
-    expect(() => norm({ layer_types: ['sliding_attention', 'full_attention', 'sliding_attention', 'full_attention'] })).toThrow(/layer_types has 2 sliding_attention layers/);
-    // without layer_types GptOssConfig alternates sliding and full attention
-    expect(() => norm({}, ['layer_types'])).toThrow(/layer_types has 2 sliding_attention layers/);
-    expect(() => norm({ layer_types: ['full_attention'] })).toThrow(/"layer_types" must list/);
-    expect(() => norm({ rope_parameters: { rope_theta: 150000, rope_type: 'yarn', factor: 32, original_max_position_embeddings: 4096 } })).toThrow(/rope type "yarn"/);
-    // without any rope field GptOssConfig applies YaRN (factor 32)
-    expect(() => norm({}, ['rope_parameters'])).toThrow(/rope type "yarn" \(GptOssConfig's default/);
+    expect(() => norm({ layer_types: ['full_attention'] })).toThrow(/"layer_types" has 1 entries for 4 layers/);
+    expect(() => norm({ layer_types: ['sliding_attention', 'chunked_attention', 'full_attention', 'full_attention'] })).toThrow(/"layer_types" entry "chunked_attention" is not supported/);
+    expect(() => norm({ rope_parameters: { rope_theta: 150000, rope_type: 'longrope', factor: 2 } })).toThrow(/unsupported rope type "longrope"/);
   });
 });
 
@@ -136,10 +146,11 @@ describe('gpt_oss convert', () => {
     expect(existsSync(join(out, MODEL_FILES.manifest))).toBe(false);
   });
 
-  it('a gpt_oss config with sliding layers is a ConfigError before anything is read', async () => {
-    const dir = join(work, 'src-sliding');
+  it('a config it would not honour is a ConfigError before anything is read', async () => {
+    const dir = join(work, 'src-limit');
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, layer_types: undefined }));
-    await expect(convert({ source: dir, out: join(work, 'out-sliding') })).rejects.toBeInstanceOf(ConfigError);
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, swiglu_limit: 10 }));
+    await expect(convert({ source: dir, out: join(work, 'out-limit') })).rejects.toBeInstanceOf(ConfigError);
+    expect(existsSync(join(work, 'out-limit', MODEL_FILES.manifest))).toBe(false);
   });
 });
