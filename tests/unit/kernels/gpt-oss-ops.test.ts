@@ -77,14 +77,18 @@ describe('CPU reference', () => {
 });
 
 describe('WebGPU vs CPU reference', () => {
-  it('attention with sinks: one workgroup per head and split keys, sinks large and small', async () => {
+  it('attention with sinks: one workgroup per head and split keys, sinks large and small, windows over ring buffers', async () => {
     const rand = rng(41);
     const cases = [
       { m: 5, t: 9, heads: 4, kvHeads: 2, dk: 16, dv: 16, startPos: 4, sinks: [0.3, -4, 6, 1.5] },
       { m: 1, t: 600, heads: 4, kvHeads: 2, dk: 64, dv: 48, startPos: 599, sinks: [2, -30, 12, 0] },
       { m: 3, t: 1302, heads: 2, kvHeads: 1, dk: 32, dv: 40, startPos: 1299, sinks: [40, -1] },
+      // gpt-oss's sliding layers: a window over a ring-buffer cache (positions 0..20 in 12 rows)
+      { m: 3, t: 12, heads: 4, kvHeads: 2, dk: 16, dv: 16, startPos: 18, sinks: [1, -3, 2, 0.5], window: 8, cacheRows: 12 },
+      // a long window over a long cache: split keys within the window
+      { m: 1, t: 1400, heads: 2, kvHeads: 1, dk: 32, dv: 32, startPos: 1399, sinks: [9, 6], window: 1024 },
     ];
-    expect(cases.map((c) => attentionSplits(c.m * c.heads, c.t))).toEqual([1, 2, 5]);
+    expect(cases.map((c) => attentionSplits(c.m * c.heads, c.window ?? c.t))).toEqual([1, 2, 5, 1, 4]);
     for (const cs of cases) {
       const q = randomF32(rand, cs.m * cs.heads * cs.dk);
       const k = randomF32(rand, cs.t * cs.kvHeads * cs.dk);
@@ -94,6 +98,7 @@ describe('WebGPU vs CPU reference', () => {
         const out = be.act(cs.m, cs.heads * cs.dv);
         be.attention(act(be, cs.m, cs.heads * cs.dk, q), act(be, cs.t, cs.kvHeads * cs.dk, k), act(be, cs.t, cs.kvHeads * cs.dv, v), out, {
           heads: cs.heads, kvHeads: cs.kvHeads, dk: cs.dk, dv: cs.dv, startPos: cs.startPos, scale: 2 / Math.sqrt(cs.dk), sinks: vector(be, cs.sinks, 256),
+          ...(cs.window ? { window: cs.window } : {}), ...(cs.cacheRows ? { cacheRows: cs.cacheRows } : {}),
         });
         outs.push(await be.read(out));
       }
@@ -103,6 +108,7 @@ describe('WebGPU vs CPU reference', () => {
       const plain = cpu.act(cs.m, cs.heads * cs.dv);
       cpu.attention(act(cpu, cs.m, cs.heads * cs.dk, q), act(cpu, cs.t, cs.kvHeads * cs.dk, k), act(cpu, cs.t, cs.kvHeads * cs.dv, v), plain, {
         heads: cs.heads, kvHeads: cs.kvHeads, dk: cs.dk, dv: cs.dv, startPos: cs.startPos, scale: 2 / Math.sqrt(cs.dk),
+        ...(cs.window ? { window: cs.window } : {}), ...(cs.cacheRows ? { cacheRows: cs.cacheRows } : {}),
       });
       expect(maxAbsDiff(await cpu.read(plain), ref)).toBeGreaterThan(1e-3);
     }
