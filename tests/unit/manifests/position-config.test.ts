@@ -7,10 +7,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, layerWindow, MODEL_FILES, normaliseConfig, perLayerWindow } from '../../../manifests/index.ts';
+import { CheckpointError, ConfigError, layerWindow, MODEL_FILES, normaliseConfig, perLayerWindow } from '../../../manifests/index.ts';
 import { convert } from '../../../manifests/node.ts';
 import { PRESETS } from '../../../manifests/presets.ts';
-import { FIXTURES } from './helpers.ts';
+import { FIXTURES, readSafetensors, writeSafetensors } from './helpers.ts';
 
 const mixtral = PRESETS['mixtral-tiny']!.config;
 const qwen = PRESETS['qwen3moe-tiny']!.config;
@@ -118,6 +118,18 @@ describe('convert', () => {
     const out = join(work, `out-${Math.random().toString(36).slice(2)}`);
     await expect(convert({ source: dir, out, quant: 'f32' })).rejects.toThrow(ConfigError);
     await expect(convert({ source: dir, out, quant: 'f32' })).rejects.toThrow(message);
+    expect(existsSync(join(out, MODEL_FILES.manifest))).toBe(false);
+  });
+
+  it.each(['model.layers.0.self_attn.sinks', 'model.layers.1.self_attn.q_proj.bias'])('refuses a checkpoint carrying %s, which mixtral has no place for', async (extra) => {
+    const src = join(FIXTURES, 'hf-moe/mixtral-tiny');
+    const dir = mkdtempSync(join(work, 'src-'));
+    symlinkSync(join(src, 'config.json'), join(dir, 'config.json'));
+    const tensors = Object.fromEntries([...readSafetensors(join(src, 'model.safetensors'))].map(([n, t]) => [n, { dtype: t.dtype, shape: t.shape, data: t.bytes }]));
+    writeSafetensors(join(dir, 'model.safetensors'), { ...tensors, [extra]: { dtype: 'F32', shape: [4], data: new Uint8Array(16) } });
+    const out = join(work, `out-${Math.random().toString(36).slice(2)}`);
+    await expect(convert({ source: dir, out, quant: 'f32' })).rejects.toThrow(CheckpointError);
+    await expect(convert({ source: dir, out, quant: 'f32' })).rejects.toThrow(new RegExp(`tensor ${extra.replaceAll('.', '\\.')} \\((attention sinks|a bias)\\) is not supported for architecture mixtral`));
     expect(existsSync(join(out, MODEL_FILES.manifest))).toBe(false);
   });
 });
