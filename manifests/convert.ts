@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { normaliseConfig } from './config.ts';
 import { CheckpointError, ConfigError } from './errors.ts';
-import { sourceOf, type RowSource } from './hf-source.ts';
+import { refuseUnhonoured, sourceOf, type RowSource } from './hf-source.ts';
 import { commitManifest, prepareModelDir, writeShards, type Progress } from './model-writer.ts';
 import { manifestOfPlan, planModel, type ModelPlan } from './plan.ts';
 import { Checkpoint } from './safetensors.ts';
@@ -61,6 +61,7 @@ export async function openSources(source: string, quant: WeightDtype, shardBytes
   const plan = planModel(config, quant, shardBytes);
   const ckpt = await Checkpoint.open(source);
   try {
+    refuseUnhonoured(ckpt, config.architecture);
     const sources = new Map<string, RowSource>();
     for (const t of plan.tensors) sources.set(t.spec.name, sourceOf(ckpt, config.architecture, t.spec, source));
     return { plan, sources, ckpt };
