@@ -2,13 +2,21 @@ import { CheckpointError } from './errors.ts';
 import type { TensorSpec } from './layout.ts';
 import { matrixDims } from './quant.ts';
 import type { Checkpoint, SafetensorsTensor } from './safetensors.ts';
-import type { Architecture } from './types.ts';
+import type { EncodedRows } from './formats/index.ts';
+import { fp8Table } from './fp8.ts';
+import { fp8Rows, mxfp4ExpertRows } from './packed-sources.ts';
+import type { SourceQuantization } from './source-quant.ts';
+import type { Architecture, WeightDtype } from './types.ts';
 
 /** Rows of one canonical tensor, as f32, read on demand so memory stays bounded. */
 export interface RowSource {
   rows: number;
   cols: number;
+  /** How the checkpoint stores it (a safetensors dtype, or MXFP4): recorded in the manifest. */
+  sourceDtype: string;
   read(first: number, count: number): Promise<Float32Array>;
+  /** Set when the checkpoint already stores the rows in one of our formats: they are copied as they are, not re-quantized. */
+  native?: { dtype: WeightDtype; read(first: number, count: number): Promise<EncodedRows> };
 }
 
 const ATTN: Record<string, string> = {
@@ -21,9 +29,11 @@ const MIXTRAL_EXPERT: Record<string, string> = { gate: 'w1', down: 'w2', up: 'w3
  * Where a canonical tensor lives in a Hugging Face checkpoint. Routed experts come either one
  * tensor per expert (what transformers saves: `experts.{e}.w1` / `experts.{e}.gate_proj`) or fused
  * (transformers 5 in-memory layout: `experts.gate_up_proj` [E, 2I, H] with gate rows first, and
- * `experts.down_proj` [E, H, I]; the older [E, H, 2I] / [E, I, H] layouts are transposed).
+ * `experts.down_proj` [E, H, I]; the older [E, H, 2I] / [E, I, H] layouts are transposed), or
+ * packed as MXFP4 (gpt-oss: `experts.gate_up_proj_blocks` / `_scales`, gate and up rows
+ * interleaved). FP8 tensors are read with their block scales (`quant` says their block size).
  */
-export function sourceOf(ckpt: Checkpoint, arch: Architecture, spec: TensorSpec, ckptName: string): RowSource {
+export function sourceOf(ckpt: Checkpoint, arch: Architecture, spec: TensorSpec, ckptName: string, quant: SourceQuantization = null): RowSource {
   const { rows, cols } = matrixDims(spec.shape);
   const direct = (names: string[]): RowSource | null => {
     for (const n of names) {
@@ -33,7 +43,7 @@ export function sourceOf(ckpt: Checkpoint, arch: Architecture, spec: TensorSpec,
       if (flat.length !== 2 || flat[0] !== rows || flat[1] !== cols) {
         throw new CheckpointError(`${t.file}: tensor ${n} has shape [${t.shape.join(', ')}], config.json implies [${spec.shape.join(', ')}]`);
       }
-      return rowsOf(ckpt, t, 0, rows, cols);
+      return fp8Table(t.dtype) ? fp8Rows(ckpt, t, quant, rows, cols) : rowsOf(ckpt, t, 0, rows, cols);
     }
     return null;
   };
@@ -62,13 +72,23 @@ export function sourceOf(ckpt: Checkpoint, arch: Architecture, spec: TensorSpec,
     const e = Number(mm[1]);
     const part = mm[2] as 'gate' | 'up' | 'down';
     names = moePrefixes.flatMap((p) => [...(arch === 'mixtral' ? [`${p}.experts.${e}.${MIXTRAL_EXPERT[part]}.weight`] : []), `${p}.experts.${e}.${part}_proj.weight`]);
-    return direct(names) ?? fusedExpert(ckpt, moePrefixes, e, part, rows, cols) ?? missing(names);
+    return direct(names) ?? fusedExpert(ckpt, moePrefixes, e, part, rows, cols) ?? packedExpert(ckpt, moePrefixes, e, part, rows, cols) ?? missing(names);
   } else throw new CheckpointError(`no source rule for ${n}`);
   return direct(names) ?? missing(names);
 }
 
 function rowsOf(ckpt: Checkpoint, t: SafetensorsTensor, base: number, rows: number, cols: number): RowSource {
-  return { rows, cols, read: (first, count) => ckpt.readRows(t, base + first, count, cols) };
+  return { rows, cols, sourceDtype: t.dtype, read: (first, count) => ckpt.readRows(t, base + first, count, cols) };
+}
+
+/** Expert e of gpt-oss's packed MXFP4 experts: gate = even rows of gate_up, up = odd rows. */
+function packedExpert(ckpt: Checkpoint, prefixes: string[], e: number, part: 'gate' | 'up' | 'down', rows: number, cols: number): RowSource | null {
+  for (const p of prefixes) {
+    const t = ckpt.tensors.get(part === 'down' ? `${p}.experts.down_proj_blocks` : `${p}.experts.gate_up_proj_blocks`);
+    if (!t) continue;
+    return part === 'down' ? mxfp4ExpertRows(ckpt, t, e, 0, 1, rows, cols) : mxfp4ExpertRows(ckpt, t, e, part === 'gate' ? 0 : 1, 2, rows, cols);
+  }
+  return null;
 }
 
 function fusedExpert(ckpt: Checkpoint, prefixes: string[], e: number, part: 'gate' | 'up' | 'down', rows: number, cols: number): RowSource | null {
@@ -93,6 +113,7 @@ function transposedSlice(ckpt: Checkpoint, t: SafetensorsTensor, e: number, inDi
   return {
     rows,
     cols: inDim,
+    sourceDtype: t.dtype,
     read: async (first, count) => {
       slice ??= ckpt.readRows(t, e * inDim, inDim, outDim);
       const src = await slice;
