@@ -8,6 +8,8 @@ import { convert } from '../../manifests/node.ts';
 
 export const FIXTURES = fileURLToPath(new URL('../../../shared/fixtures/', import.meta.url));
 export const HF_MOE = ['mixtral-tiny', 'qwen3moe-tiny', 'deepseekv3-tiny'] as const;
+/** Released-checkpoint configurations (source dtypes), made by tests/fixtures/hf-moe-ext/make_fixtures.py. */
+export const HF_MOE_EXT = ['deepseekv3-fp8'] as const;
 
 export interface HfMoeGolden {
   input_ids: number[];
@@ -25,6 +27,10 @@ export interface TextGolden {
 
 export function hfMoeDir(name: string): string {
   return join(FIXTURES, 'hf-moe', name);
+}
+
+export function hfMoeExtDir(name: string): string {
+  return fileURLToPath(new URL(`../fixtures/hf-moe-ext/${name}`, import.meta.url));
 }
 
 export function readGolden<T>(dir: string): T {

@@ -1,5 +1,6 @@
 /**
- * The engine against Hugging Face transformers on the three architectures: prefill logits and
+ * The engine against Hugging Face transformers on the three architectures, plain and as released
+ * (DeepSeek-V3 in FP8 with block scales, golden from its dequantised weights): prefill logits and
  * every greedy step within 1e-3, the 16 greedy ids exactly, and the experts chosen at each prompt
  * position equal to those transformers' own router outputs select. Run on the TypeScript reference
  * backend and on WebGPU (SwiftShader here).
@@ -11,7 +12,7 @@ import { createCpuBackend, createWebGpuBackend, type Backend } from '../../kerne
 import { dequantize, tensorByName } from '../../manifests/index.ts';
 import { readShardFile } from '../../manifests/node.ts';
 import { route } from '../../router/index.ts';
-import { convertFixture, hfMoeDir, HF_MOE, maxAbsDiff, readGolden, type HfMoeGolden } from './fixtures.ts';
+import { convertFixture, hfMoeDir, hfMoeExtDir, HF_MOE, HF_MOE_EXT, maxAbsDiff, readGolden, type HfMoeGolden } from './fixtures.ts';
 
 const TOLERANCE = 1e-3;
 const BACKENDS: Record<string, () => Promise<Backend>> = {
@@ -19,17 +20,20 @@ const BACKENDS: Record<string, () => Promise<Backend>> = {
   webgpu: () => createWebGpuBackend(),
 };
 
+/** name → source directory; a missing fixture fails its rows rather than dropping them. */
+const FIXTURE_DIRS = new Map<string, string>([...HF_MOE.map((n) => [n, hfMoeDir(n)] as const), ...HF_MOE_EXT.map((n) => [n, hfMoeExtDir(n)] as const)]);
+
 const converted = new Map<string, { dir: string; cleanup: () => void }>();
 beforeAll(async () => {
-  for (const name of HF_MOE) converted.set(name, await convertFixture(hfMoeDir(name), 'f32'));
+  for (const [name, dir] of FIXTURE_DIRS) converted.set(name, await convertFixture(dir, 'f32'));
 });
 afterAll(() => {
   for (const c of converted.values()) c.cleanup();
 });
 
 describe.each(Object.keys(BACKENDS))('%s backend', (backendName) => {
-  describe.each(HF_MOE)('%s at f32', (name) => {
-    const golden = readGolden<HfMoeGolden>(hfMoeDir(name));
+  describe.each([...FIXTURE_DIRS.keys()])('%s at f32', (name) => {
+    const golden = readGolden<HfMoeGolden>(FIXTURE_DIRS.get(name)!);
     let engine: Engine;
     let ids: number[];
     let prefill: Float32Array[];
