@@ -12,6 +12,8 @@ export interface MlpWeights {
   gate: Weight;
   up: Weight;
   down: Weight;
+  /** gpt-oss experts: biases added after each projection. */
+  bias?: { gate: Weight; up: Weight; down: Weight };
 }
 
 export interface StandardAttention {
@@ -22,6 +24,10 @@ export interface StandardAttention {
   o: Weight;
   qNorm: Weight | null;
   kNorm: Weight | null;
+  /** gpt-oss: biases added after each projection. */
+  bias: { q: Weight; k: Weight; v: Weight; o: Weight } | null;
+  /** gpt-oss: each head's sink logit. */
+  sinks: Weight | null;
 }
 
 /**
@@ -80,6 +86,9 @@ export class TensorTable {
   }
   has(name: string): boolean {
     return this.byName.has(name);
+  }
+  get config(): ModelConfig {
+    return this.manifest.config;
   }
   get(name: string): TensorEntry {
     const t = this.byName.get(name);
@@ -149,6 +158,8 @@ export async function loadDenseWeights(backend: Backend, source: ModelSource): P
       o: w(`${p}.attn.o`),
       qNorm: cfg.qkNorm ? w(`${p}.attn.q_norm`) : null,
       kNorm: cfg.qkNorm ? w(`${p}.attn.k_norm`) : null,
+      bias: cfg.attentionBias ? { q: w(`${p}.attn.q_bias`), k: w(`${p}.attn.k_bias`), v: w(`${p}.attn.v_bias`), o: w(`${p}.attn.o_bias`) } : null,
+      sinks: cfg.attentionSinks ? w(`${p}.attn.sinks`) : null,
     };
     const dense = cfg.moe.denseLayers.includes(l);
     layers.push({

@@ -1,10 +1,11 @@
 import { CheckpointError } from './errors.ts';
+import { gptOssExpert, type ExpertPart } from './gpt-oss-source.ts';
 import type { TensorSpec } from './layout.ts';
 import { matrixDims } from './quant.ts';
 import type { Checkpoint, SafetensorsTensor } from './safetensors.ts';
 import type { EncodedRows } from './formats/index.ts';
 import { fp8Table } from './fp8.ts';
-import { fp8Rows, mxfp4ExpertRows } from './packed-sources.ts';
+import { fp8Rows } from './packed-sources.ts';
 import type { SourceQuantization } from './source-quant.ts';
 import type { Architecture, WeightDtype } from './types.ts';
 
@@ -29,9 +30,9 @@ const MIXTRAL_EXPERT: Record<string, string> = { gate: 'w1', down: 'w2', up: 'w3
  * Where a canonical tensor lives in a Hugging Face checkpoint. Routed experts come either one
  * tensor per expert (what transformers saves: `experts.{e}.w1` / `experts.{e}.gate_proj`) or fused
  * (transformers 5 in-memory layout: `experts.gate_up_proj` [E, 2I, H] with gate rows first, and
- * `experts.down_proj` [E, H, I]; the older [E, H, 2I] / [E, I, H] layouts are transposed), or
- * packed as MXFP4 (gpt-oss: `experts.gate_up_proj_blocks` / `_scales`, gate and up rows
- * interleaved). FP8 tensors are read with their block scales (`quant` says their block size).
+ * `experts.down_proj` [E, H, I]; the older [E, H, 2I] / [E, I, H] layouts are transposed); gpt-oss
+ * has its own (gpt-oss-source.ts, MXFP4 packed included). FP8 tensors are read with their block
+ * scales (`quant` says their block size).
  */
 export function sourceOf(ckpt: Checkpoint, arch: Architecture, spec: TensorSpec, ckptName: string, quant: SourceQuantization = null): RowSource {
   const { rows, cols } = matrixDims(spec.shape);
@@ -65,30 +66,25 @@ export function sourceOf(ckpt: Checkpoint, arch: Architecture, spec: TensorSpec,
   else if (rest === 'ffn_norm') names = [`${L}.post_attention_layernorm.weight`];
   else if ((mm = rest.match(/^attn\.(\w+)$/)) && ATTN[mm[1]!]) names = [`${L}.self_attn.${ATTN[mm[1]!]}.weight`];
   else if ((mm = rest.match(/^mlp\.(gate|up|down)$/))) names = [`${L}.mlp.${mm[1]}_proj.weight`];
-  else if (rest === 'moe.router') names = moePrefixes.map((p) => `${p}.gate.weight`);
-  else if (rest === 'moe.router_bias') names = [`${L}.mlp.gate.e_score_correction_bias`];
+  else if ((mm = rest.match(/^attn\.(q|k|v|o)_bias$/))) names = [`${L}.self_attn.${ATTN[mm[1]!]}.bias`];
+  else if (rest === 'attn.sinks') names = [`${L}.self_attn.sinks`];
+  else if (rest === 'moe.router') names = arch === 'gpt_oss' ? [`${L}.mlp.router.weight`] : moePrefixes.map((p) => `${p}.gate.weight`);
+  else if (rest === 'moe.router_bias') names = [arch === 'gpt_oss' ? `${L}.mlp.router.bias` : `${L}.mlp.gate.e_score_correction_bias`];
+  else if (arch === 'gpt_oss' && (mm = rest.match(/^moe\.experts\.(\d+)\.(gate|up|down)(_bias)?$/))) {
+    return gptOssExpert(ckpt, `${L}.mlp`, Number(mm[1]), mm[2] as ExpertPart, mm[3] !== undefined, rows, cols, ckptName, spec.name);
+  }
   else if ((mm = rest.match(/^moe\.shared\.(gate|up|down)$/))) names = [`${L}.mlp.shared_experts.${mm[1]}_proj.weight`];
   else if ((mm = rest.match(/^moe\.experts\.(\d+)\.(gate|up|down)$/))) {
     const e = Number(mm[1]);
     const part = mm[2] as 'gate' | 'up' | 'down';
     names = moePrefixes.flatMap((p) => [...(arch === 'mixtral' ? [`${p}.experts.${e}.${MIXTRAL_EXPERT[part]}.weight`] : []), `${p}.experts.${e}.${part}_proj.weight`]);
-    return direct(names) ?? fusedExpert(ckpt, moePrefixes, e, part, rows, cols) ?? packedExpert(ckpt, moePrefixes, e, part, rows, cols) ?? missing(names);
+    return direct(names) ?? fusedExpert(ckpt, moePrefixes, e, part, rows, cols) ?? missing(names);
   } else throw new CheckpointError(`no source rule for ${n}`);
   return direct(names) ?? missing(names);
 }
 
 function rowsOf(ckpt: Checkpoint, t: SafetensorsTensor, base: number, rows: number, cols: number): RowSource {
   return { rows, cols, sourceDtype: t.dtype, read: (first, count) => ckpt.readRows(t, base + first, count, cols) };
-}
-
-/** Expert e of gpt-oss's packed MXFP4 experts: gate = even rows of gate_up, up = odd rows. */
-function packedExpert(ckpt: Checkpoint, prefixes: string[], e: number, part: 'gate' | 'up' | 'down', rows: number, cols: number): RowSource | null {
-  for (const p of prefixes) {
-    const t = ckpt.tensors.get(part === 'down' ? `${p}.experts.down_proj_blocks` : `${p}.experts.gate_up_proj_blocks`);
-    if (!t) continue;
-    return part === 'down' ? mxfp4ExpertRows(ckpt, t, e, 0, 1, rows, cols) : mxfp4ExpertRows(ckpt, t, e, part === 'gate' ? 0 : 1, 2, rows, cols);
-  }
-  return null;
 }
 
 function fusedExpert(ckpt: Checkpoint, prefixes: string[], e: number, part: 'gate' | 'up' | 'down', rows: number, cols: number): RowSource | null {
@@ -107,8 +103,11 @@ function fusedExpert(ckpt: Checkpoint, prefixes: string[], e: number, part: 'gat
   return null;
 }
 
-/** Expert e of an input-major fused tensor [E, in, out]: reads the expert's slice once, serves rows of its transpose. */
-function transposedSlice(ckpt: Checkpoint, t: SafetensorsTensor, e: number, inDim: number, outDim: number, colStart: number, rows: number): RowSource {
+/**
+ * Expert e of an input-major fused tensor [E, in, out]: reads the expert's slice once, serves rows
+ * of its transpose. Row r is column colStart + r · colStep of the slice.
+ */
+export function transposedSlice(ckpt: Checkpoint, t: SafetensorsTensor, e: number, inDim: number, outDim: number, colStart: number, rows: number, colStep = 1): RowSource {
   let slice: Promise<Float32Array> | null = null;
   return {
     rows,
@@ -119,7 +118,7 @@ function transposedSlice(ckpt: Checkpoint, t: SafetensorsTensor, e: number, inDi
       const src = await slice;
       const out = new Float32Array(count * inDim);
       for (let r = 0; r < count; r++) {
-        const c = colStart + first + r;
+        const c = colStart + (first + r) * colStep;
         for (let i = 0; i < inDim; i++) out[r * inDim + i] = src[i * outDim + c]!;
       }
       return out;

@@ -60,9 +60,12 @@ export function planModel(config: ModelConfig, quant: WeightDtype, shardBytes: n
   };
   pack(dense, 'dense');
   const expertList: ModelPlan['experts'] = [];
-  for (let i = 0; i < experts.length; i += 3) {
+  for (let i = 0; i < experts.length; ) {
     const at = experts[i]!.expert!;
-    expertList.push({ layer: at.layer, expert: at.expert, shards: pack(experts.slice(i, i + 3), 'expert') });
+    let end = i + 1;
+    while (end < experts.length && experts[end]!.expert!.layer === at.layer && experts[end]!.expert!.expert === at.expert) end++;
+    expertList.push({ layer: at.layer, expert: at.expert, shards: pack(experts.slice(i, end), 'expert') });
+    i = end;
   }
   return { config, quant, expertQuant, shards, tensors, experts: expertList };
 }

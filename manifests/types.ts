@@ -33,7 +33,7 @@ export type WeightDtype = 'f32' | 'f16' | 'q8_0' | 'q4_0' | 'mxfp4';
  */
 export const TENSOR_ALIGN = 256;
 
-export type Architecture = 'mixtral' | 'qwen3_moe' | 'deepseek_v3';
+export type Architecture = 'mixtral' | 'qwen3_moe' | 'deepseek_v3' | 'gpt_oss';
 
 /** Everything a forward pass needs, normalised across architectures. */
 export interface ModelConfig {
@@ -47,15 +47,27 @@ export interface ModelConfig {
   headDim: number;
   rmsNormEps: number;
   ropeTheta: number;
-  /** `rope_scaling` / `rope_parameters` beyond the default RoPE (DeepSeek-V3's YaRN); null for plain RoPE. */
+  /**
+   * `rope_scaling` / `rope_parameters` of a rope type other than `default`; null for plain RoPE.
+   * `manifests/rope.ts` turns it into the frequencies transformers computes.
+   */
   ropeScaling: RopeScaling | null;
   /** `rope_interleave` (DeepSeek-V3): rotate adjacent pairs instead of halves. */
   ropeInterleaved: boolean;
   /** Per-head RMSNorm on q and k (Qwen3-MoE). */
   qkNorm: boolean;
   maxPositionEmbeddings: number;
-  /** Mixtral/Qwen3 `sliding_window` when the config enables it; null means full causal attention. */
+  /**
+   * `sliding_window` when the config enables it: a token attends to itself and the window - 1
+   * tokens before it (transformers' `kv_idx > q_idx - sliding_window`). null: full causal attention.
+   */
   slidingWindow: number | null;
+  /**
+   * Which layers use the window (transformers' `layer_types`), present only when some layer does
+   * not: absent, every layer uses `slidingWindow` (Mixtral, Qwen3-MoE, manifests written before
+   * this field). Read it through `layerWindow`.
+   */
+  layerTypes?: LayerType[];
   tieWordEmbeddings: boolean;
   bosTokenId: number | null;
   eosTokenIds: number[];
@@ -64,20 +76,51 @@ export interface ModelConfig {
   moe: MoeConfig;
   /** Multi-head latent attention (DeepSeek-V3); null for standard attention. */
   mla: MlaConfig | null;
+  /**
+   * gpt-oss: q/k/v/o carry biases (`layers.{l}.attn.{q,k,v,o}_bias`). Set only where true, so the
+   * manifests of other architectures stay byte-identical.
+   */
+  attentionBias?: boolean;
+  /** gpt-oss: a learned logit per head (`layers.{l}.attn.sinks`) joins every softmax denominator. */
+  attentionSinks?: boolean;
 }
 
-/** RoPE frequency scaling as the HF config states it (only the fields YaRN needs are normalised). */
+/** transformers' `layer_types` values Doppler runs. */
+export type LayerType = 'full_attention' | 'sliding_attention';
+
+/** The rope types transformers 5 computes and Doppler reproduces (`default` is `ropeScaling: null`). */
+export const ROPE_TYPES = ['linear', 'dynamic', 'yarn', 'llama3'] as const;
+export type RopeType = (typeof ROPE_TYPES)[number];
+
+/**
+ * RoPE frequency scaling as the HF config states it (either spelling: `rope_scaling` with `type` or
+ * `rope_type`, or transformers 5's `rope_parameters`). Fields a type does not use are null.
+ * `type` is a string, not RopeType, because a manifest may name a type this build does not know:
+ * loading such a manifest is refused by name.
+ */
 export interface RopeScaling {
   type: string;
   factor: number;
+  /** yarn, llama3: the pre-training context (defaults to max_position_embeddings, as transformers does). */
   originalMaxPositionEmbeddings: number | null;
   betaFast: number | null;
   betaSlow: number | null;
   mscale: number | null;
   mscaleAllDim: number | null;
+  /** yarn: `attention_factor` as stated; null derives it from factor and the mscales. Absent in older manifests. */
+  attentionFactor?: number | null;
+  /** yarn: `truncate` (floor/ceil the correction range); absent means true, transformers' default. */
+  truncate?: boolean;
+  /** llama3: `low_freq_factor` and `high_freq_factor`. */
+  lowFreqFactor?: number | null;
+  highFreqFactor?: number | null;
 }
 
-export type RouterKind = 'softmax_topk' | 'sigmoid_group_limited';
+/**
+ * softmax_topk: softmax over all experts, then top-k (Mixtral, Qwen3-MoE); sigmoid_group_limited:
+ * DeepSeek-V3; topk_softmax: top-k of the (biased) logits, softmax over the chosen k (gpt-oss).
+ */
+export type RouterKind = 'softmax_topk' | 'sigmoid_group_limited' | 'topk_softmax';
 
 export interface MoeConfig {
   router: RouterKind;
@@ -94,6 +137,13 @@ export interface MoeConfig {
   nGroup: number;
   topkGroup: number;
   routedScalingFactor: number;
+  /** gpt-oss: every routed expert carries biases (`.gate_bias`, `.up_bias`, `.down_bias`). Absent means none. */
+  expertBias?: boolean;
+  /**
+   * gpt-oss's clamped SwiGLU: gate = min(gate, limit), up = clamp(up, ±limit),
+   * act = (up + 1) · gate · σ(alpha · gate). Absent means silu(gate) · up.
+   */
+  clampedSwiglu?: { alpha: number; limit: number };
 }
 
 export interface MlaConfig {
@@ -114,8 +164,11 @@ export interface MlaConfig {
  *   layers.{l}.attn.{q_norm,k_norm}        Qwen3 per-head norms
  *   layers.{l}.attn.{q_a,q_a_norm,q_b,kv_a,kv_a_norm,kv_b}   MLA (q: when q_lora_rank is null)
  *   layers.{l}.mlp.{gate,up,down}          dense MLP
- *   layers.{l}.moe.router, layers.{l}.moe.router_bias       (router_bias = e_score_correction_bias)
+ *   layers.{l}.attn.{q,k,v,o}_bias, layers.{l}.attn.sinks   gpt-oss attention biases and sink logits
+ *   layers.{l}.moe.router, layers.{l}.moe.router_bias       (router_bias: DeepSeek's e_score_correction_bias,
+ *                                                            gpt-oss's router Linear bias; routing says how it applies)
  *   layers.{l}.moe.experts.{e}.{gate,up,down}
+ *   layers.{l}.moe.experts.{e}.{gate,up,down}_bias           gpt-oss expert biases (in the expert's shard)
  *   layers.{l}.moe.shared.{gate,up,down}
  */
 export interface TensorEntry {

@@ -8,8 +8,8 @@ import { convert } from '../../manifests/node.ts';
 
 export const FIXTURES = fileURLToPath(new URL('../../../shared/fixtures/', import.meta.url));
 export const HF_MOE = ['mixtral-tiny', 'qwen3moe-tiny', 'deepseekv3-tiny'] as const;
-/** Released-checkpoint configurations (source dtypes), made by tests/fixtures/hf-moe-ext/make_fixtures.py. */
-export const HF_MOE_EXT = ['deepseekv3-fp8'] as const;
+/** Released-checkpoint features (tests/fixtures/hf-moe-ext, made by its make_fixtures.py). */
+export const HF_MOE_EXT = ['gptoss-plain', 'gptoss-tiny', 'gptoss-mxfp4', 'deepseekv3-fp8'] as const;
 
 export interface HfMoeGolden {
   input_ids: number[];
@@ -38,9 +38,9 @@ export function readGolden<T>(dir: string): T {
 }
 
 /** Converts a fixture into a fresh temporary RDRR directory; `cleanup` removes it. */
-export async function convertFixture(source: string, quant: WeightDtype): Promise<{ dir: string; cleanup: () => void }> {
+export async function convertFixture(source: string, quant: WeightDtype, expertQuant?: WeightDtype): Promise<{ dir: string; cleanup: () => void }> {
   const dir = mkdtempSync(join(tmpdir(), 'doppler-fixture-'));
-  await convert({ source, out: dir, quant });
+  await convert({ source, out: dir, quant, expertQuant });
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 

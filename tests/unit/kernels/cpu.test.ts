@@ -138,6 +138,33 @@ describe('CPU reference backend', () => {
     expect(() => be.attention(q2, k2, v2, o2, { heads: 2, kvHeads: 1, dk: 2, dv: 1, startPos: 2, scale: 1 })).toThrow(KernelError);
   });
 
+  it('attends over a sliding window: itself and the window - 1 positions before it, also from a ring buffer', async () => {
+    const be = createCpuBackend();
+    // equal scores: each output is the mean of the values its window sees
+    const values = [10, 20, 30, 40, 50, 60];
+    const k = be.act(6, 1);
+    be.write(k, new Float32Array(6).fill(1));
+    const vc = be.act(6, 1);
+    be.write(vc, Float32Array.from(values));
+    const q = be.act(6, 1);
+    const out = be.act(6, 1);
+    be.attention(q, k, vc, out, { heads: 1, kvHeads: 1, dk: 1, dv: 1, startPos: 0, scale: 1, window: 3 });
+    const mean = (from: number, to: number) => values.slice(from, to + 1).reduce((a, b) => a + b, 0) / (to - from + 1);
+    close(await be.read(out), [mean(0, 0), mean(0, 1), mean(0, 2), mean(1, 3), mean(2, 4), mean(3, 5)], 1e-6);
+    // positions 4 and 5 decoded over a 4-row ring: position t sits in row t % 4
+    const ringK = be.act(4, 1);
+    be.write(ringK, new Float32Array(4).fill(1));
+    const ringV = be.act(4, 1);
+    be.write(ringV, Float32Array.from([50, 60, 30, 40]));
+    const q2 = be.act(2, 1);
+    const o2 = be.act(2, 1);
+    be.attention(q2, ringK, ringV, o2, { heads: 1, kvHeads: 1, dk: 1, dv: 1, startPos: 4, scale: 1, window: 3, cacheRows: 4 });
+    close(await be.read(o2), [mean(2, 4), mean(3, 5)], 1e-6);
+    // a ring too short for window - 1 + M rows would have lost keys the queries need
+    expect(() => be.attention(q2, ringK, ringV, o2, { heads: 1, kvHeads: 1, dk: 1, dv: 1, startPos: 4, scale: 1, window: 4, cacheRows: 4 })).toThrow(KernelError);
+    expect(() => be.attention(q2, ringK, ringV, o2, { heads: 1, kvHeads: 1, dk: 1, dv: 1, startPos: 4, scale: 1, window: 0 })).toThrow(KernelError);
+  });
+
   it('normalises, gates, adds, copies, gathers, scatters, and finds argmax and non-finite rows', async () => {
     const be = createCpuBackend();
     const x = be.act(2, 2);

@@ -238,6 +238,32 @@ describe('WebGPU backend vs CPU reference', () => {
     }
   });
 
+  it('attention with a sliding window: prefill, decode, ring-buffer caches, split keys', async () => {
+    const rand = rng(23);
+    const cases = [
+      // prefill of 12 over a window of 5: most queries see only part of the cache
+      { m: 12, rows: 12, heads: 4, kvHeads: 2, dk: 16, dv: 16, startPos: 0, window: 5 },
+      // decode at position 40 over a 9-row ring (window 8 + one new key): rows wrap mid-window
+      { m: 1, rows: 9, heads: 4, kvHeads: 2, dk: 16, dv: 16, startPos: 40, window: 8, ring: true },
+      // three new tokens into a ring of window - 1 + 3 rows
+      { m: 3, rows: 10, heads: 2, kvHeads: 1, dk: 8, dv: 12, startPos: 29, window: 8, ring: true },
+      // a long window over a long cache takes the split-keys path; keys before the window are skipped
+      { m: 1, rows: 1400, heads: 2, kvHeads: 1, dk: 64, dv: 48, startPos: 1399, window: 900 },
+      { m: 2, rows: 1000, heads: 2, kvHeads: 2, dk: 32, dv: 32, startPos: 1700, window: 999, ring: true },
+    ];
+    for (const cs of cases) {
+      const q = pair(cs.m, cs.heads * cs.dk, randomF32(rand, cs.m * cs.heads * cs.dk));
+      const k = pair(cs.rows, cs.kvHeads * cs.dk, randomF32(rand, cs.rows * cs.kvHeads * cs.dk));
+      const v = pair(cs.rows, cs.kvHeads * cs.dv, randomF32(rand, cs.rows * cs.kvHeads * cs.dv));
+      const out = pair(cs.m, cs.heads * cs.dv);
+      const p = { heads: cs.heads, kvHeads: cs.kvHeads, dk: cs.dk, dv: cs.dv, startPos: cs.startPos, scale: 2 / Math.sqrt(cs.dk), window: cs.window, ...(cs.ring ? { cacheRows: cs.rows } : {}) };
+      cpu.attention(q.c, k.c, v.c, out.c, p);
+      gpu.attention(q.g, k.g, v.g, out.g, p);
+      await expectClose(out, cs.window, JSON.stringify(cs));
+    }
+    expect(attentionSplits(2, 900)).toBeGreaterThan(1);
+  });
+
   it('argmax and finiteRows; acts come back zeroed from the pool; bytesInUse tracks buffers', async () => {
     const rand = rng(19);
     const data = randomF32(rand, 4 * 1000);

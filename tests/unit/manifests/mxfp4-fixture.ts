@@ -2,16 +2,16 @@
  * A checkpoint whose routed experts are packed MXFP4 the way gpt-oss ships them (transformers'
  * Mxfp4GptOssExperts: `experts.gate_up_proj_blocks` U8 [E, 2I, H/32, 16] with gate and up rows
  * interleaved, `_scales` U8 [E, 2I, H/32], `down_proj_blocks` [E, H, I/32, 16]), built on the
- * qwen3moe-tiny fixture (its `mlp.experts` prefix is gpt-oss's) with seeded random codes. Also the
- * reference dequantisation, written from transformers' convert_moe_packed_tensors.
+ * gptoss-plain fixture (its float experts replaced, biases kept) with seeded random codes. Also
+ * the reference dequantisation, written from transformers' convert_moe_packed_tensors.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { seededRandom } from '../../../engine/sampling.ts';
-import { FIXTURES, readFixture, writeSafetensors } from './helpers.ts';
+import { readFixture, writeSafetensors } from './helpers.ts';
 
-export const PACKED_BASE = join(FIXTURES, 'hf-moe/qwen3moe-tiny');
-const [E, H, I, LAYERS] = [16, 64, 32, 3];
+export const PACKED_BASE = join(import.meta.dirname, '../../fixtures/hf-moe-ext/gptoss-plain');
+const [E, H, I, LAYERS] = [8, 64, 64, 4];
 const FP4 = [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0, -0.5, -1, -1.5, -2, -3, -4, -6];
 
 export interface Packed {
@@ -49,11 +49,11 @@ function packed(rand: () => number, rows: number, cols: number): Packed {
 export function writePackedCheckpoint(dir: string, edit?: (tensors: Record<string, { dtype: string; shape: number[]; data: Uint8Array }>) => void): { gateUp: Packed; down: Packed }[] {
   mkdirSync(dir, { recursive: true });
   const cfg = JSON.parse(readFileSync(join(PACKED_BASE, 'config.json'), 'utf8')) as Record<string, unknown>;
-  cfg['quantization_config'] = { quant_method: 'mxfp4', modules_to_not_convert: ['model.layers.*.self_attn', 'model.layers.*.mlp.gate', 'model.embed_tokens', 'lm_head'] };
+  cfg['quantization_config'] = { quant_method: 'mxfp4', modules_to_not_convert: ['model.layers.*.self_attn', 'model.layers.*.mlp.router', 'model.embed_tokens', 'lm_head'] };
   writeFileSync(join(dir, 'config.json'), JSON.stringify(cfg));
   const rand = seededRandom(42);
   const tensors: Record<string, { dtype: string; shape: number[]; data: Uint8Array }> = {};
-  for (const [name, t] of readFixture(PACKED_BASE)) if (!/\.experts\.\d+\./.test(name)) tensors[name] = { dtype: t.dtype, shape: t.shape, data: t.bytes };
+  for (const [name, t] of readFixture(PACKED_BASE)) if (!/\.experts\.(gate_up|down)_proj$/.test(name)) tensors[name] = { dtype: t.dtype, shape: t.shape, data: t.bytes };
   const layers = [];
   for (let l = 0; l < LAYERS; l++) {
     const gateUp = packed(rand, 2 * I, H);

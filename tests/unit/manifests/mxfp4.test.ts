@@ -49,6 +49,7 @@ describe('convert of MXFP4 packed experts', () => {
     const out = join(work, 'f32');
     const { manifest } = await convert({ source: src, out, quant: 'f32' });
     expect(manifest.source).toEqual({ dtypes: ['F32', 'MXFP4'], quantization: 'mxfp4' });
+    expect(manifest.config.architecture).toBe('gpt_oss');
     let n = 0;
     for (const t of manifest.tensors) {
       const at = expertParts(t.name);
@@ -56,7 +57,7 @@ describe('convert of MXFP4 packed experts', () => {
       expect(Array.from(dequantize(t, await tensorBytes(out, manifest, t))), t.name).toEqual(Array.from(reference(...at)));
       n++;
     }
-    expect(n).toBe(3 * 16 * 3);
+    expect(n).toBe(4 * 8 * 3);
   });
 
   it('--expert-quant mxfp4 keeps the released bytes: codes and scales copied, same weights as f32', async () => {
@@ -95,23 +96,23 @@ describe('convert of MXFP4 packed experts', () => {
   it('re-quantises MXFP4 experts to q8_0 within its bound', async () => {
     const out = join(work, 'q8');
     const { manifest } = await convert({ source: src, out, quant: 'q8_0' });
-    const t = manifest.tensors.find((x) => x.name === 'layers.2.moe.experts.5.up')!;
+    const t = manifest.tensors.find((x) => x.name === 'layers.3.moe.experts.5.up')!;
     expect(t.dtype).toBe('q8_0');
-    expect(errorVersusBound(t, await tensorBytes(out, manifest, t), reference(2, 5, 'up'))).toBeLessThanOrEqual(1);
+    expect(errorVersusBound(t, await tensorBytes(out, manifest, t), reference(3, 5, 'up'))).toBeLessThanOrEqual(1);
   });
 
   const bad: [string, (t: Record<string, { dtype: string; shape: number[]; data: Uint8Array }>) => void, RegExp][] = [
     ['blocks whose shape disagrees with the config', (t) => {
       const b = t['model.layers.1.mlp.experts.down_proj_blocks']!;
-      t['model.layers.1.mlp.experts.down_proj_blocks'] = { ...b, shape: [16, 32, 2, 16] };
-    }, /MXFP4 blocks model\.layers\.1\.mlp\.experts\.down_proj_blocks are U8 \[16, 32, 2, 16\]; config\.json implies U8 \[≥ 1, 64, 1, 16\]/],
+      t['model.layers.1.mlp.experts.down_proj_blocks'] = { ...b, shape: [8, 32, 4, 16] };
+    }, /MXFP4 blocks model\.layers\.1\.mlp\.experts\.down_proj_blocks are U8 \[8, 32, 4, 16\]; config\.json implies U8 \[≥ 1, 64, 2, 16\]/],
     ['blocks without their scales', (t) => {
       delete t['model.layers.0.mlp.experts.gate_up_proj_scales'];
     }, /MXFP4 blocks model\.layers\.0\.mlp\.experts\.gate_up_proj_blocks have no scales/],
     ['scales of the wrong shape', (t) => {
       const s = t['model.layers.2.mlp.experts.gate_up_proj_scales']!;
-      t['model.layers.2.mlp.experts.gate_up_proj_scales'] = { ...s, shape: [16, 128] };
-    }, /MXFP4 scales model\.layers\.2\.mlp\.experts\.gate_up_proj_scales are U8 \[16, 128\]/],
+      t['model.layers.2.mlp.experts.gate_up_proj_scales'] = { ...s, shape: [8, 256] };
+    }, /MXFP4 scales model\.layers\.2\.mlp\.experts\.gate_up_proj_scales are U8 \[8, 256\]/],
   ];
   it.each(bad)('%s: one clear error naming the tensor, and no manifest written', (name, edit, message) => {
     const dir = join(work, `bad-${name.replace(/\W/g, '')}`);
