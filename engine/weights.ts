@@ -4,7 +4,7 @@
  * ExpertProvider so a store can page them in and out.
  */
 import type { Backend, DeviceBytes, Weight } from '../kernels/index.ts';
-import { dequantize, matrixDims, quantize, tensorByName, type Manifest, type ModelConfig, type TensorEntry, type WeightDtype } from '../manifests/index.ts';
+import { dequantize, fitsRow, matrixDims, quantize, tensorByName, type Manifest, type ModelConfig, type TensorEntry, type WeightDtype } from '../manifests/index.ts';
 import { ModelLoadError } from './errors.ts';
 import type { ModelSource } from './source.ts';
 
@@ -139,7 +139,7 @@ export async function loadDenseWeights(backend: Backend, source: ModelSource): P
   const host = (name: string): Float32Array => hostTensors.get(name)!;
   /** A weight built at load from host data (MLA's split kv_b), stored in the source tensor's format where its width allows. */
   const derived = (data: Float32Array, rows: number, cols: number, like: WeightDtype): Weight => {
-    const dtype: WeightDtype = like === 'q8_0' || like === 'q4_0' ? (cols % 32 === 0 ? like : 'f16') : like;
+    const dtype: WeightDtype = fitsRow(like, cols) ? like : 'f16';
     const d = backend.upload(quantize(data, rows, cols, dtype));
     bytes += d.byteLength;
     return backend.weight(d, 0, dtype, rows, cols);

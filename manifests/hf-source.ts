@@ -3,13 +3,21 @@ import { gptOssExpert, type ExpertPart } from './gpt-oss-source.ts';
 import type { TensorSpec } from './layout.ts';
 import { matrixDims } from './quant.ts';
 import type { Checkpoint, SafetensorsTensor } from './safetensors.ts';
-import type { Architecture } from './types.ts';
+import type { EncodedRows } from './formats/index.ts';
+import { fp8Table } from './fp8.ts';
+import { fp8Rows } from './packed-sources.ts';
+import type { SourceQuantization } from './source-quant.ts';
+import type { Architecture, WeightDtype } from './types.ts';
 
 /** Rows of one canonical tensor, as f32, read on demand so memory stays bounded. */
 export interface RowSource {
   rows: number;
   cols: number;
+  /** How the checkpoint stores it (a safetensors dtype, or MXFP4): recorded in the manifest. */
+  sourceDtype: string;
   read(first: number, count: number): Promise<Float32Array>;
+  /** Set when the checkpoint already stores the rows in one of our formats: they are copied as they are, not re-quantized. */
+  native?: { dtype: WeightDtype; read(first: number, count: number): Promise<EncodedRows> };
 }
 
 const ATTN: Record<string, string> = {
@@ -39,9 +47,11 @@ export function refuseUnhonoured(ckpt: Checkpoint, arch: Architecture): void {
  * Where a canonical tensor lives in a Hugging Face checkpoint. Routed experts come either one
  * tensor per expert (what transformers saves: `experts.{e}.w1` / `experts.{e}.gate_proj`) or fused
  * (transformers 5 in-memory layout: `experts.gate_up_proj` [E, 2I, H] with gate rows first, and
- * `experts.down_proj` [E, H, I]; the older [E, H, 2I] / [E, I, H] layouts are transposed).
+ * `experts.down_proj` [E, H, I]; the older [E, H, 2I] / [E, I, H] layouts are transposed); gpt-oss
+ * has its own (gpt-oss-source.ts, MXFP4 packed included). FP8 tensors are read with their block
+ * scales (`quant` says their block size).
  */
-export function sourceOf(ckpt: Checkpoint, arch: Architecture, spec: TensorSpec, ckptName: string): RowSource {
+export function sourceOf(ckpt: Checkpoint, arch: Architecture, spec: TensorSpec, ckptName: string, quant: SourceQuantization = null): RowSource {
   const { rows, cols } = matrixDims(spec.shape);
   const direct = (names: string[]): RowSource | null => {
     for (const n of names) {
@@ -51,7 +61,7 @@ export function sourceOf(ckpt: Checkpoint, arch: Architecture, spec: TensorSpec,
       if (flat.length !== 2 || flat[0] !== rows || flat[1] !== cols) {
         throw new CheckpointError(`${t.file}: tensor ${n} has shape [${t.shape.join(', ')}], config.json implies [${spec.shape.join(', ')}]`);
       }
-      return rowsOf(ckpt, t, 0, rows, cols);
+      return fp8Table(t.dtype) ? fp8Rows(ckpt, t, quant, rows, cols) : rowsOf(ckpt, t, 0, rows, cols);
     }
     return null;
   };
@@ -91,7 +101,7 @@ export function sourceOf(ckpt: Checkpoint, arch: Architecture, spec: TensorSpec,
 }
 
 function rowsOf(ckpt: Checkpoint, t: SafetensorsTensor, base: number, rows: number, cols: number): RowSource {
-  return { rows, cols, read: (first, count) => ckpt.readRows(t, base + first, count, cols) };
+  return { rows, cols, sourceDtype: t.dtype, read: (first, count) => ckpt.readRows(t, base + first, count, cols) };
 }
 
 function fusedExpert(ckpt: Checkpoint, prefixes: string[], e: number, part: 'gate' | 'up' | 'down', rows: number, cols: number): RowSource | null {
@@ -119,6 +129,7 @@ export function transposedSlice(ckpt: Checkpoint, t: SafetensorsTensor, e: numbe
   return {
     rows,
     cols: inDim,
+    sourceDtype: t.dtype,
     read: async (first, count) => {
       slice ??= ckpt.readRows(t, e * inDim, inDim, outDim);
       const src = await slice;

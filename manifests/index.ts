@@ -3,6 +3,7 @@ export { blake3Hex, blake3Stream, isHash } from './hash.ts';
 export { ManifestError, CheckpointError, ConfigError, ShardIntegrityError, ConvertError } from './errors.ts';
 export { encodeManifest, decodeManifest, validateManifest } from './codec.ts';
 export { quantize, dequantize, tensorByteLength, matrixDims } from './quant.ts';
+export { FORMATS, WEIGHT_DTYPES, formatOf, isWeightDtype, fitsRow, scalesOffset, tensorLayout, type WeightFormat, type RowDecode } from './formats/index.ts';
 export { f32ToF16Bits, f16BitsToF32 } from './f16.ts';
 export { normaliseConfig, layerWindow, perLayerWindow } from './config.ts';
 export { ropeOf, type Rope, type RopeFrequencies } from './rope.ts';

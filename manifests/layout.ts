@@ -1,4 +1,5 @@
-import { QUANT_BLOCK, TENSOR_ALIGN, type ModelConfig, type WeightDtype } from './types.ts';
+import { fitsRow } from './formats/index.ts';
+import { TENSOR_ALIGN, type ModelConfig, type WeightDtype } from './types.ts';
 
 /** What a tensor is for decides how it is stored: matrices take the requested quantization, the rest stay f32. */
 export type TensorRole = 'matrix' | 'norm' | 'router' | 'bias';
@@ -99,12 +100,14 @@ export function expertTensors(config: ModelConfig, layer: number, expert: number
   return specs;
 }
 
-/** The dtype a tensor gets: matrices the requested one (f16 when a row is not whole 32-weight blocks), others f32. */
-export function storedDtype(spec: Pick<TensorSpec, 'shape' | 'role'>, quant: WeightDtype): WeightDtype {
+/**
+ * The dtype a tensor gets: matrices the requested one (`expertQuant` for routed experts; f16 when a
+ * row is not whole blocks of it), others f32.
+ */
+export function storedDtype(spec: Pick<TensorSpec, 'shape' | 'role' | 'expert'>, quant: WeightDtype, expertQuant: WeightDtype = quant): WeightDtype {
   if (spec.role !== 'matrix') return 'f32';
-  const cols = spec.shape[spec.shape.length - 1]!;
-  if ((quant === 'q8_0' || quant === 'q4_0') && cols % QUANT_BLOCK !== 0) return 'f16';
-  return quant;
+  const q = spec.expert ? expertQuant : quant;
+  return fitsRow(q, spec.shape[spec.shape.length - 1]!) ? q : 'f16';
 }
 
 export function alignUp(n: number, a: number = TENSOR_ALIGN): number {

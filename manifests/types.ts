@@ -11,27 +11,27 @@
  * deep-equals m.
  */
 
-/** How a weight matrix is stored. Activations are always f32. */
-export type WeightDtype = 'f32' | 'f16' | 'q8_0' | 'q4_0';
+/** How a weight matrix is stored (manifests/formats/ holds one record per format). Activations are always f32. */
+export type WeightDtype = 'f32' | 'f16' | 'q8_0' | 'q4_0' | 'mxfp4';
 
 /**
  * Byte layout of one tensor inside a shard (little-endian throughout). A 2-D tensor has shape
  * [rows, cols] = [out_features, in_features], row-major, exactly as PyTorch's `Linear.weight`.
+ * Every format stores a main array padded to 4 bytes, then (block formats) a scales array padded
+ * to 4 bytes, so a GPU can bind both aligned. Blocks run along a row (cols must be whole blocks);
+ * block b covers weights [32b, 32b + 32) in row-major order.
  * - f32: rows*cols floats.
- * - f16: rows*cols IEEE halves; the tensor's byte length is padded up to a multiple of 4 so that a
- *   GPU can read it as packed u32 pairs.
- * - q8_0 / q4_0: blocks of 32 consecutive weights along a row (cols % 32 == 0). Stored as two
- *   arrays, quants first then scales, so both stay 4-byte aligned for the GPU:
- *     quants: nBlocks * 32 bytes (q8_0: int8 q, w = q * d)
- *             nBlocks * 16 bytes (q4_0: byte j of a block holds weight j in its low nibble and
- *             weight j + 16 in its high nibble, w = (nibble - 8) * d, as llama.cpp does)
- *     scales: nBlocks f16 values d, padded up to a multiple of 4 bytes.
- *   nBlocks = rows * cols / 32, block b covers weights [32b, 32b + 32) in row-major order.
+ * - f16: rows*cols IEEE halves (read on the GPU as packed u32 pairs).
+ * - q8_0: 32 bytes of int8 quants per block, then one f16 scale d per block; w = q * d.
+ * - q4_0: 16 bytes per block (byte j: weight j in its low nibble, weight j + 16 in its high
+ *   nibble), then one f16 scale d per block; w = (nibble - 8) * d, as llama.cpp does.
+ * - mxfp4: 16 bytes per block (byte j: weight 2j in its low nibble, weight 2j + 1 in its high
+ *   nibble, FP4 e2m1 codes as OpenAI ships gpt-oss), then one e8m0 scale byte e per block;
+ *   w = e2m1(code) * 2^(e - 127).
  * Every tensor starts at an offset that is a multiple of TENSOR_ALIGN inside its shard, so a GPU
  * can bind it in place.
  */
 export const TENSOR_ALIGN = 256;
-export const QUANT_BLOCK = 32;
 
 export type Architecture = 'mixtral' | 'qwen3_moe' | 'deepseek_v3' | 'gpt_oss';
 
@@ -197,6 +197,14 @@ export interface ExpertEntry {
   bytes: number;
 }
 
+/** How a converted checkpoint stored its weights, for `inspect`. */
+export interface SourceInfo {
+  /** Storage of the tensors read, sorted: safetensors dtypes (BF16, F8_E4M3, …) or MXFP4 for packed experts. */
+  dtypes: string[];
+  /** Its own quantization (`quantization_config`), e.g. "fp8 block-scaled 128×128" or "mxfp4"; null when it had none. */
+  quantization: string | null;
+}
+
 export interface Manifest {
   format: 'rdrr';
   version: 1;
@@ -204,6 +212,10 @@ export interface Manifest {
   config: ModelConfig;
   /** The quantization asked for; individual tensors say what they got. */
   quant: WeightDtype;
+  /** Routed experts' quantization, when it differs from `quant` (convert --expert-quant). */
+  expertQuant?: WeightDtype;
+  /** What the converted checkpoint stored (absent for synth models). */
+  source?: SourceInfo;
   tensors: TensorEntry[];
   shards: ShardEntry[];
   experts: ExpertEntry[];

@@ -5,11 +5,12 @@
  */
 import type { WeightDtype } from '../../manifests/index.ts';
 import type { Act, AttentionParams, Backend, DeviceBytes, RopeParams, Weight } from '../backend.ts';
-import { checkWeight, KernelError, quantBytes, weightByteLength } from '../layout.ts';
+import { checkWeight, KernelError, scaleByteOffset, weightByteLength } from '../layout.ts';
 import * as v from '../validate.ts';
 import { ATTN_WG, attentionCombineSource, attentionSource } from '../wgsl/attention.wgsl.ts';
 import type { KernelSource } from '../wgsl/common.wgsl.ts';
 import { addBiasSource, binarySource, copySource, ELEMENTWISE_WG, embedSource, fillSource, gatherSource, scatterAddSource } from '../wgsl/elementwise.wgsl.ts';
+import { GPU_FORMATS } from '../wgsl/formats/index.ts';
 import { GEMM_TILE, gemmSource, gemvCanStageX, gemvFits, gemvSource, gemvUnits, gemvUnitWords, type GemvShape } from '../wgsl/matmul.wgsl.ts';
 import { ropeSource, ROPE_WG } from '../wgsl/rope.wgsl.ts';
 import { argmaxSource, finiteRowsSource, rmsnormSource } from '../wgsl/rows.wgsl.ts';
@@ -97,7 +98,7 @@ export function defaultGemvShape(dtype: WeightDtype, m: number, n: number, k: nu
   }
   const narrow = dtype !== 'f32';
   const tpr = narrow ? Math.min(128, Math.max(4, pow2Floor(gemvUnits(dtype, true, k) / 2))) : Math.min(64, Math.max(4, pow2Floor(gemvUnits(dtype, false, k) / 4)));
-  let rpt = { f32: 1, f16: 2, q8_0: 4, q4_0: 4 }[dtype];
+  let rpt = GPU_FORMATS[dtype].gemvRows;
   while (rpt > 1 && n / ((256 / tpr) * rpt) < 256) rpt /= 2;
   const unroll = software ? 1 : dtype === 'f16' ? 4 : 2;
   return { tpr, rpt, stageX: false, narrow, unroll };
@@ -369,7 +370,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     if (size > limits.maxStorageBufferBindingSize) {
       throw new KernelError(`${w.dtype} weight ${w.rows}×${w.cols} is ${size} bytes; this device binds at most ${limits.maxStorageBufferBindingSize}`);
     }
-    const wS = w.dtype === 'q8_0' || w.dtype === 'q4_0' ? wB + quantBytes(w.dtype, w.rows, w.cols) / 4 : 0;
+    const wS = wB + scaleByteOffset(w.dtype, w.rows, w.cols) / 4;
     return { binding: { buffer: buf, offset: base, size }, wB, wS };
   }
 

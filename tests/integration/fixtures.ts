@@ -8,10 +8,10 @@ import { convert } from '../../manifests/node.ts';
 
 export const FIXTURES = fileURLToPath(new URL('../../../shared/fixtures/', import.meta.url));
 export const HF_MOE = ['mixtral-tiny', 'qwen3moe-tiny', 'deepseekv3-tiny'] as const;
-/** Released-checkpoint configurations (rope types, windows, gpt-oss), made by tests/fixtures/hf-moe-ext/make_fixtures.py. */
+/** Released-checkpoint configurations (rope types, windows, gpt-oss, FP8/MXFP4 sources), made by tests/fixtures/hf-moe-ext/make_fixtures.py. */
 export const HF_MOE_EXT = [
   'deepseekv3-yarn', 'qwen3moe-yarn', 'mixtral-linear', 'mixtral-llama3', 'mixtral-dynamic', 'mixtral-window', 'qwen3moe-window',
-  'gptoss-plain', 'gptoss-tiny',
+  'gptoss-plain', 'gptoss-tiny', 'gptoss-mxfp4', 'deepseekv3-fp8',
 ] as const;
 
 export interface HfMoeGolden {
@@ -41,9 +41,9 @@ export function readGolden<T>(dir: string): T {
 }
 
 /** Converts a fixture into a fresh temporary RDRR directory; `cleanup` removes it. */
-export async function convertFixture(source: string, quant: WeightDtype): Promise<{ dir: string; cleanup: () => void }> {
+export async function convertFixture(source: string, quant: WeightDtype, expertQuant?: WeightDtype): Promise<{ dir: string; cleanup: () => void }> {
   const dir = mkdtempSync(join(tmpdir(), 'doppler-fixture-'));
-  await convert({ source, out: dir, quant });
+  await convert({ source, out: dir, quant, expertQuant });
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 

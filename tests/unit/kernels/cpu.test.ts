@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createCpuBackend, KernelError } from '../../../kernels/index.ts';
-import { dequantize, quantize, type WeightDtype } from '../../../manifests/index.ts';
+import { dequantize, quantize, WEIGHT_DTYPES } from '../../../manifests/index.ts';
 import { randomF32, randomWeightBytes, rng } from './helpers.ts';
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-6): void => {
@@ -17,7 +17,7 @@ function halfBits(x: number): number {
 }
 
 describe('CPU reference backend', () => {
-  it('decodes every layout: f32, f16, q8_0, q4_0 rows', async () => {
+  it('decodes every layout: f32, f16, q8_0, q4_0, mxfp4 rows', async () => {
     const be = createCpuBackend();
     const x = be.act(1, 32);
     const xv = new Float32Array(32);
@@ -47,13 +47,20 @@ describe('CPU reference backend', () => {
     dv.setUint16(256 + 34, halfBits(0.125), true);
     be.matmul(x, be.weight(be.upload(f16), 256, 'f16', 1, 32), out);
     close(await be.read(out), [-1.5 + 0.25]);
+    // mxfp4: byte j = code of weight 2j (low nibble) | code of weight 2j+1 (high nibble), e8m0 scale 2^(e-127)
+    const mx = new Uint8Array(16 + 4);
+    mx[0] = 0x0f; // w0 = -6 (code 15), w1 = 0
+    mx[8] = 0xb0; // w16 = 0, w17 = -1.5 (code 11)
+    mx[16] = 126; // 2^-1
+    be.matmul(x, be.weight(be.upload(mx), 0, 'mxfp4', 1, 32), out);
+    close(await be.read(out), [1 * -6 * 0.5 + 2 * -1.5 * 0.5]);
   });
 
   it('decodes rows exactly as the format reference dequantizes (quantized and random bytes)', async () => {
     const rand = rng(3);
     const be = createCpuBackend();
     const [rows, cols] = [7, 96];
-    for (const dtype of ['f32', 'f16', 'q8_0', 'q4_0'] as WeightDtype[]) {
+    for (const dtype of WEIGHT_DTYPES) {
       for (const bytes of [quantize(randomF32(rand, rows * cols), rows, cols, dtype), randomWeightBytes(rand, dtype, rows, cols)]) {
         const entry = { name: 'w', shape: [rows, cols], dtype, shard: 0, offset: 0, length: bytes.length };
         const want = dequantize(entry, bytes);
