@@ -3,7 +3,7 @@
  * provider; `generate` streams tokens as they are chosen and keeps its own telemetry.
  */
 import type { Backend, DeviceBytes } from '../kernels/index.ts';
-import type { Manifest, ModelConfig } from '../manifests/index.ts';
+import { ropeOf, type Manifest, type ModelConfig } from '../manifests/index.ts';
 import { Prefetcher, type PrefetcherStats, type Routing } from '../router/index.ts';
 import type { ShardStore, StoreStats } from '../storage/index.ts';
 import { EngineError } from './errors.ts';
@@ -116,6 +116,8 @@ export class Engine {
   static async load(opts: EngineOptions): Promise<Engine> {
     const t0 = performance.now();
     const { backend, source, store } = opts;
+    // before any weight is fetched: a rope type this build cannot compute is refused by name
+    const rope = ropeOf(source.manifest.config);
     const dense = await loadDenseWeights(backend, source);
     const experts = store
       ? await storedExperts(store, store.stats().vram?.budgetBytes ?? 0)(backend, source)
@@ -127,7 +129,7 @@ export class Engine {
       ? createTextCodec(await source.shard(tok['tokenizer.json']), tok['tokenizer_config.json'] ? await source.shard(tok['tokenizer_config.json']) : undefined)
       : null;
     await backend.sync();
-    const transformer = new Transformer(backend, source.manifest.config, dense, experts);
+    const transformer = new Transformer(backend, source.manifest.config, dense, experts, rope);
     return new Engine(backend, source, transformer, experts, codec, performance.now() - t0, store ?? null, prefetcher, opts.observer);
   }
 
@@ -141,7 +143,7 @@ export class Engine {
     const cfg = this.config;
     if (promptIds.length === 0) throw new EngineError('the prompt is empty');
     if (!(opts.maxNewTokens >= 0)) throw new RangeError(`maxNewTokens must be ≥ 0, got ${opts.maxNewTokens}`);
-    const capacity = Math.min(cfg.maxPositionEmbeddings, promptIds.length + opts.maxNewTokens);
+    const capacity = Math.min(this.transformer.maxContext, promptIds.length + opts.maxNewTokens);
     if (promptIds.length > capacity) {
       throw new EngineError(`the prompt has ${promptIds.length} tokens; the model's context is ${cfg.maxPositionEmbeddings}`);
     }
@@ -149,7 +151,7 @@ export class Engine {
     const stopOnEos = opts.stopOnEos ?? true;
     const stats: GenerationStats = {
       loadMs: this.loadMs, promptTokens: promptIds.length, generatedTokens: 0, ttftMs: 0, decodeMs: 0, decodeTokPerS: 0,
-      gpuBytes: 0, expertBytes: 0, kvCacheBytes: KvCache.bytesPerToken(cfg) * capacity, expertWaitMs: 0,
+      gpuBytes: 0, expertBytes: 0, kvCacheBytes: KvCache.bytesFor(cfg, capacity), expertWaitMs: 0,
     };
     const prefillLogits: Float32Array[] = [];
     const stepLogits: Float32Array[] = [];

@@ -2,13 +2,14 @@ import { Packr } from 'msgpackr';
 import { ManifestError } from './errors.ts';
 import { isHash } from './hash.ts';
 import { alignUp, expertTensors, architectureTensors, isMoeLayer, storedDtype, type TensorSpec } from './layout.ts';
+import { WEIGHT_DTYPES } from './formats/index.ts';
 import { matrixDims, tensorByteLength } from './quant.ts';
-import type { ExpertEntry, Manifest, ModelConfig, ShardEntry, TensorEntry, WeightDtype } from './types.ts';
+import type { ExpertEntry, Manifest, ModelConfig, ShardEntry, SourceInfo, TensorEntry, WeightDtype } from './types.ts';
 
 // Records off: the bytes must be plain msgpack any decoder reads, and stable for the model id.
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false, mapsAsObjects: true });
 
-const DTYPES: readonly WeightDtype[] = ['f32', 'f16', 'q8_0', 'q4_0'];
+const DTYPES = WEIGHT_DTYPES;
 
 /** Tensor table as columns: far smaller than one map per tensor. */
 interface TensorColumns {
@@ -31,6 +32,8 @@ interface Encoded {
   version: 1;
   name: string;
   quant: WeightDtype;
+  expertQuant?: WeightDtype;
+  source?: SourceInfo;
   config: ModelConfig;
   totals: Manifest['totals'];
   tokenizer: { names: string[]; hashes: Uint8Array };
@@ -51,6 +54,8 @@ export function encodeManifest(m: Manifest): Uint8Array {
     version: m.version,
     name: m.name,
     quant: m.quant,
+    ...(m.expertQuant !== undefined ? { expertQuant: m.expertQuant } : {}),
+    ...(m.source !== undefined ? { source: m.source } : {}),
     config: m.config,
     totals: m.totals,
     tokenizer: { names: tokNames, hashes: hexToBytes(tokNames.map((n) => m.tokenizer[n]!)) },
@@ -85,12 +90,22 @@ export function decodeManifest(bytes: Uint8Array, source = 'manifest'): Manifest
     if (typeof enc !== 'object' || enc === null || enc.format !== 'rdrr') throw new Error('not an RDRR manifest (format field)');
     if (enc.version !== 1) throw new Error(`unsupported version ${String(enc.version)}`);
     if (!DTYPES.includes(enc.quant)) throw new Error(`unknown quant ${String(enc.quant)}`);
+    if (enc.expertQuant !== undefined && !DTYPES.includes(enc.expertQuant)) throw new Error(`unknown expert quant ${String(enc.expertQuant)}`);
+    if (enc.source !== undefined && !isSourceInfo(enc.source)) throw new Error('source record is malformed');
     const hashes = bytesToHexList(enc.hashes, 'shard hashes');
     const tokHashes = bytesToHexList(enc.tokenizer?.hashes, 'tokenizer hashes');
     if (!Array.isArray(enc.tokenizer.names) || tokHashes.length !== enc.tokenizer.names.length) throw new Error('tokenizer table is inconsistent');
     const tokenizer: Record<string, string> = {};
     enc.tokenizer.names.forEach((n, i) => (tokenizer[String(n)] = tokHashes[i]!));
-    const base = { format: 'rdrr' as const, version: 1 as const, name: String(enc.name), config: enc.config, quant: enc.quant };
+    const base = {
+      format: 'rdrr' as const,
+      version: 1 as const,
+      name: String(enc.name),
+      config: enc.config,
+      quant: enc.quant,
+      ...(enc.expertQuant !== undefined ? { expertQuant: enc.expertQuant } : {}),
+      ...(enc.source !== undefined ? { source: enc.source } : {}),
+    };
     let tables: Pick<Manifest, 'tensors' | 'shards' | 'experts'>;
     if (enc.layout) tables = expand({ ...base, tensors: [], shards: hashes.map((hash) => ({ hash, size: 0, kind: 'dense' })), experts: [], tokenizer, totals: enc.totals }, enc.layout);
     else if (enc.tables) tables = fromTables(enc.tables, hashes);
@@ -102,6 +117,11 @@ export function decodeManifest(bytes: Uint8Array, source = 'manifest'): Manifest
     if (err instanceof ManifestError) throw new ManifestError(`${source}: ${err.message}`, { cause: err });
     throw new ManifestError(`${source}: malformed manifest: ${(err as Error).message}`, { cause: err });
   }
+}
+
+function isSourceInfo(s: unknown): s is SourceInfo {
+  const v = s as SourceInfo;
+  return typeof v === 'object' && v !== null && Array.isArray(v.dtypes) && v.dtypes.every((d) => typeof d === 'string') && (v.quantization === null || typeof v.quantization === 'string');
 }
 
 /** Structural checks every consumer relies on: shard indices, extents, hashes, dtypes. */
@@ -144,6 +164,7 @@ function compactLayout(m: Manifest): Encoded['layout'] | null {
 /** Rebuilds tensors, shards (sizes, kinds) and experts from config + compact layout + hashes. */
 function expand(m: Manifest, layout: NonNullable<Encoded['layout']>): Pick<Manifest, 'tensors' | 'shards' | 'experts'> {
   const { config, quant } = m;
+  const expertQuant = m.expertQuant ?? quant;
   const hashes = m.shards.map((s) => s.hash);
   const shards: ShardEntry[] = [];
   const tensors: TensorEntry[] = [];
@@ -157,7 +178,7 @@ function expand(m: Manifest, layout: NonNullable<Encoded['layout']>): Pick<Manif
     let part = 0;
     let cursor = 0;
     for (const spec of specs) {
-      const dtype = storedDtype(spec, quant);
+      const dtype = storedDtype(spec, quant, expertQuant);
       const { rows, cols } = matrixDims(spec.shape);
       const length = tensorByteLength(dtype, rows, cols);
       let offset = alignUp(cursor);
@@ -186,7 +207,7 @@ function expand(m: Manifest, layout: NonNullable<Encoded['layout']>): Pick<Manif
         let end = 0;
         for (const s of specs) {
           const { rows, cols } = matrixDims(s.shape);
-          end = (end === 0 ? 0 : alignUp(end)) + tensorByteLength(storedDtype(s, quant), rows, cols);
+          end = (end === 0 ? 0 : alignUp(end)) + tensorByteLength(storedDtype(s, quant, expertQuant), rows, cols);
         }
         sizes = [end];
       } else sizes = layout.splitSizes.slice(split, (split += parts));

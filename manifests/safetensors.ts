@@ -2,8 +2,10 @@ import { open, readFile, readdir, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { CheckpointError } from './errors.ts';
 import { bf16ToF32Into, f16Table } from './f16.ts';
+import { fp8Table } from './fp8.ts';
 
-const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1 };
+/** Element sizes of the dtypes a header may declare; other names are refused while parsing the header. */
+const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1, F8_E8M0: 1 };
 const READABLE = new Set(['F32', 'F16', 'BF16']);
 /** A header larger than this is not a safetensors header (the format caps it at 100 MB). */
 const MAX_HEADER = 100 * 1024 * 1024;
@@ -35,19 +37,10 @@ export class Checkpoint {
 
   /** `count` rows of `cols` values starting at row `first` of a tensor viewed as [rows, cols], as f32. */
   async readRows(t: SafetensorsTensor, first: number, count: number, cols: number): Promise<Float32Array> {
-    if (!READABLE.has(t.dtype)) throw new CheckpointError(`${t.file}: tensor ${t.name} has dtype ${t.dtype}; only F32, F16 and BF16 are supported`);
+    if (fp8Table(t.dtype)) throw new CheckpointError(`${t.file}: tensor ${t.name} is ${t.dtype}, which is read only with its block scales (${t.name}_scale_inv)`);
+    if (!READABLE.has(t.dtype)) throw new CheckpointError(`${t.file}: tensor ${t.name} has dtype ${t.dtype}; only F32, F16, BF16 (and F8_E4M3/F8_E5M2 with block scales) are supported`);
     const width = DTYPE_BYTES[t.dtype]!;
-    const start = t.start + first * cols * width;
-    const length = count * cols * width;
-    if (start + length > t.end) throw new CheckpointError(`${t.file}: read past the end of tensor ${t.name}`);
-    const raw = new Uint8Array(length);
-    const fh = await this.handle(t.file);
-    let done = 0;
-    while (done < length) {
-      const { bytesRead } = await fh.read(raw, done, length - done, start + done);
-      if (bytesRead === 0) throw new CheckpointError(`${t.file}: file ends inside tensor ${t.name} (truncated)`);
-      done += bytesRead;
-    }
+    const raw = await this.readBytes(t, first * cols * width, count * cols * width);
     const n = count * cols;
     if (t.dtype === 'F32') return new Float32Array(raw.buffer, 0, n);
     const halves = new Uint16Array(raw.buffer, 0, n);
@@ -58,6 +51,21 @@ export class Checkpoint {
       for (let i = 0; i < n; i++) out[i] = table[halves[i]!]!;
     }
     return out;
+  }
+
+  /** `length` bytes of a tensor's data from byte `offset` of it, as stored (a fresh, 0-based buffer). */
+  async readBytes(t: SafetensorsTensor, offset: number, length: number): Promise<Uint8Array> {
+    const start = t.start + offset;
+    if (offset < 0 || start + length > t.end) throw new CheckpointError(`${t.file}: read past the end of tensor ${t.name}`);
+    const raw = new Uint8Array(length);
+    const fh = await this.handle(t.file);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await fh.read(raw, done, length - done, start + done);
+      if (bytesRead === 0) throw new CheckpointError(`${t.file}: file ends inside tensor ${t.name} (truncated)`);
+      done += bytesRead;
+    }
+    return raw;
   }
 
   async close(): Promise<void> {

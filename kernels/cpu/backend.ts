@@ -70,6 +70,13 @@ function asWeight(w: Weight): CpuWeight {
 
 const silu = (g: number): number => g / (1 + Math.exp(-g));
 
+/** transformers' GptOssExperts._apply_gate on one element. */
+function clampedSwiglu(gate: number, up: number, alpha: number, limit: number): number {
+  const g = Math.min(gate, limit);
+  const u = Math.min(Math.max(up, -limit), limit);
+  return (u + 1) * (g / (1 + Math.exp(-alpha * g)));
+}
+
 export function createCpuBackend(): Backend {
   let bytesHeld = 0;
 
@@ -183,6 +190,21 @@ export function createCpuBackend(): Backend {
       const o = asAct(out).data;
       for (let i = 0; i < o.length; i++) o[i] = silu(g[i]!) * u[i]!;
     },
+    swigluClamped(gate, up, out, alpha, limit) {
+      v.checkSameShape('swigluClamped', gate, up, out);
+      const g = asAct(gate).data;
+      const u = asAct(up).data;
+      const o = asAct(out).data;
+      for (let i = 0; i < o.length; i++) o[i] = clampedSwiglu(g[i]!, u[i]!, alpha, limit);
+    },
+    addBias(x, bias, out) {
+      v.checkAddBias(x, bias, out);
+      const b = new Float32Array(x.cols);
+      asWeight(bias).decoder.decode(0, b);
+      const xs = asAct(x).data;
+      const os = asAct(out).data;
+      for (let i = 0; i < os.length; i++) os[i] = xs[i]! + b[i % x.cols]!;
+    },
     add(a, b, out) {
       v.checkSameShape('add', a, b, out);
       const x = asAct(a).data;
@@ -218,7 +240,9 @@ export function createCpuBackend(): Backend {
     },
     attention(q, k, vc, out, p) {
       v.checkAttention(q, k, vc, out, p);
-      attentionRef(asAct(q), asAct(k), asAct(vc), asAct(out), p);
+      let sinks: Float32Array | null = null;
+      if (p.sinks) asWeight(p.sinks).decoder.decode(0, (sinks = new Float32Array(p.heads)));
+      attentionRef(asAct(q), asAct(k), asAct(vc), asAct(out), p, sinks);
     },
     argmax(x) {
       const d = asAct(x).data;
@@ -278,36 +302,41 @@ function ropeInPlace(x: CpuAct, p: RopeParams): void {
   }
 }
 
-function attentionRef(q: CpuAct, k: CpuAct, vc: CpuAct, out: CpuAct, p: AttentionParams): void {
+/** A sink is one more logit in the softmax whose value vector is zero. */
+function attentionRef(q: CpuAct, k: CpuAct, vc: CpuAct, out: CpuAct, p: AttentionParams, sinks: Float32Array | null): void {
   const group = p.heads / p.kvHeads;
   const vOff = p.vColOffset ?? 0;
+  const rows = p.cacheRows ?? Infinity;
   const qd = q.data;
   const kd = k.data;
   const vd = vc.data;
   const od = out.data;
   const scores = new Float64Array(p.startPos + q.rows);
   for (let i = 0; i < q.rows; i++) {
-    const n = p.startPos + i + 1;
+    const pos = p.startPos + i;
+    const lo = p.window === undefined ? 0 : Math.max(0, pos - p.window + 1);
+    const n = pos + 1 - lo;
     for (let h = 0; h < p.heads; h++) {
       const g = Math.floor(h / group);
       const qo = i * q.cols + h * p.dk;
-      let max = -Infinity;
-      for (let t = 0; t < n; t++) {
-        const ko = t * k.cols + g * p.dk;
+      const sink = sinks ? sinks[h]! : -Infinity;
+      let max = sink;
+      for (let j = 0; j < n; j++) {
+        const ko = ((lo + j) % rows) * k.cols + g * p.dk;
         let s = 0;
         for (let c = 0; c < p.dk; c++) s += qd[qo + c]! * kd[ko + c]!;
-        scores[t] = s * p.scale;
-        if (scores[t]! > max) max = scores[t]!;
+        scores[j] = s * p.scale;
+        if (scores[j]! > max) max = scores[j]!;
       }
-      let sum = 0;
-      for (let t = 0; t < n; t++) {
-        scores[t] = Math.exp(scores[t]! - max);
-        sum += scores[t]!;
+      let sum = sinks ? Math.exp(sink - max) : 0;
+      for (let j = 0; j < n; j++) {
+        scores[j] = Math.exp(scores[j]! - max);
+        sum += scores[j]!;
       }
       const oo = i * out.cols + h * p.dv;
       for (let c = 0; c < p.dv; c++) {
         let acc = 0;
-        for (let t = 0; t < n; t++) acc += scores[t]! * vd[t * vc.cols + vOff + g * p.dv + c]!;
+        for (let j = 0; j < n; j++) acc += scores[j]! * vd[((lo + j) % rows) * vc.cols + vOff + g * p.dv + c]!;
         od[oo + c] = acc / sum;
       }
     }

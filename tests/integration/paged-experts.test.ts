@@ -14,7 +14,7 @@ import { createCpuBackend, createWebGpuBackend, type Backend, type DeviceBytes }
 import { blake3Hex } from '../../manifests/index.ts';
 import { ShardStore, shardMeta, type ShardSource } from '../../storage/index.ts';
 import { DirBackend, DirSource } from '../../storage/node.ts';
-import { convertFixture, hfMoeDir } from './fixtures.ts';
+import { convertFixture, hfMoeDir, hfMoeExtDir } from './fixtures.ts';
 
 const DEMO = new URL('../../models/tiny-moe-text-q8_0', import.meta.url).pathname;
 const PROMPTS = [[454, 265, 311], [1, 40, 41, 42, 43, 44, 45, 46, 47, 48]];
@@ -60,11 +60,19 @@ const mixtralTiny = async () => {
   return c.dir;
 };
 
+// gpt-oss: each expert's shard carries its biases, and the prefetcher's early routing adds the router bias
+const gptossPlain = async () => {
+  const c = await convertFixture(hfMoeExtDir('gptoss-plain'), 'f32');
+  scratch.push(c.dir);
+  return c.dir;
+};
+
 // WebGPU (SwiftShader here) runs the small fixture: its release and eviction path destroys real GPU buffers
 describe.each([
   { name: 'tiny-moe-text (q8_0 demo model)', backend: 'cpu' as const, open: async () => DEMO },
   { name: 'mixtral-tiny (f32)', backend: 'cpu' as const, open: mixtralTiny },
   { name: 'mixtral-tiny (f32)', backend: 'webgpu' as const, open: mixtralTiny },
+  { name: 'gptoss-plain (f32)', backend: 'cpu' as const, open: gptossPlain },
 ])('$name on $backend', ({ backend, open }) => {
   let dir: string;
   let source: ModelSource;

@@ -1,5 +1,5 @@
 /** Seeded inputs for kernel tests: random activations and random weights in every RDRR layout. */
-import type { WeightDtype } from '../../../manifests/index.ts';
+import { FORMATS, tensorLayout, type WeightDtype } from '../../../manifests/index.ts';
 import { weightByteLength } from '../../../kernels/index.ts';
 
 export { seededRandom as rng } from '../../../engine/sampling.ts';
@@ -35,12 +35,14 @@ export function randomWeightBytes(rand: () => number, dtype: WeightDtype, rows: 
     case 'f16':
       for (let i = 0; i < n; i++) dv.setUint16(i * 2, randomHalf(rand, 9, 14), true);
       break;
-    case 'q8_0':
-    case 'q4_0': {
-      const qb = (n / 32) * (dtype === 'q8_0' ? 32 : 16);
-      for (let i = 0; i < qb; i++) body[i] = Math.floor(rand() * 256);
-      for (let b = 0; b < n / 32; b++) dv.setUint16(qb + b * 2, randomHalf(rand, 7, 10), true);
-      break;
+    default: {
+      // block formats: uniform quants; f16 scales around 2^-5, e8m0 scales 2^-9 … 2^-6 (FP4 values reach 6)
+      const { blocks, mainBytes, scalesOffset } = tensorLayout(FORMATS[dtype], rows, cols);
+      for (let i = 0; i < mainBytes; i++) body[i] = Math.floor(rand() * 256);
+      for (let b = 0; b < blocks; b++) {
+        if (FORMATS[dtype].scaleBytes === 2) dv.setUint16(scalesOffset + b * 2, randomHalf(rand, 7, 10), true);
+        else body[scalesOffset + b] = 118 + Math.floor(rand() * 4);
+      }
     }
   }
   return out;
