@@ -1,0 +1,168 @@
+/**
+ * The WASM backend: the reference CPU backend's memory layout and ops, with matmul, matmulHeads
+ * and attention replaced by WebAssembly SIMD128 kernels (kernels/wasm/as/kernels.ts) that split
+ * their output rows across worker threads sharing one WebAssembly memory. Without
+ * SharedArrayBuffer (a page that is not cross-origin isolated) or a way to start workers it runs
+ * single-threaded and says why in `threading.note`.
+ */
+import type { WeightDtype } from '../../manifests/index.ts';
+import type { Act, AttentionParams, Backend, Weight } from '../backend.ts';
+import { createCpuBackend, hostFloats, hostWeightBytes } from '../cpu/backend.ts';
+import type { HostRegion } from '../cpu/memory.ts';
+import { KernelError, quantBytes } from '../layout.ts';
+import * as v from '../validate.ts';
+import { WasmHeap } from './heap.ts';
+import { SINGLE_WASM_BASE64, THREADS_WASM_BASE64 } from './modules.generated.ts';
+import { f32Bits, KernelPool, type KernelExports, type SpawnWorker, type WorkerHandle } from './pool.ts';
+import { spawnWebWorker } from './web-workers.ts';
+
+const OP_MATMUL = 1;
+const OP_ATTENTION = 2;
+const DTYPE_CODE: Record<WeightDtype, number> = { f32: 0, f16: 1, q8_0: 2, q4_0: 3 };
+/** Multiply-adds below which a thread is not worth waking (a few microseconds of work). */
+const GRAIN = 1 << 16;
+const INITIAL_PAGES = 32;
+const MAX_PAGES = 65536;
+
+export interface WasmThreading {
+  /** Threads each op may use (1: single-threaded). */
+  threads: number;
+  /** Whether the memory is a SharedArrayBuffer. */
+  shared: boolean;
+  /** Why fewer threads than asked for run, or null. */
+  note: string | null;
+}
+
+export interface WasmBackend extends Backend {
+  readonly threading: WasmThreading;
+  /** Ends the worker threads. */
+  destroy(): void;
+}
+
+export interface WasmBackendOptions {
+  /** Threads per op, the caller's included (default: the machine's cores). */
+  threads?: number;
+  /** How to start a worker (default: Web Workers where `Worker` exists; Node passes worker_threads). */
+  spawn?: SpawnWorker;
+}
+
+function decode(b64: string): Uint8Array<ArrayBuffer> {
+  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+}
+
+function defaultThreads(): number {
+  const n = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency;
+  return Math.max(1, n ?? 1);
+}
+
+function defaultSpawn(): SpawnWorker | undefined {
+  return typeof Worker === 'function' && typeof Blob === 'function' ? spawnWebWorker : undefined;
+}
+
+interface Setup {
+  memory: WebAssembly.Memory;
+  wasm: Uint8Array<ArrayBuffer>;
+  workers: WorkerHandle[];
+  note: string | null;
+}
+
+/** Shared memory and workers when they can be had, else an unshared memory and the reason. */
+async function setUp(threads: number, spawn: SpawnWorker | undefined): Promise<Setup> {
+  const single = (note: string | null): Setup => ({
+    memory: new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAX_PAGES }),
+    wasm: decode(SINGLE_WASM_BASE64),
+    workers: [],
+    note,
+  });
+  if (threads <= 1) return single(null);
+  if (typeof SharedArrayBuffer !== 'function' || (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === false) {
+    return single('SharedArrayBuffer is unavailable (the page is not cross-origin isolated): WASM runs single-threaded');
+  }
+  if (!spawn) return single('no worker threads can be started here: WASM runs single-threaded');
+  const memory = new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAX_PAGES, shared: true });
+  const wasm = decode(THREADS_WASM_BASE64);
+  const started = await Promise.allSettled(Array.from({ length: threads - 1 }, (_, i) => spawn({ wasm, memory, index: i + 1 })));
+  const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  if (workers.length < threads - 1) {
+    for (const w of workers) w.terminate();
+    const why = started.find((s) => s.status === 'rejected') as PromiseRejectedResult;
+    return single(`worker threads failed to start (${String(why.reason)}): WASM runs single-threaded`);
+  }
+  return { memory, wasm, workers, note: null };
+}
+
+/**
+ * @example
+ * const be = await createWasmBackend();            // browser: Web Workers if cross-origin isolated
+ * if (be.threading.note) console.warn(be.threading.note);
+ * // Node: createWasmBackendNode() from kernels/node.ts brings worker_threads
+ */
+export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
+  const setup = await setUp(Math.max(1, Math.floor(opts.threads ?? defaultThreads())), opts.spawn ?? defaultSpawn());
+  if (!WebAssembly.validate(setup.wasm)) {
+    for (const w of setup.workers) w.terminate();
+    throw new KernelError('this JavaScript engine lacks WebAssembly SIMD128, which the wasm backend needs');
+  }
+  const instance = await WebAssembly.instantiate(setup.wasm, { env: { memory: setup.memory } });
+  const pool = new KernelPool(instance.instance.exports as unknown as KernelExports, setup.memory, setup.workers);
+  const heap = new WasmHeap(setup.memory);
+  const ref = createCpuBackend(heap);
+  let scratch: HostRegion | null = null;
+
+  /** Per-thread scratch of at least `bytes`, as [base address, stride]. */
+  function scratchFor(bytes: number): [number, number] {
+    const stride = Math.ceil(bytes / 64) * 64;
+    if (!scratch || scratch.byteLength < stride * pool.threads) {
+      if (scratch) heap.free(scratch);
+      scratch = heap.alloc(stride * pool.threads);
+    }
+    return [scratch.bytes().byteOffset, stride];
+  }
+
+  /** out[:, row0..row0+rows) (+)= x[:, xCol..xCol+K) · w[row0..row0+rows, :]ᵀ. */
+  function matmulRows(x: Act, xCol: number, w: Weight, row0: number, rows: number, out: Act, accumulate: boolean): void {
+    const k = w.cols;
+    const [scratchBase, scratchStride] = x.rows > 1 && w.dtype !== 'f32' ? scratchFor(k * 4) : [0, 0];
+    const wPtr = hostWeightBytes(w).byteOffset + w.byteOffset;
+    const sPtr = w.dtype === 'q8_0' || w.dtype === 'q4_0' ? wPtr + quantBytes(w.dtype, w.rows, w.cols) : 0;
+    pool.setArgs([
+      OP_MATMUL, DTYPE_CODE[w.dtype], hostFloats(x).byteOffset + xCol * 4, x.cols * 4, x.rows, k,
+      wPtr, sPtr, hostFloats(out).byteOffset, out.cols * 4, accumulate ? 1 : 0, scratchBase, scratchStride,
+    ]);
+    pool.run(row0, row0 + rows, Math.ceil((rows * k * x.rows) / GRAIN));
+  }
+
+  function attention(q: Act, k: Act, vc: Act, out: Act, p: AttentionParams): void {
+    const t = p.startPos + q.rows;
+    const [scratchBase, scratchStride] = scratchFor(t * 4);
+    pool.setArgs([
+      OP_ATTENTION, hostFloats(q).byteOffset, q.cols * 4, hostFloats(k).byteOffset, k.cols * 4,
+      hostFloats(vc).byteOffset + (p.vColOffset ?? 0) * 4, vc.cols * 4, hostFloats(out).byteOffset, out.cols * 4,
+      p.heads, p.heads / p.kvHeads, p.dk, p.dv, p.startPos, f32Bits(p.scale), scratchBase, scratchStride,
+    ]);
+    const pairs = q.rows * p.heads;
+    pool.run(0, pairs, Math.ceil((pairs * t * (p.dk + p.dv)) / GRAIN));
+  }
+
+  return {
+    ...ref,
+    name: 'wasm',
+    threading: { threads: pool.threads, shared: setup.workers.length > 0, note: setup.note },
+    matmul(x, w, out, accumulate = false) {
+      v.checkMatmul(x, w, out);
+      matmulRows(x, 0, w, 0, w.rows, out, accumulate);
+    },
+    matmulHeads(x, w, out, heads) {
+      v.checkMatmulHeads(x, w, out, heads);
+      const n = w.rows / heads;
+      for (let h = 0; h < heads; h++) matmulRows(x, h * w.cols, w, h * n, n, out, false);
+    },
+    attention(q, k, vc, out, p) {
+      v.checkAttention(q, k, vc, out, p);
+      attention(q, k, vc, out, p);
+    },
+    destroy() {
+      pool.destroy();
+    },
+  };
+}
