@@ -2,12 +2,13 @@
  * The engine against Hugging Face transformers on the three architectures: prefill logits and
  * every greedy step within 1e-3, the 16 greedy ids exactly, and the experts chosen at each prompt
  * position equal to those transformers' own router outputs select. Run on the TypeScript reference
- * backend and on WebGPU (SwiftShader here).
+ * backend, on WebGPU (SwiftShader here) and on the WASM SIMD backend split over 3 threads.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../engine/index.ts';
 import { modelDirSource } from '../../engine/node.ts';
 import { createCpuBackend, createWebGpuBackend, type Backend } from '../../kernels/index.ts';
+import { createWasmBackendNode } from '../../kernels/node.ts';
 import { dequantize, tensorByName } from '../../manifests/index.ts';
 import { readShardFile } from '../../manifests/node.ts';
 import { route } from '../../router/index.ts';
@@ -17,6 +18,7 @@ const TOLERANCE = 1e-3;
 const BACKENDS: Record<string, () => Promise<Backend>> = {
   cpu: async () => createCpuBackend(),
   webgpu: () => createWebGpuBackend(),
+  wasm: () => createWasmBackendNode({ threads: 3 }),
 };
 
 const converted = new Map<string, { dir: string; cleanup: () => void }>();

@@ -1,0 +1,44 @@
+/**
+ * The demo model (tiny-moe-text at q8_0) on the WASM SIMD backend, split over worker threads,
+ * generates the same greedy tokens as the TypeScript reference and scores text alike.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Engine } from '../../engine/index.ts';
+import { modelDirSource } from '../../engine/node.ts';
+import { createCpuBackend, type WasmBackend } from '../../kernels/index.ts';
+import { createWasmBackendNode } from '../../kernels/node.ts';
+
+const DEMO = new URL('../../models/tiny-moe-text-q8_0', import.meta.url).pathname;
+const PROMPTS = ['In the beginning', 'The Python interpreter'];
+
+async function greedy(engine: Engine, prompt: string, n: number): Promise<number[]> {
+  const ids: number[] = [];
+  for await (const t of engine.generate(engine.encode(prompt), { maxNewTokens: n, stopOnEos: false })) ids.push(t.id);
+  return ids;
+}
+
+describe('demo model on the WASM backend', () => {
+  let cpu: Engine;
+  let wasm: Engine;
+  let backend: WasmBackend;
+  beforeAll(async () => {
+    cpu = await Engine.load({ backend: createCpuBackend(), source: await modelDirSource(DEMO) });
+    backend = await createWasmBackendNode({ threads: 2 });
+    wasm = await Engine.load({ backend, source: await modelDirSource(DEMO) });
+  });
+  afterAll(() => backend.destroy());
+
+  it('runs on two threads', () => {
+    expect(backend.threading).toMatchObject({ threads: 2, shared: true });
+  });
+
+  it("generates the reference backend's 24 greedy tokens for each prompt", async () => {
+    for (const p of PROMPTS) expect(await greedy(wasm, p, 24), p).toEqual(await greedy(cpu, p, 24));
+  });
+
+  it('scores a sequence within 1e-4 relative NLL of the reference', async () => {
+    const seq = [cpu.encode('And God said, Let there be light: and there was light. And God saw the light, that it was good.')];
+    const [a, b] = [await wasm.perplexity(seq), await cpu.perplexity(seq)];
+    expect(Math.abs(a.nll - b.nll) / b.nll).toBeLessThanOrEqual(1e-4);
+  });
+});
