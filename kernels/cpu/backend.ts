@@ -91,6 +91,12 @@ export function hostWeightBytes(w: Weight): Uint8Array {
   return (asWeight(w).src as CpuBytes).bytes;
 }
 
+/** The bytes of a CPU-backend upload. */
+export function hostBytes(b: DeviceBytes): Uint8Array {
+  if (!(b instanceof CpuBytes) || b.released) throw new KernelError('bytes do not belong to the CPU backend or were released');
+  return b.bytes;
+}
+
 /**
  * The reference backend over `memory` (the JS heap unless a caller brings its own, as the WASM
  * backend does).

@@ -6,8 +6,8 @@
  * single-threaded and says why in `threading.note`.
  */
 import type { WeightDtype } from '../../manifests/index.ts';
-import type { Act, AttentionParams, Backend, Weight } from '../backend.ts';
-import { createCpuBackend, hostFloats, hostWeightBytes } from '../cpu/backend.ts';
+import type { Act, AttentionParams, Backend, DeviceBytes, Weight } from '../backend.ts';
+import { createCpuBackend, hostBytes, hostFloats, hostWeightBytes } from '../cpu/backend.ts';
 import type { HostRegion } from '../cpu/memory.ts';
 import { KernelError, quantBytes } from '../layout.ts';
 import * as v from '../validate.ts';
@@ -18,6 +18,7 @@ import { spawnWebWorker } from './web-workers.ts';
 
 const OP_MATMUL = 1;
 const OP_ATTENTION = 2;
+const OP_READ = 3;
 const DTYPE_CODE: Record<WeightDtype, number> = { f32: 0, f16: 1, q8_0: 2, q4_0: 3 };
 /** Multiply-adds below which a thread is not worth waking (a few microseconds of work). */
 const GRAIN = 1 << 16;
@@ -35,6 +36,11 @@ export interface WasmThreading {
 
 export interface WasmBackend extends Backend {
   readonly threading: WasmThreading;
+  /**
+   * Reads every byte of `b` (whole 64-byte chunks) on `threads` threads and returns their i32 sum:
+   * the memory read-bandwidth probe GEMV throughput is compared with (bench/cpu-gemv.ts).
+   */
+  readAll(b: DeviceBytes, threads: number): number;
   /** Ends the worker threads. */
   destroy(): void;
 }
@@ -160,6 +166,17 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     attention(q, k, vc, out, p) {
       v.checkAttention(q, k, vc, out, p);
       attention(q, k, vc, out, p);
+    },
+    readAll(b, threads) {
+      const base = hostBytes(b).byteOffset;
+      const sums = heap.alloc(4 * pool.threads);
+      try {
+        pool.setArgs([OP_READ, base, sums.bytes().byteOffset]);
+        pool.run(0, Math.floor(b.byteLength / 64), threads);
+        return new Int32Array(sums.bytes().buffer, sums.bytes().byteOffset, pool.threads).reduce((a, x) => (a + x) | 0, 0);
+      } finally {
+        heap.free(sums);
+      }
     },
     destroy() {
       pool.destroy();

@@ -8,6 +8,7 @@ const ARGS: usize = 64;
 
 const OP_MATMUL: i32 = 1;
 const OP_ATTENTION: i32 = 2;
+const OP_READ: i32 = 3;
 
 const DT_F32: i32 = 0;
 const DT_F16: i32 = 1;
@@ -212,6 +213,24 @@ export function run(lo: i32, hi: i32, thread: i32): void {
   const op = arg(0);
   if (op == OP_MATMUL) matmul(lo, hi, thread);
   else if (op == OP_ATTENTION) attention(lo, hi, thread);
+  else if (op == OP_READ) readSum(lo, hi, thread);
+}
+
+/**
+ * The memory read-bandwidth probe: sums 64-byte chunks [lo, hi) from address arg 1 as i32 lanes
+ * and stores each thread's sum at arg 2 + 4 * thread (so the loads cannot be dropped).
+ */
+function readSum(lo: i32, hi: i32, thread: i32): void {
+  const base = <usize>arg(1);
+  let a0 = i32x4.splat(0);
+  let a1 = i32x4.splat(0);
+  for (let c = lo; c < hi; c++) {
+    const p = base + (<usize>c << 6);
+    a0 = i32x4.add(a0, i32x4.add(v128.load(p), v128.load(p, 16)));
+    a1 = i32x4.add(a1, i32x4.add(v128.load(p, 32), v128.load(p, 48)));
+  }
+  const a = i32x4.add(a0, a1);
+  store<i32>(<usize>arg(2) + (<usize>thread << 2), i32x4.extract_lane(a, 0) + i32x4.extract_lane(a, 1) + i32x4.extract_lane(a, 2) + i32x4.extract_lane(a, 3));
 }
 
 /**
