@@ -19,6 +19,7 @@ import { spawnWebWorker } from './web-workers.ts';
 const OP_MATMUL = 1;
 const OP_ATTENTION = 2;
 const OP_READ = 3;
+const OP_QUANTIZE = 4;
 const DTYPE_CODE: Record<WeightDtype, number> = { f32: 0, f16: 1, q8_0: 2, q4_0: 3 };
 /** Multiply-adds below which a thread is not worth waking (a few microseconds of work). */
 const GRAIN = 1 << 16;
@@ -113,34 +114,51 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   const pool = new KernelPool(instance.instance.exports as unknown as KernelExports, setup.memory, setup.workers);
   const heap = new WasmHeap(setup.memory);
   const ref = createCpuBackend(heap);
-  let scratch: HostRegion | null = null;
+  const scratch: Record<'threads' | 'quant', HostRegion | null> = { threads: null, quant: null };
 
-  /** Per-thread scratch of at least `bytes`, as [base address, stride]. */
-  function scratchFor(bytes: number): [number, number] {
-    const stride = Math.ceil(bytes / 64) * 64;
-    if (!scratch || scratch.byteLength < stride * pool.threads) {
-      if (scratch) heap.free(scratch);
-      scratch = heap.alloc(stride * pool.threads);
+  /** The start of a scratch region of at least `bytes` (grown, never shrunk). */
+  function scratchFor(kind: 'threads' | 'quant', bytes: number): number {
+    const cur = scratch[kind];
+    if (!cur || cur.byteLength < bytes) {
+      if (cur) heap.free(cur);
+      scratch[kind] = heap.alloc(bytes);
     }
-    return [scratch.bytes().byteOffset, stride];
+    return scratch[kind]!.bytes().byteOffset;
+  }
+
+  /** Per-thread scratch of at least `bytes` each, as [base address, stride]. */
+  function threadScratch(bytes: number): [number, number] {
+    const stride = Math.ceil(bytes / 64) * 64;
+    return [scratchFor('threads', stride * pool.threads), stride];
+  }
+
+  /** Rows of x[:, col..col+k) in 16-bit fixed point for the q8_0/q4_0 kernels, as [values, block scales]. */
+  function quantizeX(x: Act, col: number, k: number): [number, number] {
+    const valueBytes = x.rows * k * 2;
+    const base = scratchFor('quant', valueBytes + x.rows * (k / 32) * 4);
+    pool.setArgs([OP_QUANTIZE, hostFloats(x).byteOffset + col * 4, x.cols * 4, k, base, base + valueBytes]);
+    pool.run(0, x.rows, Math.ceil((x.rows * k * 16) / GRAIN));
+    return [base, base + valueBytes];
   }
 
   /** out[:, row0..row0+rows) (+)= x[:, xCol..xCol+K) · w[row0..row0+rows, :]ᵀ. */
   function matmulRows(x: Act, xCol: number, w: Weight, row0: number, rows: number, out: Act, accumulate: boolean): void {
     const k = w.cols;
-    const [scratchBase, scratchStride] = x.rows > 1 && w.dtype !== 'f32' ? scratchFor(k * 4) : [0, 0];
+    const quant = w.dtype === 'q8_0' || w.dtype === 'q4_0';
+    const [scratchBase, scratchStride] = x.rows > 1 && w.dtype === 'f16' ? threadScratch(k * 4) : [0, 0];
+    const [xq, xs] = quant ? quantizeX(x, xCol, k) : [0, 0];
     const wPtr = hostWeightBytes(w).byteOffset + w.byteOffset;
-    const sPtr = w.dtype === 'q8_0' || w.dtype === 'q4_0' ? wPtr + quantBytes(w.dtype, w.rows, w.cols) : 0;
+    const sPtr = quant ? wPtr + quantBytes(w.dtype as 'q8_0' | 'q4_0', w.rows, w.cols) : 0;
     pool.setArgs([
       OP_MATMUL, DTYPE_CODE[w.dtype], hostFloats(x).byteOffset + xCol * 4, x.cols * 4, x.rows, k,
-      wPtr, sPtr, hostFloats(out).byteOffset, out.cols * 4, accumulate ? 1 : 0, scratchBase, scratchStride,
+      wPtr, sPtr, hostFloats(out).byteOffset, out.cols * 4, accumulate ? 1 : 0, scratchBase, scratchStride, xq, xs,
     ]);
     pool.run(row0, row0 + rows, Math.ceil((rows * k * x.rows) / GRAIN));
   }
 
   function attention(q: Act, k: Act, vc: Act, out: Act, p: AttentionParams): void {
     const t = p.startPos + q.rows;
-    const [scratchBase, scratchStride] = scratchFor(t * 4);
+    const [scratchBase, scratchStride] = threadScratch(t * 4);
     pool.setArgs([
       OP_ATTENTION, hostFloats(q).byteOffset, q.cols * 4, hostFloats(k).byteOffset, k.cols * 4,
       hostFloats(vc).byteOffset + (p.vColOffset ?? 0) * 4, vc.cols * 4, hostFloats(out).byteOffset, out.cols * 4,

@@ -2,13 +2,17 @@
 // of the TypeScript project). Every export works on a range of output rows so that worker threads
 // can split one op between them; the op and its arguments sit in an argument block in linear
 // memory written by the host (kernels/wasm/pool.ts), so one `run(lo, hi, thread)` serves every op.
-// Accumulation is f32 (as the WGSL kernels), with four-lane partial sums.
+// Accumulation is f32 (as the WGSL kernels), with four-lane partial sums. q8_0/q4_0 products are
+// integer dot products of the quants with the activation in 16-bit fixed point per 32-block
+// (quantizeRows): exact products, the activation rounded to 2^-16 of its block's largest value;
+// this halves the instructions per weight, which is what bounds a core's GEMV throughput.
 
 const ARGS: usize = 64;
 
 const OP_MATMUL: i32 = 1;
 const OP_ATTENTION: i32 = 2;
 const OP_READ: i32 = 3;
+const OP_QUANTIZE: i32 = 4;
 
 const DT_F32: i32 = 0;
 const DT_F16: i32 = 1;
@@ -38,30 +42,6 @@ const DT_Q4: i32 = 3;
 
 @inline function half(h: u32): f32 {
   return f32x4.extract_lane(halves(i32x4.splat(h)), 0);
-}
-
-@inline function cvt8(q: v128, lo: bool): v128 {
-  // 16 signed bytes -> the low or high 8 as two f32x4 is done by the callers through these helpers
-  return lo ? i16x8.extend_low_i8x16_s(q) : i16x8.extend_high_i8x16_s(q);
-}
-
-@inline function f4lo(h: v128): v128 {
-  return f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(h));
-}
-
-@inline function f4hi(h: v128): v128 {
-  return f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(h));
-}
-
-/** Sum of 16 products of signed bytes q with 16 floats at x. */
-@inline function dot16(q: v128, x: usize): v128 {
-  const a = cvt8(q, true);
-  const b = cvt8(q, false);
-  const p0 = f32x4.mul(f4lo(a), v128.load(x));
-  const p1 = f32x4.mul(f4hi(a), v128.load(x, 16));
-  const p2 = f32x4.mul(f4lo(b), v128.load(x, 32));
-  const p3 = f32x4.mul(f4hi(b), v128.load(x, 48));
-  return f32x4.add(f32x4.add(p0, p1), f32x4.add(p2, p3));
 }
 
 function dotF32(x: usize, w: usize, k: i32): f32 {
@@ -101,89 +81,118 @@ function dotF16(x: usize, w: usize, k: i32): f32 {
   return s;
 }
 
-function dotQ8(x: usize, q: usize, s: usize, blocks: i32): f32 {
+/** i32x4 partial sums of one q8_0 block's 32 products with 32 i16 activations at x. */
+@inline function q8block(q: usize, x: usize): v128 {
+  const a = v128.load(q);
+  const b = v128.load(q, 16);
+  const d0 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(a), v128.load(x));
+  const d1 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(a), v128.load(x, 16));
+  const d2 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(b), v128.load(x, 32));
+  const d3 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(b), v128.load(x, 48));
+  return i32x4.add(i32x4.add(d0, d1), i32x4.add(d2, d3));
+}
+
+/** The same for a q4_0 block: byte j holds weight j (low nibble) and j + 16 (high), each minus 8. */
+@inline function q4block(q: usize, x: usize): v128 {
+  const v = v128.load(q);
+  const lo = i8x16.sub(v128.and(v, i8x16.splat(15)), i8x16.splat(8));
+  const hi = i8x16.sub(i8x16.shr_u(v, 4), i8x16.splat(8));
+  const d0 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(lo), v128.load(x));
+  const d1 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(lo), v128.load(x, 16));
+  const d2 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(hi), v128.load(x, 32));
+  const d3 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(hi), v128.load(x, 48));
+  return i32x4.add(i32x4.add(d0, d1), i32x4.add(d2, d3));
+}
+
+@inline function blockSum(q4: bool, q: usize, x: usize): v128 {
+  return f32x4.convert_i32x4_s(q4 ? q4block(q, x) : q8block(q, x));
+}
+
+/**
+ * A q8_0 or q4_0 weight row (quants q, f16 scales s) against an activation row quantized by
+ * quantizeRows (i16 values xq, f32 block scales xs). Four blocks share one vector of combined scales.
+ */
+@inline function dotQuant(q4: bool, xq: usize, xs: usize, q: usize, s: usize, blocks: i32): f32 {
+  const qShift: usize = q4 ? 4 : 5;
   let acc = f32x4.splat(0);
-  for (let b = 0; b < blocks; b++) {
-    const qb = q + (<usize>b << 5);
-    const xb = x + (<usize>b << 7);
-    const sum = f32x4.add(dot16(v128.load(qb), xb), dot16(v128.load(qb, 16), xb + 64));
-    acc = f32x4.add(acc, f32x4.mul(sum, f32x4.splat(half(load<u16>(s + (<usize>b << 1))))));
+  let b = 0;
+  for (; b + 4 <= blocks; b += 4) {
+    const sc = f32x4.mul(halves(v128.load16x4_u(s + (<usize>b << 1))), v128.load(xs + (<usize>b << 2)));
+    const qb = q + (<usize>b << qShift);
+    const xb = xq + (<usize>b << 6);
+    const p0 = f32x4.mul(blockSum(q4, qb, xb), f32x4.splat(f32x4.extract_lane(sc, 0)));
+    const p1 = f32x4.mul(blockSum(q4, qb + (1 << qShift), xb + 64), f32x4.splat(f32x4.extract_lane(sc, 1)));
+    const p2 = f32x4.mul(blockSum(q4, qb + (2 << qShift), xb + 128), f32x4.splat(f32x4.extract_lane(sc, 2)));
+    const p3 = f32x4.mul(blockSum(q4, qb + (3 << qShift), xb + 192), f32x4.splat(f32x4.extract_lane(sc, 3)));
+    acc = f32x4.add(acc, f32x4.add(f32x4.add(p0, p1), f32x4.add(p2, p3)));
+  }
+  for (; b < blocks; b++) {
+    const sc = half(load<u16>(s + (<usize>b << 1))) * load<f32>(xs + (<usize>b << 2));
+    acc = f32x4.add(acc, f32x4.mul(blockSum(q4, q + (<usize>b << qShift), xq + (<usize>b << 6)), f32x4.splat(sc)));
   }
   return hsum(acc);
 }
 
-function dotQ4(x: usize, q: usize, s: usize, blocks: i32): f32 {
-  let acc = f32x4.splat(0);
-  const mask = i8x16.splat(15);
-  const eight = i8x16.splat(8);
-  for (let b = 0; b < blocks; b++) {
-    const v = v128.load(q + (<usize>b << 4));
-    const lo = i8x16.sub(v128.and(v, mask), eight);
-    const hi = i8x16.sub(i8x16.shr_u(v, 4), eight);
-    const xb = x + (<usize>b << 7);
-    const sum = f32x4.add(dot16(lo, xb), dot16(hi, xb + 64));
-    acc = f32x4.add(acc, f32x4.mul(sum, f32x4.splat(half(load<u16>(s + (<usize>b << 1))))));
+/** Row n of an f16 weight as k floats at out (for products with several activation rows). */
+function decodeF16Row(w: usize, n: i32, k: i32, out: usize): void {
+  const r = w + (<usize>n * <usize>k << 1);
+  let i = 0;
+  for (; i + 8 <= k; i += 8) {
+    const h = v128.load(r + (<usize>i << 1));
+    v128.store(out + (<usize>i << 2), halves(i32x4.extend_low_i16x8_u(h)));
+    v128.store(out + (<usize>i << 2), halves(i32x4.extend_high_i16x8_u(h)), 16);
   }
-  return hsum(acc);
+  for (; i < k; i++) store<f32>(out + (<usize>i << 2), half(load<u16>(r + (<usize>i << 1))));
 }
 
-/** Row n of a weight as k floats at out (for products with several activation rows). */
-function decodeRow(dtype: i32, w: usize, s: usize, n: i32, k: i32, out: usize): void {
-  if (dtype == DT_F16) {
-    const r = w + (<usize>n * <usize>k << 1);
-    let i = 0;
-    for (; i + 8 <= k; i += 8) {
-      const h = v128.load(r + (<usize>i << 1));
-      v128.store(out + (<usize>i << 2), halves(i32x4.extend_low_i16x8_u(h)));
-      v128.store(out + (<usize>i << 2), halves(i32x4.extend_high_i16x8_u(h)), 16);
+/**
+ * Activation rows [lo, hi) to 16-bit fixed point per 32-wide block, for the integer dot products
+ * of the q8_0/q4_0 kernels: q = round(x / d), d = max |x| / 32767 (error ≤ 2^-16 of the block's
+ * largest value). A non-finite value makes its block's d non-finite, so the product is too.
+ * Args: x, xStride (bytes), K, xq (K i16 per row), xs (K/32 f32 per row).
+ */
+function quantizeRows(lo: i32, hi: i32): void {
+  const x = <usize>arg(1);
+  const xStride = <usize>arg(2);
+  const blocks = arg(3) >> 5;
+  const xq = <usize>arg(4);
+  const xs = <usize>arg(5);
+  for (let r = lo; r < hi; r++) {
+    const xr = x + <usize>r * xStride;
+    const qr = xq + <usize>r * (<usize>blocks << 6);
+    const sr = xs + <usize>r * (<usize>blocks << 2);
+    for (let b = 0; b < blocks; b++) {
+      const p = xr + (<usize>b << 7);
+      let m = f32x4.max(f32x4.max(f32x4.abs(v128.load(p)), f32x4.abs(v128.load(p, 16))), f32x4.max(f32x4.abs(v128.load(p, 32)), f32x4.abs(v128.load(p, 48))));
+      m = f32x4.max(m, f32x4.max(f32x4.max(f32x4.abs(v128.load(p, 64)), f32x4.abs(v128.load(p, 80))), f32x4.max(f32x4.abs(v128.load(p, 96)), f32x4.abs(v128.load(p, 112)))));
+      const amax = Mathf.max(Mathf.max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), Mathf.max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+      const d: f32 = amax / 32767;
+      const inv = f32x4.splat(amax > 0 ? <f32>32767 / amax : 0);
+      store<f32>(sr + (<usize>b << 2), d);
+      const o = qr + (<usize>b << 6);
+      for (let j: usize = 0; j < 4; j++) {
+        const a = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p + (j << 5)), inv)));
+        const c = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p + (j << 5), 16), inv)));
+        v128.store(o + (j << 4), i16x8.narrow_i32x4_s(a, c));
+      }
     }
-    for (; i < k; i++) store<f32>(out + (<usize>i << 2), half(load<u16>(r + (<usize>i << 1))));
-    return;
-  }
-  const blocks = k >> 5;
-  const b0 = <usize>n * <usize>blocks;
-  for (let b = 0; b < blocks; b++) {
-    let lo: v128;
-    let hi: v128;
-    if (dtype == DT_Q8) {
-      lo = v128.load(w + ((b0 + b) << 5));
-      hi = v128.load(w + ((b0 + b) << 5), 16);
-    } else {
-      const v = v128.load(w + ((b0 + b) << 4));
-      lo = i8x16.sub(v128.and(v, i8x16.splat(15)), i8x16.splat(8));
-      hi = i8x16.sub(i8x16.shr_u(v, 4), i8x16.splat(8));
-    }
-    const d = f32x4.splat(half(load<u16>(s + ((b0 + b) << 1))));
-    const o = out + (<usize>b << 7);
-    const a = cvt8(lo, true);
-    const c = cvt8(lo, false);
-    const e = cvt8(hi, true);
-    const f = cvt8(hi, false);
-    v128.store(o, f32x4.mul(f4lo(a), d));
-    v128.store(o, f32x4.mul(f4hi(a), d), 16);
-    v128.store(o, f32x4.mul(f4lo(c), d), 32);
-    v128.store(o, f32x4.mul(f4hi(c), d), 48);
-    v128.store(o, f32x4.mul(f4lo(e), d), 64);
-    v128.store(o, f32x4.mul(f4hi(e), d), 80);
-    v128.store(o, f32x4.mul(f4lo(f), d), 96);
-    v128.store(o, f32x4.mul(f4hi(f), d), 112);
   }
 }
 
-/** One weight row against one activation row, straight from the stored format. */
-@inline function dotRow(dtype: i32, x: usize, w: usize, s: usize, n: i32, k: i32): f32 {
+/** One weight row against one activation row (quantized for q8_0/q4_0), straight from the stored format. */
+@inline function dotRow(dtype: i32, x: usize, xq: usize, xs: usize, w: usize, s: usize, n: i32, k: i32): f32 {
   if (dtype == DT_F32) return dotF32(x, w + (<usize>n * <usize>k << 2), k);
   if (dtype == DT_F16) return dotF16(x, w + (<usize>n * <usize>k << 1), k);
   const blocks = k >> 5;
   const b0 = <usize>n * <usize>blocks;
-  if (dtype == DT_Q8) return dotQ8(x, w + (b0 << 5), s + (b0 << 1), blocks);
-  return dotQ4(x, w + (b0 << 4), s + (b0 << 1), blocks);
+  if (dtype == DT_Q8) return dotQuant(false, xq, xs, w + (b0 << 5), s + (b0 << 1), blocks);
+  return dotQuant(true, xq, xs, w + (b0 << 4), s + (b0 << 1), blocks);
 }
 
 /**
  * out[m, n] (+)= x[m, :] · w[n, :] for rows n in [lo, hi). Args: dtype, x, xStride (bytes), M, K,
  * w (quants or values of row 0), scales, out, outStride (bytes), accumulate, scratch base, scratch
- * bytes per thread.
+ * bytes per thread, and for q8_0/q4_0 the activation as quantizeRows left it (xq, xs).
  */
 function matmul(lo: i32, hi: i32, thread: i32): void {
   const dtype = arg(1);
@@ -197,12 +206,17 @@ function matmul(lo: i32, hi: i32, thread: i32): void {
   const outStride = <usize>arg(9);
   const acc = arg(10) != 0;
   const scratch = <usize>arg(11) + <usize>thread * <usize>arg(12);
-  const direct = m == 1 || dtype == DT_F32;
+  const xq = <usize>arg(13);
+  const xs = <usize>arg(14);
+  // f16 rows are decoded once for several activation rows; every other layout is read in place
+  const decoded = m > 1 && dtype == DT_F16;
   for (let n = lo; n < hi; n++) {
-    if (!direct) decodeRow(dtype, w, s, n, k, scratch);
+    if (decoded) decodeF16Row(w, n, k, scratch);
     for (let r = 0; r < m; r++) {
       const xr = x + <usize>r * xStride;
-      const v = direct ? dotRow(dtype, xr, w, s, n, k) : dotF32(xr, scratch, k);
+      const xqr = xq + <usize>r * (<usize>k << 1);
+      const xsr = xs + <usize>r * (<usize>(k >> 5) << 2);
+      const v = decoded ? dotF32(xr, scratch, k) : dotRow(dtype, xr, xqr, xsr, w, s, n, k);
       const o = out + <usize>r * outStride + (<usize>n << 2);
       store<f32>(o, acc ? load<f32>(o) + v : v);
     }
@@ -214,6 +228,7 @@ export function run(lo: i32, hi: i32, thread: i32): void {
   if (op == OP_MATMUL) matmul(lo, hi, thread);
   else if (op == OP_ATTENTION) attention(lo, hi, thread);
   else if (op == OP_READ) readSum(lo, hi, thread);
+  else if (op == OP_QUANTIZE) quantizeRows(lo, hi);
 }
 
 /**
