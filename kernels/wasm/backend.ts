@@ -21,8 +21,11 @@ const OP_ATTENTION = 2;
 const OP_READ = 3;
 const OP_QUANTIZE = 4;
 const DTYPE_CODE: Record<WeightDtype, number> = { f32: 0, f16: 1, q8_0: 2, q4_0: 3 };
-/** Multiply-adds below which a thread is not worth waking (a few microseconds of work). */
-const GRAIN = 1 << 16;
+/**
+ * Multiply-adds each extra thread must get (~100 µs of work): waking a worker costs microseconds
+ * on an idle machine and far more on a busy one, so a small model's matrices stay on one thread.
+ */
+const GRAIN = 1 << 20;
 const INITIAL_PAGES = 32;
 const MAX_PAGES = 65536;
 

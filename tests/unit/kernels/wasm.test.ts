@@ -75,7 +75,7 @@ describe.each([1, 3])('WASM backend on %i thread(s) vs CPU reference', (threads)
   it('matmul: a large GEMV that every thread takes part in', async () => {
     const rand = rng(22);
     for (const dtype of DTYPES) {
-      const [n, k] = [1031, 1024];
+      const [n, k] = [3100, 1024];
       const x = pair(1, k, randomF32(rand, k));
       const w = weights(rand, dtype, n, k);
       const out = pair(1, n);
@@ -107,6 +107,8 @@ describe.each([1, 3])('WASM backend on %i thread(s) vs CPU reference', (threads)
       { m: 1, t: 150, heads: 4, kvHeads: 4, dk: 33, dv: 70, startPos: 149, kCols: 140, vCols: 290, vColOffset: 5 },
       { m: 3, t: 200, heads: 8, kvHeads: 2, dk: 64, dv: 63, startPos: 120, kCols: 128, vCols: 128, vColOffset: 0 },
       { m: 2, t: 80, heads: 3, kvHeads: 1, dk: 576, dv: 512, startPos: 70, kCols: 576, vCols: 576, vColOffset: 0, mla: true },
+      // enough work to split across threads
+      { m: 4, t: 1000, heads: 8, kvHeads: 2, dk: 64, dv: 64, startPos: 996, kCols: 128, vCols: 128, vColOffset: 0 },
     ];
     for (const cs of cases) {
       const q = pair(cs.m, cs.heads * cs.dk, randomF32(rand, cs.m * cs.heads * cs.dk));
@@ -117,6 +119,22 @@ describe.each([1, 3])('WASM backend on %i thread(s) vs CPU reference', (threads)
       cpu.attention(q.c, k.c, v.c, out.c, p);
       wasm.attention(q.w, k.w, v.w, out.w, p);
       await expectClose(out, cs.t, JSON.stringify(cs));
+    }
+  });
+
+  it('matmul: a non-finite activation makes its output row non-finite in every layout', async () => {
+    const rand = rng(27);
+    for (const dtype of DTYPES) {
+      for (const bad of [NaN, Infinity]) {
+        const data = randomF32(rand, 2 * 64);
+        data[64 + 5] = bad;
+        const x = wasm.act(2, 64);
+        wasm.write(x, data);
+        const w = weights(rand, dtype, 8, 64).w;
+        const out = wasm.act(2, 8);
+        wasm.matmul(x, w, out);
+        expect(await wasm.finiteRows(out), `${dtype} ${bad}`).toEqual([true, false]);
+      }
     }
   });
 
