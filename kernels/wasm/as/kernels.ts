@@ -31,17 +31,30 @@ const DT_Q4: i32 = 3;
   return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
 }
 
+/**
+ * Constants of the hot loops, read from memory into locals before each loop: as v128.const in the
+ * loop body (what binaryen makes of a hoisted splat) V8 rebuilds them on every use.
+ */
+const KC: usize = memory.data<u32>([
+  0x0f0f0f0f, 0x0f0f0f0f, 0x0f0f0f0f, 0x0f0f0f0f, // 0: nibble mask
+  0x08080808, 0x08080808, 0x08080808, 0x08080808, // 16: q4_0's zero point
+  0x7fff, 0x7fff, 0x7fff, 0x7fff, // 32: half without its sign
+  0x77800000, 0x77800000, 0x77800000, 0x77800000, // 48: 2^112
+  0x7bff, 0x7bff, 0x7bff, 0x7bff, // 64: largest finite half
+  0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000, // 80: f32 infinity exponent
+  0x8000, 0x8000, 0x8000, 0x8000, // 96: half sign
+], 16);
+
 /** IEEE half bits (low 16 of each lane) to f32: exponent rebias by a multiply, which also handles subnormals. */
-@inline function halves(h: v128): v128 {
-  const e = v128.and(h, i32x4.splat(0x7fff));
-  let f = f32x4.mul(i32x4.shl(e, 13), f32x4.splat(5.192296858534828e33)); // 2^112
-  const infnan = v128.and(i32x4.gt_s(e, i32x4.splat(0x7bff)), i32x4.splat(0x7f800000));
-  f = v128.or(f, infnan);
-  return v128.or(f, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+@inline function halves(h: v128, abs: v128, magic: v128, maxFinite: v128, inf: v128, sign: v128): v128 {
+  const e = v128.and(h, abs);
+  let f = f32x4.mul(i32x4.shl(e, 13), magic);
+  f = v128.or(f, v128.and(i32x4.gt_s(e, maxFinite), inf));
+  return v128.or(f, i32x4.shl(v128.and(h, sign), 16));
 }
 
 @inline function half(h: u32): f32 {
-  return f32x4.extract_lane(halves(i32x4.splat(h)), 0);
+  return f32x4.extract_lane(halves(i32x4.splat(h), v128.load(KC, 32), v128.load(KC, 48), v128.load(KC, 64), v128.load(KC, 80), v128.load(KC, 96)), 0);
 }
 
 function dotF32(x: usize, w: usize, k: i32): f32 {
@@ -69,12 +82,17 @@ function dotF32(x: usize, w: usize, k: i32): f32 {
 function dotF16(x: usize, w: usize, k: i32): f32 {
   let a0 = f32x4.splat(0);
   let a1 = f32x4.splat(0);
+  const abs = v128.load(KC, 32);
+  const magic = v128.load(KC, 48);
+  const maxFinite = v128.load(KC, 64);
+  const inf = v128.load(KC, 80);
+  const sign = v128.load(KC, 96);
   let i = 0;
   for (; i + 8 <= k; i += 8) {
     const h = v128.load(w + (<usize>i << 1));
     const o = <usize>i << 2;
-    a0 = f32x4.add(a0, f32x4.mul(halves(i32x4.extend_low_i16x8_u(h)), v128.load(x + o)));
-    a1 = f32x4.add(a1, f32x4.mul(halves(i32x4.extend_high_i16x8_u(h)), v128.load(x + o, 16)));
+    a0 = f32x4.add(a0, f32x4.mul(halves(i32x4.extend_low_i16x8_u(h), abs, magic, maxFinite, inf, sign), v128.load(x + o)));
+    a1 = f32x4.add(a1, f32x4.mul(halves(i32x4.extend_high_i16x8_u(h), abs, magic, maxFinite, inf, sign), v128.load(x + o, 16)));
   }
   let s = hsum(f32x4.add(a0, a1));
   for (; i < k; i++) s += half(load<u16>(w + (<usize>i << 1))) * load<f32>(x + (<usize>i << 2));
@@ -93,10 +111,10 @@ function dotF16(x: usize, w: usize, k: i32): f32 {
 }
 
 /** The same for a q4_0 block: byte j holds weight j (low nibble) and j + 16 (high), each minus 8. */
-@inline function q4block(q: usize, x: usize): v128 {
+@inline function q4block(q: usize, x: usize, mask: v128, eight: v128): v128 {
   const v = v128.load(q);
-  const lo = i8x16.sub(v128.and(v, i8x16.splat(15)), i8x16.splat(8));
-  const hi = i8x16.sub(i8x16.shr_u(v, 4), i8x16.splat(8));
+  const lo = i8x16.sub(v128.and(v, mask), eight);
+  const hi = i8x16.sub(v128.and(i16x8.shr_u(v, 4), mask), eight);
   const d0 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(lo), v128.load(x));
   const d1 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(lo), v128.load(x, 16));
   const d2 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(hi), v128.load(x, 32));
@@ -104,8 +122,8 @@ function dotF16(x: usize, w: usize, k: i32): f32 {
   return i32x4.add(i32x4.add(d0, d1), i32x4.add(d2, d3));
 }
 
-@inline function blockSum(q4: bool, q: usize, x: usize): v128 {
-  return f32x4.convert_i32x4_s(q4 ? q4block(q, x) : q8block(q, x));
+@inline function blockSum(q4: bool, q: usize, x: usize, mask: v128, eight: v128): v128 {
+  return f32x4.convert_i32x4_s(q4 ? q4block(q, x, mask, eight) : q8block(q, x));
 }
 
 /**
@@ -115,20 +133,27 @@ function dotF16(x: usize, w: usize, k: i32): f32 {
 @inline function dotQuant(q4: bool, xq: usize, xs: usize, q: usize, s: usize, blocks: i32): f32 {
   const qShift: usize = q4 ? 4 : 5;
   let acc = f32x4.splat(0);
+  const mask = v128.load(KC);
+  const eight = v128.load(KC, 16);
+  const abs = v128.load(KC, 32);
+  const magic = v128.load(KC, 48);
+  const maxFinite = v128.load(KC, 64);
+  const inf = v128.load(KC, 80);
+  const sign = v128.load(KC, 96);
   let b = 0;
   for (; b + 4 <= blocks; b += 4) {
-    const sc = f32x4.mul(halves(v128.load16x4_u(s + (<usize>b << 1))), v128.load(xs + (<usize>b << 2)));
+    const sc = f32x4.mul(halves(v128.load16x4_u(s + (<usize>b << 1)), abs, magic, maxFinite, inf, sign), v128.load(xs + (<usize>b << 2)));
     const qb = q + (<usize>b << qShift);
     const xb = xq + (<usize>b << 6);
-    const p0 = f32x4.mul(blockSum(q4, qb, xb), f32x4.splat(f32x4.extract_lane(sc, 0)));
-    const p1 = f32x4.mul(blockSum(q4, qb + (1 << qShift), xb + 64), f32x4.splat(f32x4.extract_lane(sc, 1)));
-    const p2 = f32x4.mul(blockSum(q4, qb + (2 << qShift), xb + 128), f32x4.splat(f32x4.extract_lane(sc, 2)));
-    const p3 = f32x4.mul(blockSum(q4, qb + (3 << qShift), xb + 192), f32x4.splat(f32x4.extract_lane(sc, 3)));
+    const p0 = f32x4.mul(blockSum(q4, qb, xb, mask, eight), f32x4.splat(f32x4.extract_lane(sc, 0)));
+    const p1 = f32x4.mul(blockSum(q4, qb + (1 << qShift), xb + 64, mask, eight), f32x4.splat(f32x4.extract_lane(sc, 1)));
+    const p2 = f32x4.mul(blockSum(q4, qb + (2 << qShift), xb + 128, mask, eight), f32x4.splat(f32x4.extract_lane(sc, 2)));
+    const p3 = f32x4.mul(blockSum(q4, qb + (3 << qShift), xb + 192, mask, eight), f32x4.splat(f32x4.extract_lane(sc, 3)));
     acc = f32x4.add(acc, f32x4.add(f32x4.add(p0, p1), f32x4.add(p2, p3)));
   }
   for (; b < blocks; b++) {
     const sc = half(load<u16>(s + (<usize>b << 1))) * load<f32>(xs + (<usize>b << 2));
-    acc = f32x4.add(acc, f32x4.mul(blockSum(q4, q + (<usize>b << qShift), xq + (<usize>b << 6)), f32x4.splat(sc)));
+    acc = f32x4.add(acc, f32x4.mul(blockSum(q4, q + (<usize>b << qShift), xq + (<usize>b << 6), mask, eight), f32x4.splat(sc)));
   }
   return hsum(acc);
 }
@@ -136,11 +161,16 @@ function dotF16(x: usize, w: usize, k: i32): f32 {
 /** Row n of an f16 weight as k floats at out (for products with several activation rows). */
 function decodeF16Row(w: usize, n: i32, k: i32, out: usize): void {
   const r = w + (<usize>n * <usize>k << 1);
+  const abs = v128.load(KC, 32);
+  const magic = v128.load(KC, 48);
+  const maxFinite = v128.load(KC, 64);
+  const inf = v128.load(KC, 80);
+  const sign = v128.load(KC, 96);
   let i = 0;
   for (; i + 8 <= k; i += 8) {
     const h = v128.load(r + (<usize>i << 1));
-    v128.store(out + (<usize>i << 2), halves(i32x4.extend_low_i16x8_u(h)));
-    v128.store(out + (<usize>i << 2), halves(i32x4.extend_high_i16x8_u(h)), 16);
+    v128.store(out + (<usize>i << 2), halves(i32x4.extend_low_i16x8_u(h), abs, magic, maxFinite, inf, sign));
+    v128.store(out + (<usize>i << 2), halves(i32x4.extend_high_i16x8_u(h), abs, magic, maxFinite, inf, sign), 16);
   }
   for (; i < k; i++) store<f32>(out + (<usize>i << 2), half(load<u16>(r + (<usize>i << 1))));
 }
