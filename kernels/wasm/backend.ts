@@ -135,26 +135,31 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     return [scratchFor('threads', stride * pool.threads), stride];
   }
 
-  /** Rows of x[:, col..col+k) in 16-bit fixed point for the q8_0/q4_0 kernels, as [values, block scales]. */
-  function quantizeX(x: Act, col: number, k: number): [number, number] {
+  /**
+   * Rows of x[:, col..col+k) in 16-bit fixed point for the q8_0/q4_0 kernels, as [values, block
+   * scales, zero-point terms (q4_0; else 0)].
+   */
+  function quantizeX(x: Act, col: number, k: number, dtype: 'q8_0' | 'q4_0'): [number, number, number] {
     const valueBytes = x.rows * k * 2;
-    const base = scratchFor('quant', valueBytes + x.rows * (k / 32) * 4);
-    pool.setArgs([OP_QUANTIZE, hostFloats(x).byteOffset + col * 4, x.cols * 4, k, base, base + valueBytes]);
+    const blockBytes = x.rows * (k / 32) * 4;
+    const base = scratchFor('quant', valueBytes + 2 * blockBytes);
+    const xc = dtype === 'q4_0' ? base + valueBytes + blockBytes : 0;
+    pool.setArgs([OP_QUANTIZE, hostFloats(x).byteOffset + col * 4, x.cols * 4, k, base, base + valueBytes, xc]);
     pool.run(0, x.rows, Math.ceil((x.rows * k * 16) / GRAIN));
-    return [base, base + valueBytes];
+    return [base, base + valueBytes, xc];
   }
 
   /** out[:, row0..row0+rows) (+)= x[:, xCol..xCol+K) · w[row0..row0+rows, :]ᵀ. */
   function matmulRows(x: Act, xCol: number, w: Weight, row0: number, rows: number, out: Act, accumulate: boolean): void {
     const k = w.cols;
-    const quant = w.dtype === 'q8_0' || w.dtype === 'q4_0';
+    const quant = w.dtype === 'q8_0' || w.dtype === 'q4_0' ? w.dtype : null;
     const [scratchBase, scratchStride] = x.rows > 1 && w.dtype === 'f16' ? threadScratch(k * 4) : [0, 0];
-    const [xq, xs] = quant ? quantizeX(x, xCol, k) : [0, 0];
+    const [xq, xs, xc] = quant ? quantizeX(x, xCol, k, quant) : [0, 0, 0];
     const wPtr = hostWeightBytes(w).byteOffset + w.byteOffset;
-    const sPtr = quant ? wPtr + quantBytes(w.dtype as 'q8_0' | 'q4_0', w.rows, w.cols) : 0;
+    const sPtr = quant ? wPtr + quantBytes(quant, w.rows, w.cols) : 0;
     pool.setArgs([
       OP_MATMUL, DTYPE_CODE[w.dtype], hostFloats(x).byteOffset + xCol * 4, x.cols * 4, x.rows, k,
-      wPtr, sPtr, hostFloats(out).byteOffset, out.cols * 4, accumulate ? 1 : 0, scratchBase, scratchStride, xq, xs,
+      wPtr, sPtr, hostFloats(out).byteOffset, out.cols * 4, accumulate ? 1 : 0, scratchBase, scratchStride, xq, xs, xc,
     ]);
     pool.run(row0, row0 + rows, Math.ceil((rows * k * x.rows) / GRAIN));
   }

@@ -36,8 +36,8 @@ const DT_Q4: i32 = 3;
  * loop body (what binaryen makes of a hoisted splat) V8 rebuilds them on every use.
  */
 const KC: usize = memory.data<u32>([
-  0x0f0f0f0f, 0x0f0f0f0f, 0x0f0f0f0f, 0x0f0f0f0f, // 0: nibble mask
-  0x08080808, 0x08080808, 0x08080808, 0x08080808, // 16: q4_0's zero point
+  0x000f000f, 0x000f000f, 0x000f000f, 0x000f000f, // 0: low nibble of each u16 lane
+  0, 0, 0, 0, // 16: unused
   0x7fff, 0x7fff, 0x7fff, 0x7fff, // 32: half without its sign
   0x77800000, 0x77800000, 0x77800000, 0x77800000, // 48: 2^112
   0x7bff, 0x7bff, 0x7bff, 0x7bff, // 64: largest finite half
@@ -110,31 +110,36 @@ function dotF16(x: usize, w: usize, k: i32): f32 {
   return i32x4.add(i32x4.add(d0, d1), i32x4.add(d2, d3));
 }
 
-/** The same for a q4_0 block: byte j holds weight j (low nibble) and j + 16 (high), each minus 8. */
-@inline function q4block(q: usize, x: usize, mask: v128, eight: v128): v128 {
+/**
+ * The same for a q4_0 block, without its zero point (quantizeRows supplies that term): read as
+ * eight u16 lanes, lane i holds bytes 2i and 2i + 1, whose nibbles are weights 2i, 2i + 16 and
+ * 2i + 1, 2i + 17. Shifts and masks of 16-bit lanes take them apart with no byte shifts or
+ * widening, so quantizeRows stores a q4_0 activation in that order: positions 0, 2, …, 14, then
+ * 1, 3, …, 15, then 16, 18, …, 30, then 17, 19, …, 31.
+ */
+@inline function q4block(q: usize, x: usize, nib: v128): v128 {
   const v = v128.load(q);
-  const lo = i8x16.sub(v128.and(v, mask), eight);
-  const hi = i8x16.sub(v128.and(i16x8.shr_u(v, 4), mask), eight);
-  const d0 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(lo), v128.load(x));
-  const d1 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(lo), v128.load(x, 16));
-  const d2 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(hi), v128.load(x, 32));
-  const d3 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(hi), v128.load(x, 48));
+  const d0 = i32x4.dot_i16x8_s(v128.and(v, nib), v128.load(x));
+  const d1 = i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 8), nib), v128.load(x, 16));
+  const d2 = i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 4), nib), v128.load(x, 32));
+  const d3 = i32x4.dot_i16x8_s(i16x8.shr_u(v, 12), v128.load(x, 48));
   return i32x4.add(i32x4.add(d0, d1), i32x4.add(d2, d3));
 }
 
-@inline function blockSum(q4: bool, q: usize, x: usize, mask: v128, eight: v128): v128 {
-  return f32x4.convert_i32x4_s(q4 ? q4block(q, x, mask, eight) : q8block(q, x));
+@inline function blockSum(q4: bool, q: usize, x: usize, nib: v128): v128 {
+  return f32x4.convert_i32x4_s(q4 ? q4block(q, x, nib) : q8block(q, x));
 }
 
 /**
  * A q8_0 or q4_0 weight row (quants q, f16 scales s) against an activation row quantized by
- * quantizeRows (i16 values xq, f32 block scales xs). Four blocks share one vector of combined scales.
+ * quantizeRows (i16 values xq, f32 block scales xs; for q4_0 also xc, each block's 8 · Σ x, the
+ * zero point's share). Four blocks share one vector of combined scales.
  */
-@inline function dotQuant(q4: bool, xq: usize, xs: usize, q: usize, s: usize, blocks: i32): f32 {
+@inline function dotQuant(q4: bool, xq: usize, xs: usize, xc: usize, q: usize, s: usize, blocks: i32): f32 {
   const qShift: usize = q4 ? 4 : 5;
   let acc = f32x4.splat(0);
-  const mask = v128.load(KC);
-  const eight = v128.load(KC, 16);
+  let zero = f32x4.splat(0);
+  const nib = v128.load(KC);
   const abs = v128.load(KC, 32);
   const magic = v128.load(KC, 48);
   const maxFinite = v128.load(KC, 64);
@@ -142,20 +147,24 @@ function dotF16(x: usize, w: usize, k: i32): f32 {
   const sign = v128.load(KC, 96);
   let b = 0;
   for (; b + 4 <= blocks; b += 4) {
-    const sc = f32x4.mul(halves(v128.load16x4_u(s + (<usize>b << 1)), abs, magic, maxFinite, inf, sign), v128.load(xs + (<usize>b << 2)));
+    const dw = halves(v128.load16x4_u(s + (<usize>b << 1)), abs, magic, maxFinite, inf, sign);
+    const sc = f32x4.mul(dw, v128.load(xs + (<usize>b << 2)));
+    if (q4) zero = f32x4.add(zero, f32x4.mul(dw, v128.load(xc + (<usize>b << 2))));
     const qb = q + (<usize>b << qShift);
     const xb = xq + (<usize>b << 6);
-    const p0 = f32x4.mul(blockSum(q4, qb, xb, mask, eight), f32x4.splat(f32x4.extract_lane(sc, 0)));
-    const p1 = f32x4.mul(blockSum(q4, qb + (1 << qShift), xb + 64, mask, eight), f32x4.splat(f32x4.extract_lane(sc, 1)));
-    const p2 = f32x4.mul(blockSum(q4, qb + (2 << qShift), xb + 128, mask, eight), f32x4.splat(f32x4.extract_lane(sc, 2)));
-    const p3 = f32x4.mul(blockSum(q4, qb + (3 << qShift), xb + 192, mask, eight), f32x4.splat(f32x4.extract_lane(sc, 3)));
+    const p0 = f32x4.mul(blockSum(q4, qb, xb, nib), f32x4.splat(f32x4.extract_lane(sc, 0)));
+    const p1 = f32x4.mul(blockSum(q4, qb + (1 << qShift), xb + 64, nib), f32x4.splat(f32x4.extract_lane(sc, 1)));
+    const p2 = f32x4.mul(blockSum(q4, qb + (2 << qShift), xb + 128, nib), f32x4.splat(f32x4.extract_lane(sc, 2)));
+    const p3 = f32x4.mul(blockSum(q4, qb + (3 << qShift), xb + 192, nib), f32x4.splat(f32x4.extract_lane(sc, 3)));
     acc = f32x4.add(acc, f32x4.add(f32x4.add(p0, p1), f32x4.add(p2, p3)));
   }
+  let tail: f32 = 0;
   for (; b < blocks; b++) {
-    const sc = half(load<u16>(s + (<usize>b << 1))) * load<f32>(xs + (<usize>b << 2));
-    acc = f32x4.add(acc, f32x4.mul(blockSum(q4, q + (<usize>b << qShift), xq + (<usize>b << 6), mask, eight), f32x4.splat(sc)));
+    const dw = half(load<u16>(s + (<usize>b << 1)));
+    acc = f32x4.add(acc, f32x4.mul(blockSum(q4, q + (<usize>b << qShift), xq + (<usize>b << 6), nib), f32x4.splat(dw * load<f32>(xs + (<usize>b << 2)))));
+    if (q4) tail += dw * load<f32>(xc + (<usize>b << 2));
   }
-  return hsum(acc);
+  return q4 ? hsum(f32x4.sub(acc, zero)) - tail : hsum(acc);
 }
 
 /** Row n of an f16 weight as k floats at out (for products with several activation rows). */
@@ -179,7 +188,8 @@ function decodeF16Row(w: usize, n: i32, k: i32, out: usize): void {
  * Activation rows [lo, hi) to 16-bit fixed point per 32-wide block, for the integer dot products
  * of the q8_0/q4_0 kernels: q = round(x / d), d = max |x| / 32767 (error ≤ 2^-16 of the block's
  * largest value). A non-finite value makes its block's d non-finite, so the product is too.
- * Args: x, xStride (bytes), K, xq (K i16 per row), xs (K/32 f32 per row).
+ * Args: x, xStride (bytes), K, xq (K i16 per row), xs (K/32 f32 per row), and for q4_0 (nonzero
+ * xc) the order q4block reads plus xc (K/32 f32 per row): 8 · d · Σ q, the zero point's share.
  */
 function quantizeRows(lo: i32, hi: i32): void {
   const x = <usize>arg(1);
@@ -187,10 +197,12 @@ function quantizeRows(lo: i32, hi: i32): void {
   const blocks = arg(3) >> 5;
   const xq = <usize>arg(4);
   const xs = <usize>arg(5);
+  const xc = <usize>arg(6);
   for (let r = lo; r < hi; r++) {
     const xr = x + <usize>r * xStride;
     const qr = xq + <usize>r * (<usize>blocks << 6);
     const sr = xs + <usize>r * (<usize>blocks << 2);
+    const cr = xc + <usize>r * (<usize>blocks << 2);
     for (let b = 0; b < blocks; b++) {
       const p = xr + (<usize>b << 7);
       let m = f32x4.max(f32x4.max(f32x4.abs(v128.load(p)), f32x4.abs(v128.load(p, 16))), f32x4.max(f32x4.abs(v128.load(p, 32)), f32x4.abs(v128.load(p, 48))));
@@ -205,24 +217,40 @@ function quantizeRows(lo: i32, hi: i32): void {
         const c = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p + (j << 5), 16), inv)));
         v128.store(o + (j << 4), i16x8.narrow_i32x4_s(a, c));
       }
+      if (xc) q4Order(o, cr + (<usize>b << 2), d);
     }
   }
 }
 
+/** Puts a quantized block in q4block's order and stores 8 · d · Σ q at c. */
+@inline function q4Order(o: usize, c: usize, d: f32): void {
+  const a = v128.load(o);
+  const b = v128.load(o, 16);
+  const e = v128.load(o, 32);
+  const f = v128.load(o, 48);
+  const sum = i32x4.add(i32x4.add(i32x4.extadd_pairwise_i16x8_s(a), i32x4.extadd_pairwise_i16x8_s(b)), i32x4.add(i32x4.extadd_pairwise_i16x8_s(e), i32x4.extadd_pairwise_i16x8_s(f)));
+  const total = i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3);
+  store<f32>(c, <f32>(total * 8) * d);
+  v128.store(o, i16x8.shuffle(a, b, 0, 2, 4, 6, 8, 10, 12, 14));
+  v128.store(o, i16x8.shuffle(a, b, 1, 3, 5, 7, 9, 11, 13, 15), 16);
+  v128.store(o, i16x8.shuffle(e, f, 0, 2, 4, 6, 8, 10, 12, 14), 32);
+  v128.store(o, i16x8.shuffle(e, f, 1, 3, 5, 7, 9, 11, 13, 15), 48);
+}
+
 /** One weight row against one activation row (quantized for q8_0/q4_0), straight from the stored format. */
-@inline function dotRow(dtype: i32, x: usize, xq: usize, xs: usize, w: usize, s: usize, n: i32, k: i32): f32 {
+@inline function dotRow(dtype: i32, x: usize, xq: usize, xs: usize, xc: usize, w: usize, s: usize, n: i32, k: i32): f32 {
   if (dtype == DT_F32) return dotF32(x, w + (<usize>n * <usize>k << 2), k);
   if (dtype == DT_F16) return dotF16(x, w + (<usize>n * <usize>k << 1), k);
   const blocks = k >> 5;
   const b0 = <usize>n * <usize>blocks;
-  if (dtype == DT_Q8) return dotQuant(false, xq, xs, w + (b0 << 5), s + (b0 << 1), blocks);
-  return dotQuant(true, xq, xs, w + (b0 << 4), s + (b0 << 1), blocks);
+  if (dtype == DT_Q8) return dotQuant(false, xq, xs, 0, w + (b0 << 5), s + (b0 << 1), blocks);
+  return dotQuant(true, xq, xs, xc, w + (b0 << 4), s + (b0 << 1), blocks);
 }
 
 /**
  * out[m, n] (+)= x[m, :] · w[n, :] for rows n in [lo, hi). Args: dtype, x, xStride (bytes), M, K,
  * w (quants or values of row 0), scales, out, outStride (bytes), accumulate, scratch base, scratch
- * bytes per thread, and for q8_0/q4_0 the activation as quantizeRows left it (xq, xs).
+ * bytes per thread, and for q8_0/q4_0 the activation as quantizeRows left it (xq, xs, xc).
  */
 function matmul(lo: i32, hi: i32, thread: i32): void {
   const dtype = arg(1);
@@ -238,6 +266,7 @@ function matmul(lo: i32, hi: i32, thread: i32): void {
   const scratch = <usize>arg(11) + <usize>thread * <usize>arg(12);
   const xq = <usize>arg(13);
   const xs = <usize>arg(14);
+  const xc = <usize>arg(15);
   // f16 rows are decoded once for several activation rows; every other layout is read in place
   const decoded = m > 1 && dtype == DT_F16;
   for (let n = lo; n < hi; n++) {
@@ -246,7 +275,8 @@ function matmul(lo: i32, hi: i32, thread: i32): void {
       const xr = x + <usize>r * xStride;
       const xqr = xq + <usize>r * (<usize>k << 1);
       const xsr = xs + <usize>r * (<usize>(k >> 5) << 2);
-      const v = decoded ? dotF32(xr, scratch, k) : dotRow(dtype, xr, xqr, xsr, w, s, n, k);
+      const xcr = xc + <usize>r * (<usize>(k >> 5) << 2);
+      const v = decoded ? dotF32(xr, scratch, k) : dotRow(dtype, xr, xqr, xsr, xcr, w, s, n, k);
       const o = out + <usize>r * outStride + (<usize>n << 2);
       store<f32>(o, acc ? load<f32>(o) + v : v);
     }
