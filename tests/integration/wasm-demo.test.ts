@@ -1,12 +1,13 @@
 /**
- * The demo model (tiny-moe-text at q8_0) on the WASM SIMD backend, split over worker threads,
- * generates the same greedy tokens as the TypeScript reference and scores text alike.
+ * tiny-moe-text on the WASM SIMD backend, split over worker threads: the demo model (q8_0) and a
+ * q4_0 conversion generate the same greedy tokens as the TypeScript reference and score text alike.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../engine/index.ts';
 import { modelDirSource } from '../../engine/node.ts';
 import { createCpuBackend, type WasmBackend } from '../../kernels/index.ts';
 import { createWasmBackendNode } from '../../kernels/node.ts';
+import { convertFixture, FIXTURES } from './fixtures.ts';
 
 const DEMO = new URL('../../models/tiny-moe-text-q8_0', import.meta.url).pathname;
 const PROMPTS = ['In the beginning', 'The Python interpreter'];
@@ -17,16 +18,25 @@ async function greedy(engine: Engine, prompt: string, n: number): Promise<number
   return ids;
 }
 
-describe('demo model on the WASM backend', () => {
+describe.each([
+  { name: 'the demo model (q8_0)', open: async () => ({ dir: DEMO, cleanup: () => {} }) },
+  { name: 'tiny-moe-text at q4_0', open: () => convertFixture(`${FIXTURES}tiny-moe-text`, 'q4_0') },
+])('$name on the WASM backend', ({ open }) => {
   let cpu: Engine;
   let wasm: Engine;
   let backend: WasmBackend;
+  let cleanup: () => void;
   beforeAll(async () => {
-    cpu = await Engine.load({ backend: createCpuBackend(), source: await modelDirSource(DEMO) });
+    const model = await open();
+    cleanup = model.cleanup;
+    cpu = await Engine.load({ backend: createCpuBackend(), source: await modelDirSource(model.dir) });
     backend = await createWasmBackendNode({ threads: 2 });
-    wasm = await Engine.load({ backend, source: await modelDirSource(DEMO) });
+    wasm = await Engine.load({ backend, source: await modelDirSource(model.dir) });
   });
-  afterAll(() => backend.destroy());
+  afterAll(() => {
+    backend.destroy();
+    cleanup();
+  });
 
   it('runs on two threads', () => {
     expect(backend.threading).toMatchObject({ threads: 2, shared: true });
