@@ -9,12 +9,11 @@ import type { WeightDtype } from '../../manifests/index.ts';
 import type { Act, AttentionParams, Backend, DeviceBytes, Weight } from '../backend.ts';
 import { createCpuBackend, hostBytes, hostFloats, hostWeightBytes } from '../cpu/backend.ts';
 import type { HostRegion } from '../cpu/memory.ts';
-import { KernelError, quantBytes } from '../layout.ts';
+import { quantBytes } from '../layout.ts';
 import * as v from '../validate.ts';
 import { WasmHeap } from './heap.ts';
-import { SINGLE_WASM_BASE64, THREADS_WASM_BASE64 } from './modules.generated.ts';
-import { f32Bits, KernelPool, type KernelExports, type SpawnWorker, type WorkerHandle } from './pool.ts';
-import { spawnWebWorker } from './web-workers.ts';
+import { f32Bits, KernelPool, type KernelExports, type SpawnWorker } from './pool.ts';
+import { defaultSpawn, defaultThreads, setUp } from './setup.ts';
 
 const OP_MATMUL = 1;
 const OP_ATTENTION = 2;
@@ -26,8 +25,6 @@ const DTYPE_CODE: Record<WeightDtype, number> = { f32: 0, f16: 1, q8_0: 2, q4_0:
  * on an idle machine and far more on a busy one, so a small model's matrices stay on one thread.
  */
 const GRAIN = 1 << 20;
-const INITIAL_PAGES = 32;
-const MAX_PAGES = 65536;
 
 export interface WasmThreading {
   /** Threads each op may use (1: single-threaded). */
@@ -56,51 +53,6 @@ export interface WasmBackendOptions {
   spawn?: SpawnWorker;
 }
 
-function decode(b64: string): Uint8Array<ArrayBuffer> {
-  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-}
-
-function defaultThreads(): number {
-  const n = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency;
-  return Math.max(1, n ?? 1);
-}
-
-function defaultSpawn(): SpawnWorker | undefined {
-  return typeof Worker === 'function' && typeof Blob === 'function' ? spawnWebWorker : undefined;
-}
-
-interface Setup {
-  memory: WebAssembly.Memory;
-  wasm: Uint8Array<ArrayBuffer>;
-  workers: WorkerHandle[];
-  note: string | null;
-}
-
-/** Shared memory and workers when they can be had, else an unshared memory and the reason. */
-async function setUp(threads: number, spawn: SpawnWorker | undefined): Promise<Setup> {
-  const single = (note: string | null): Setup => ({
-    memory: new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAX_PAGES }),
-    wasm: decode(SINGLE_WASM_BASE64),
-    workers: [],
-    note,
-  });
-  if (threads <= 1) return single(null);
-  if (typeof SharedArrayBuffer !== 'function' || (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === false) {
-    return single('SharedArrayBuffer is unavailable (the page is not cross-origin isolated): WASM runs single-threaded');
-  }
-  if (!spawn) return single('no worker threads can be started here: WASM runs single-threaded');
-  const memory = new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAX_PAGES, shared: true });
-  const wasm = decode(THREADS_WASM_BASE64);
-  const started = await Promise.allSettled(Array.from({ length: threads - 1 }, (_, i) => spawn({ wasm, memory, index: i + 1 })));
-  const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-  if (workers.length < threads - 1) {
-    for (const w of workers) w.terminate();
-    const why = started.find((s) => s.status === 'rejected') as PromiseRejectedResult;
-    return single(`worker threads failed to start (${String(why.reason)}): WASM runs single-threaded`);
-  }
-  return { memory, wasm, workers, note: null };
-}
-
 /**
  * @example
  * const be = await createWasmBackend();            // browser: Web Workers if cross-origin isolated
@@ -109,10 +61,6 @@ async function setUp(threads: number, spawn: SpawnWorker | undefined): Promise<S
  */
 export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
   const setup = await setUp(Math.max(1, Math.floor(opts.threads ?? defaultThreads())), opts.spawn ?? defaultSpawn());
-  if (!WebAssembly.validate(setup.wasm)) {
-    for (const w of setup.workers) w.terminate();
-    throw new KernelError('this JavaScript engine lacks WebAssembly SIMD128, which the wasm backend needs');
-  }
   const instance = await WebAssembly.instantiate(setup.wasm, { env: { memory: setup.memory } });
   const pool = new KernelPool(instance.instance.exports as unknown as KernelExports, setup.memory, setup.workers);
   const heap = new WasmHeap(setup.memory);

@@ -37,12 +37,11 @@ const DT_Q4: i32 = 3;
  */
 const KC: usize = memory.data<u32>([
   0x000f000f, 0x000f000f, 0x000f000f, 0x000f000f, // 0: low nibble of each u16 lane
-  0, 0, 0, 0, // 16: unused
-  0x7fff, 0x7fff, 0x7fff, 0x7fff, // 32: half without its sign
-  0x77800000, 0x77800000, 0x77800000, 0x77800000, // 48: 2^112
-  0x7bff, 0x7bff, 0x7bff, 0x7bff, // 64: largest finite half
-  0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000, // 80: f32 infinity exponent
-  0x8000, 0x8000, 0x8000, 0x8000, // 96: half sign
+  0x7fff, 0x7fff, 0x7fff, 0x7fff, // 16: half without its sign
+  0x77800000, 0x77800000, 0x77800000, 0x77800000, // 32: 2^112
+  0x7bff, 0x7bff, 0x7bff, 0x7bff, // 48: largest finite half
+  0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000, // 64: f32 infinity exponent
+  0x8000, 0x8000, 0x8000, 0x8000, // 80: half sign
 ], 16);
 
 /** IEEE half bits (low 16 of each lane) to f32: exponent rebias by a multiply, which also handles subnormals. */
@@ -54,7 +53,7 @@ const KC: usize = memory.data<u32>([
 }
 
 @inline function half(h: u32): f32 {
-  return f32x4.extract_lane(halves(i32x4.splat(h), v128.load(KC, 32), v128.load(KC, 48), v128.load(KC, 64), v128.load(KC, 80), v128.load(KC, 96)), 0);
+  return f32x4.extract_lane(halves(i32x4.splat(h), v128.load(KC, 16), v128.load(KC, 32), v128.load(KC, 48), v128.load(KC, 64), v128.load(KC, 80)), 0);
 }
 
 function dotF32(x: usize, w: usize, k: i32): f32 {
@@ -82,11 +81,11 @@ function dotF32(x: usize, w: usize, k: i32): f32 {
 function dotF16(x: usize, w: usize, k: i32): f32 {
   let a0 = f32x4.splat(0);
   let a1 = f32x4.splat(0);
-  const abs = v128.load(KC, 32);
-  const magic = v128.load(KC, 48);
-  const maxFinite = v128.load(KC, 64);
-  const inf = v128.load(KC, 80);
-  const sign = v128.load(KC, 96);
+  const abs = v128.load(KC, 16);
+  const magic = v128.load(KC, 32);
+  const maxFinite = v128.load(KC, 48);
+  const inf = v128.load(KC, 64);
+  const sign = v128.load(KC, 80);
   let i = 0;
   for (; i + 8 <= k; i += 8) {
     const h = v128.load(w + (<usize>i << 1));
@@ -140,11 +139,11 @@ function dotF16(x: usize, w: usize, k: i32): f32 {
   let acc = f32x4.splat(0);
   let zero = f32x4.splat(0);
   const nib = v128.load(KC);
-  const abs = v128.load(KC, 32);
-  const magic = v128.load(KC, 48);
-  const maxFinite = v128.load(KC, 64);
-  const inf = v128.load(KC, 80);
-  const sign = v128.load(KC, 96);
+  const abs = v128.load(KC, 16);
+  const magic = v128.load(KC, 32);
+  const maxFinite = v128.load(KC, 48);
+  const inf = v128.load(KC, 64);
+  const sign = v128.load(KC, 80);
   let b = 0;
   for (; b + 4 <= blocks; b += 4) {
     const dw = halves(v128.load16x4_u(s + (<usize>b << 1)), abs, magic, maxFinite, inf, sign);
@@ -170,11 +169,11 @@ function dotF16(x: usize, w: usize, k: i32): f32 {
 /** Row n of an f16 weight as k floats at out (for products with several activation rows). */
 function decodeF16Row(w: usize, n: i32, k: i32, out: usize): void {
   const r = w + (<usize>n * <usize>k << 1);
-  const abs = v128.load(KC, 32);
-  const magic = v128.load(KC, 48);
-  const maxFinite = v128.load(KC, 64);
-  const inf = v128.load(KC, 80);
-  const sign = v128.load(KC, 96);
+  const abs = v128.load(KC, 16);
+  const magic = v128.load(KC, 32);
+  const maxFinite = v128.load(KC, 48);
+  const inf = v128.load(KC, 64);
+  const sign = v128.load(KC, 80);
   let i = 0;
   for (; i + 8 <= k; i += 8) {
     const h = v128.load(r + (<usize>i << 1));
