@@ -114,14 +114,17 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
 
   function attention(q: Act, k: Act, vc: Act, out: Act, p: AttentionParams): void {
     const t = p.startPos + q.rows;
-    const [scratchBase, scratchStride] = threadScratch(t * 4);
+    const group = p.heads / p.kvHeads;
+    const threads = Math.min(pool.threads, Math.ceil((q.rows * p.heads * t * (p.dk + p.dv)) / GRAIN));
+    // heads of one kv group per work item: all of them (each k/v row read once) unless that leaves threads idle
+    const sub = Math.max(1, Math.min(group, Math.floor((group * q.rows * p.kvHeads) / threads)));
+    const [scratchBase, scratchStride] = threadScratch(sub * (t + 1) * 4);
     pool.setArgs([
       OP_ATTENTION, hostFloats(q).byteOffset, q.cols * 4, hostFloats(k).byteOffset, k.cols * 4,
       hostFloats(vc).byteOffset + (p.vColOffset ?? 0) * 4, vc.cols * 4, hostFloats(out).byteOffset, out.cols * 4,
-      p.heads, p.heads / p.kvHeads, p.dk, p.dv, p.startPos, f32Bits(p.scale), scratchBase, scratchStride,
+      p.heads, group, p.dk, p.dv, p.startPos, f32Bits(p.scale), scratchBase, scratchStride, sub,
     ]);
-    const pairs = q.rows * p.heads;
-    pool.run(0, pairs, Math.ceil((pairs * t * (p.dk + p.dv)) / GRAIN));
+    pool.run(0, q.rows * p.kvHeads * Math.ceil(group / sub), threads);
   }
 
   return {

@@ -308,9 +308,12 @@ function readSum(lo: i32, hi: i32, thread: i32): void {
 }
 
 /**
- * Causal attention for (row, head) pairs p in [lo, hi), p = row * heads + head. Args: q, qStride,
- * k, kStride, v (already offset by vColOffset), vStride, out, outStride (all strides in bytes),
- * heads, group (heads per kv head), dk, dv, startPos, scale (f32), scratch base, scratch bytes per thread.
+ * Causal attention. A work item p in [lo, hi) is one query row and `sub` consecutive heads of one
+ * kv head's group, so each key and value row is read once for those heads (GQA and MLA share one
+ * kv head between many query heads; reading it per head multiplies the cache traffic). Args: q,
+ * qStride, k, kStride, v (already offset by vColOffset), vStride, out, outStride (strides in
+ * bytes), heads, group (heads per kv head), dk, dv, startPos, scale (f32), scratch base, scratch
+ * bytes per thread (sub · (T + 1) floats), sub.
  */
 function attention(lo: i32, hi: i32, thread: i32): void {
   const q = <usize>arg(1);
@@ -327,42 +330,58 @@ function attention(lo: i32, hi: i32, thread: i32): void {
   const dv = arg(12);
   const startPos = arg(13);
   const scale = argf(14);
-  const scores = <usize>arg(15) + <usize>thread * <usize>arg(16);
+  const scratch = <usize>arg(15) + <usize>thread * <usize>arg(16);
+  const sub = arg(17);
+  const chunks = (group + sub - 1) / sub;
+  const perRow = (heads / group) * chunks;
   for (let p = lo; p < hi; p++) {
-    const i = p / heads;
-    const h = p % heads;
-    const g = h / group;
+    const i = p / perRow;
+    const g = (p % perRow) / chunks;
+    const h0 = g * group + ((p % perRow) % chunks) * sub;
+    const cnt = min(sub, (g + 1) * group - h0);
     const n = startPos + i + 1;
-    const qr = q + <usize>i * qStride + (<usize>(h * dk) << 2);
-    let max = -Infinity;
+    // scores[j * n + t] for head h0 + j, then each head's max and 1 / sum after them
+    const stats = scratch + (<usize>(cnt * n) << 2);
+    for (let j = 0; j < cnt; j++) store<f32>(stats + (<usize>j << 2), -Infinity);
+    const qr = q + <usize>i * qStride + (<usize>(h0 * dk) << 2);
     for (let t = 0; t < n; t++) {
-      const sc = dotF32(qr, kc + <usize>t * kStride + (<usize>(g * dk) << 2), dk) * scale;
-      store<f32>(scores + (<usize>t << 2), sc);
-      if (sc > max) max = <f32>sc;
-    }
-    let sum: f32 = 0;
-    for (let t = 0; t < n; t++) {
-      const e = Mathf.exp(load<f32>(scores + (<usize>t << 2)) - <f32>max);
-      store<f32>(scores + (<usize>t << 2), e);
-      sum += e;
-    }
-    const or = out + <usize>i * outStride + (<usize>(h * dv) << 2);
-    const inv = f32x4.splat(<f32>1 / sum);
-    let c = 0;
-    // four columns at a time over the value rows, then the tail one by one
-    for (; c + 4 <= dv; c += 4) {
-      let a = f32x4.splat(0);
-      const vcol = vc + (<usize>(g * dv + c) << 2);
-      for (let t = 0; t < n; t++) {
-        a = f32x4.add(a, f32x4.mul(f32x4.splat(load<f32>(scores + (<usize>t << 2))), v128.load(vcol + <usize>t * vStride)));
+      const kr = kc + <usize>t * kStride + (<usize>(g * dk) << 2);
+      for (let j = 0; j < cnt; j++) {
+        const sc = dotF32(qr + (<usize>(j * dk) << 2), kr, dk) * scale;
+        store<f32>(scratch + (<usize>(j * n + t) << 2), sc);
+        if (sc > load<f32>(stats + (<usize>j << 2))) store<f32>(stats + (<usize>j << 2), sc);
       }
-      v128.store(or + (<usize>c << 2), f32x4.mul(a, inv));
     }
-    for (; c < dv; c++) {
-      let a: f32 = 0;
-      const vcol = vc + (<usize>(g * dv + c) << 2);
-      for (let t = 0; t < n; t++) a += load<f32>(scores + (<usize>t << 2)) * load<f32>(vcol + <usize>t * vStride);
-      store<f32>(or + (<usize>c << 2), a / sum);
+    for (let j = 0; j < cnt; j++) {
+      const row = scratch + (<usize>(j * n) << 2);
+      const max = load<f32>(stats + (<usize>j << 2));
+      let sum: f32 = 0;
+      for (let t = 0; t < n; t++) {
+        const e = Mathf.exp(load<f32>(row + (<usize>t << 2)) - max);
+        store<f32>(row + (<usize>t << 2), e);
+        sum += e;
+      }
+      store<f32>(stats + (<usize>j << 2), <f32>1 / sum);
+    }
+    const or = out + <usize>i * outStride + (<usize>(h0 * dv) << 2);
+    for (let j = 0; j < cnt; j++) memory.fill(or + (<usize>(j * dv) << 2), 0, <usize>dv << 2);
+    // value rows in order (contiguous reads), the heads' output rows accumulating in L1
+    for (let t = 0; t < n; t++) {
+      const vr = vc + <usize>t * vStride + (<usize>(g * dv) << 2);
+      for (let j = 0; j < cnt; j++) {
+        const pt = load<f32>(scratch + (<usize>(j * n + t) << 2)) * load<f32>(stats + (<usize>j << 2));
+        const pv = f32x4.splat(pt);
+        const oj = or + (<usize>(j * dv) << 2);
+        let c = 0;
+        for (; c + 4 <= dv; c += 4) {
+          const o = oj + (<usize>c << 2);
+          v128.store(o, f32x4.add(v128.load(o), f32x4.mul(pv, v128.load(vr + (<usize>c << 2)))));
+        }
+        for (; c < dv; c++) {
+          const o = oj + (<usize>c << 2);
+          store<f32>(o, load<f32>(o) + pt * load<f32>(vr + (<usize>c << 2)));
+        }
+      }
     }
   }
 }
