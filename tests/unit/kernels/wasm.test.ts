@@ -107,8 +107,9 @@ describe.each([1, 3])('WASM backend on %i thread(s) vs CPU reference', (threads)
       { m: 1, t: 150, heads: 4, kvHeads: 4, dk: 33, dv: 70, startPos: 149, kCols: 140, vCols: 290, vColOffset: 5 },
       { m: 3, t: 200, heads: 8, kvHeads: 2, dk: 64, dv: 63, startPos: 120, kCols: 128, vCols: 128, vColOffset: 0 },
       { m: 2, t: 80, heads: 3, kvHeads: 1, dk: 576, dv: 512, startPos: 70, kCols: 576, vCols: 576, vColOffset: 0, mla: true },
-      // enough work to split across threads
+      // enough work to split across threads; the second splits one kv head's 10 heads 3 + 3 + 3 + 1
       { m: 4, t: 1000, heads: 8, kvHeads: 2, dk: 64, dv: 64, startPos: 996, kCols: 128, vCols: 128, vColOffset: 0 },
+      { m: 1, t: 2000, heads: 10, kvHeads: 1, dk: 64, dv: 42, startPos: 1999, kCols: 64, vCols: 50, vColOffset: 3 },
     ];
     for (const cs of cases) {
       const q = pair(cs.m, cs.heads * cs.dk, randomF32(rand, cs.m * cs.heads * cs.dk));
