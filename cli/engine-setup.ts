@@ -10,9 +10,9 @@ export const backendOptions = {
 } as const;
 
 export const BACKEND_HELP =
-  '  --backend auto|webgpu|wasm|cpu   where the kernels run (default auto: WebGPU on a hardware GPU, else the\n' +
-  '                   fastest CPU path measured at start: wasm (SIMD, one thread per core), WebGPU on a software\n' +
-  '                   adapter, or cpu, the TypeScript reference)';
+  '  --backend B            auto (default): WebGPU on a hardware GPU, else the fastest CPU path measured\n' +
+  '                         at start; webgpu; wasm (WebAssembly SIMD, a thread per core); cpu (the\n' +
+  '                         TypeScript reference)';
 
 async function wasmBackend(): Promise<Backend> {
   const be = await createWasmBackendNode();
