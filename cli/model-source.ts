@@ -3,25 +3,26 @@
  * storage flag — a tiered shard store over a remote source (HTTP origin, directory, or the
  * swarm), with an optional persistent cache directory that makes restarts local.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine, ModelLoadError, backendUploader, type ModelSource } from '../engine/index.ts';
 import type { Backend, DeviceBytes } from '../kernels/index.ts';
 import { MODEL_FILES, blake3Hex, decodeManifest, isHash, type Manifest } from '../manifests/index.ts';
+import { readRegularFile } from '../manifests/node.ts';
 import type { ShardStore, ShardSource } from '../storage/index.ts';
 import { DirSource, openNodeStore, sourceFromSpec } from '../storage/node.ts';
-import { UsageError, numberOption } from './command.ts';
+import { UsageError, intFlag, numFlag, numberOption } from './command.ts';
 import { createBackend, openEngine } from './engine-setup.ts';
 
 export const storeOptions = {
-  'vram-mib': { type: 'string' },
-  'ram-mib': { type: 'string' },
+  'vram-mib': numFlag(0),
+  'ram-mib': numFlag(0),
   'cache-dir': { type: 'string' },
-  'cache-mib': { type: 'string' },
+  'cache-mib': numFlag(0),
   source: { type: 'string' },
   signal: { type: 'string', multiple: true },
-  'prefetch-depth': { type: 'string' },
+  'prefetch-depth': intFlag(0, 1024),
 } as const;
 
 export const STORE_HELP = `storage (any of these pages experts through the tiered store instead of loading them all):
@@ -97,8 +98,8 @@ async function remoteSource(model: string, v: StoreValues, closers: Array<() => 
 async function resolveManifest(model: string, cacheDir: string | undefined, remote: Remote): Promise<{ manifest: Manifest; id: string }> {
   const wanted = isHash(model) ? model : null;
   const candidates: Array<{ where: string; read: () => Promise<Uint8Array> }> = [];
-  if (!wanted) candidates.push({ where: join(model, MODEL_FILES.manifest), read: async () => new Uint8Array(await readFile(join(model, MODEL_FILES.manifest))) });
-  if (cacheDir) candidates.push({ where: join(cacheDir, MODEL_FILES.manifest), read: async () => new Uint8Array(await readFile(join(cacheDir, MODEL_FILES.manifest))) });
+  if (!wanted) candidates.push({ where: join(model, MODEL_FILES.manifest), read: () => readRegularFile(join(model, MODEL_FILES.manifest)) });
+  if (cacheDir) candidates.push({ where: join(cacheDir, MODEL_FILES.manifest), read: () => readRegularFile(join(cacheDir, MODEL_FILES.manifest)) });
   if (remote) candidates.push({ where: remote.name ?? 'the source', read: () => remote.getManifest() });
   const problems: string[] = [];
   for (const c of candidates) {

@@ -140,7 +140,7 @@ export class Engine {
   generate(promptIds: readonly number[], opts: GenerateOptions): Generation {
     const cfg = this.config;
     if (promptIds.length === 0) throw new EngineError('the prompt is empty');
-    if (!(opts.maxNewTokens >= 0)) throw new RangeError(`maxNewTokens must be ≥ 0, got ${opts.maxNewTokens}`);
+    if (!Number.isSafeInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) throw new RangeError(`maxNewTokens must be an integer ≥ 0, got ${opts.maxNewTokens}`);
     const capacity = Math.min(cfg.maxPositionEmbeddings, promptIds.length + opts.maxNewTokens);
     if (promptIds.length > capacity) {
       throw new EngineError(`the prompt has ${promptIds.length} tokens; the model's context is ${cfg.maxPositionEmbeddings}`);

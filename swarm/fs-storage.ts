@@ -1,4 +1,5 @@
-import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { openRegularFile } from '../manifests/node.ts';
 import { join } from 'node:path';
 import type { ShardStorage } from './storage.ts';
 
@@ -41,7 +42,7 @@ export class FsShardStorage implements ShardStorage {
   }
 
   async read(hash: string, offset: number, length: number): Promise<Uint8Array> {
-    const fh = await open(join(this.dir, 'shards', hash), 'r');
+    const fh = await openRegularFile(join(this.dir, 'shards', hash));
     try {
       const out = new Uint8Array(length);
       let done = 0;

@@ -7,9 +7,10 @@ import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify } from '@libp2p/identify';
 import { ping } from '@libp2p/ping';
 import type { Libp2p, PrivateKey } from '@libp2p/interface';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MODEL_FILES, blake3Hex } from '../manifests/index.ts';
+import { readRegularFile } from '../manifests/node.ts';
 import { FsShardStorage } from './fs-storage.ts';
 import { SwarmPeer, type SwarmPeerOptions } from './peer.ts';
 import { SwarmError } from './errors.ts';
@@ -51,7 +52,7 @@ export async function startNodePeer(opts: NodePeerOptions): Promise<SwarmPeer> {
   const storage = await FsShardStorage.open(opts.dir);
   let onDisk: Uint8Array | undefined;
   try {
-    onDisk = await readFile(join(opts.dir, MODEL_FILES.manifest));
+    onDisk = await readRegularFile(join(opts.dir, MODEL_FILES.manifest));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }

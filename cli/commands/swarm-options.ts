@@ -1,13 +1,13 @@
-import { numberOption, UsageError } from '../command.ts';
+import { intFlag, numFlag, numberOption, UsageError } from '../command.ts';
 import type { NodePeerOptions } from '../../swarm/node.ts';
 
 /** Options shared by `doppler seed`, `join` and `fetch`. */
 export const swarmOptions = {
   signal: { type: 'string', multiple: true },
-  replication: { type: 'string' },
-  'upload-mib-s': { type: 'string' },
-  'heartbeat-ms': { type: 'string' },
-  'discovery-ms': { type: 'string' },
+  replication: intFlag(1, 64),
+  'upload-mib-s': numFlag(0.001),
+  'heartbeat-ms': intFlag(50, 3_600_000),
+  'discovery-ms': intFlag(50, 3_600_000),
   listen: { type: 'string', multiple: true },
   verbose: { type: 'boolean' },
 } as const;
