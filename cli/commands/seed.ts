@@ -40,6 +40,8 @@ export const command: Command = {
       manifestBytes: model.manifestBytes,
       budgetBytes: mib !== undefined ? mib * 2 ** 20 : model.manifest.totals.bytes,
       evict: false,
+      // just re-hashed above (or the user said not to)
+      verifyExisting: false,
     });
     process.stdout.write(`${model.id}\n${peer.id}\n`);
     await untilInterrupted();
