@@ -48,8 +48,16 @@ export interface SwarmPeerOptions {
   minPeerBytesPerSec?: number;
   /** Fixed allowance per request on top of its size / minPeerBytesPerSec. Default 5000 ms. */
   requestGraceMs?: number;
-  /** How long get() waits for some peer to hold a shard. Default 30 s. */
+  /**
+   * How long get() goes without receiving any byte of a shard before giving up, however many peers
+   * claim to hold it. Default 30 s.
+   */
   unavailableAfterMs?: number;
+  /**
+   * A request that receives nothing for this long (a peer that answered a header and went silent)
+   * is abandoned, retried at another holder, and its peer ranked last. Default 4000 ms.
+   */
+  stallMs?: number;
   /** Keep shards fetched through get() in storage (and so serve them). Default true. */
   keepFetched?: boolean;
   /**
@@ -87,7 +95,12 @@ const UPLOAD_QUEUE_MS = 1000;
 class PeerBusyError extends SwarmProtocolError {
   override name = 'PeerBusyError';
 }
+/** A holder that stalled is not picked again until a measured transfer lifts its rate. */
+class PeerStalledError extends SwarmProtocolError {
+  override name = 'PeerStalledError';
+}
 const UNMEASURED_RATE = 50e6;
+const STALLED_RATE = 1;
 const MAX_KNOWN_PEERS = 1024;
 
 /**
@@ -122,6 +135,8 @@ export class SwarmPeer extends EventTarget {
   private uploads = 0;
   private readonly uploadQueue: (() => void)[] = [];
   private downloaded = 0;
+  /** When bytes of each shard being fetched last arrived: the give-up clock runs from there. */
+  private readonly progressAt = new Map<string, number>();
 
   private constructor(opts: SwarmPeerOptions) {
     super();
@@ -144,6 +159,7 @@ export class SwarmPeer extends EventTarget {
       minPeerBytesPerSec: opts.minPeerBytesPerSec ?? 32 * 1024,
       requestGraceMs: opts.requestGraceMs ?? 5000,
       unavailableAfterMs: opts.unavailableAfterMs ?? 30_000,
+      stallMs: opts.stallMs ?? 4000,
       keepFetched: opts.keepFetched ?? true,
       evict: opts.evict ?? true,
       maxUploads: opts.maxUploads ?? 4,
@@ -441,32 +457,60 @@ export class SwarmPeer extends EventTarget {
   /** One request whose answer is a bytes header plus raw bytes; returns them (into `into` at `at` when given). */
   private async requestBytes(id: string, req: ShardRequest, max: number, expect: number, signal?: AbortSignal, into?: Uint8Array, at = 0): Promise<Uint8Array> {
     const timeout = Math.ceil(this.opts.requestGraceMs + (1000 * (expect || MAX_MESSAGE_BYTES)) / this.opts.minPeerBytesPerSec);
-    const sig = AbortSignal.any([AbortSignal.timeout(timeout), this.stopping.signal, ...(signal ? [signal] : [])]);
+    // Silence is caught long before the size-based timeout: re-armed by every chunk that arrives.
+    const stall = new AbortController();
+    let stallTimer: ReturnType<typeof setTimeout> | undefined;
+    const arm = () => {
+      clearTimeout(stallTimer);
+      stallTimer = setTimeout(() => stall.abort(new PeerStalledError(`peer ${id} sent nothing for ${this.opts.stallMs} ms`)), this.opts.stallMs);
+    };
+    // only payload counts as progress: a header alone (then silence) must not hold a fetch open
+    let inPayload = false;
+    const rearm = () => {
+      if (inPayload && req.t === 'get') this.progressAt.set(req.hash, Date.now());
+      arm();
+    };
+    const sig = AbortSignal.any([AbortSignal.timeout(timeout), stall.signal, this.stopping.signal, ...(signal ? [signal] : [])]);
     const stream = await this.openStream(id, sig);
+    arm();
     const onAbort = () => stream.abort(new SwarmError(`request to ${id} aborted: ${String(sig.reason)}`));
     sig.addEventListener('abort', onAbort);
     const started = performance.now();
     try {
       await sendAll(stream, encodeFrame(req), sig);
       const from = `peer ${id}`;
-      const reader = new FrameReader(stream, from);
+      const reader = new FrameReader(stream, from, rearm);
       const res = parseShardResponse(await reader.readFrame(MAX_MESSAGE_BYTES), from);
       if (res.t === 'err') throw res.message === BUSY ? new PeerBusyError(`${from}: busy`) : new SwarmProtocolError(`${from}: ${res.message}`);
       if (res.t !== 'bytes') throw new SwarmProtocolError(`${from}: answered ${res.t} to ${req.t}`);
       if (res.length > max || (expect > 0 && res.length !== expect)) {
         throw new SwarmProtocolError(`${from}: offered ${res.length} bytes, expected ${expect || `at most ${max}`}`);
       }
+      inPayload = true;
       const bytes = await reader.readExact(res.length, into, at);
+      if (req.t === 'get') this.progressAt.set(req.hash, Date.now());
       this.downloaded += res.length;
       this.measure(id, res.length, performance.now() - started);
       await stream.close().catch(() => undefined);
       return into ? into.subarray(at, at + res.length) : bytes;
     } catch (err) {
       stream.abort(err as Error);
+      if (stall.signal.aborted) {
+        this.demote(id);
+        throw stall.signal.reason as Error;
+      }
       throw sig.aborted && !signal?.aborted ? new SwarmError(`peer ${id} too slow or gone`, { cause: err }) : err;
     } finally {
+      clearTimeout(stallTimer);
       sig.removeEventListener('abort', onAbort);
     }
+  }
+
+  /** A peer that went silent mid-request is ranked after every other holder until it delivers again. */
+  private demote(id: string): void {
+    const r = this.remotes.get(id);
+    if (r) r.rate = STALLED_RATE;
+    this.log(`demoted peer ${id}: stalled mid-request`);
   }
 
   private measure(id: string, bytes: number, ms: number): void {
@@ -653,25 +697,39 @@ export class SwarmPeer extends EventTarget {
   private async fetchShard(hash: string): Promise<Uint8Array> {
     const signal = this.stopping.signal;
     const size = this.shards[this.index.get(hash)!]!.size;
-    let deadline = Date.now() + this.opts.unavailableAfterMs;
+    const started = Date.now();
     const failed = new Set<string>();
-    for (;;) {
-      signal.throwIfAborted();
-      const cands = this.candidates(hash, failed);
-      // Only time with no holder at all counts towards giving up; busy or slow holders are waited for.
-      if (this.candidates(hash, new Set()).length > 0) deadline = Date.now() + this.opts.unavailableAfterMs;
-      if (cands.length === 0) {
-        if (Date.now() > deadline) throw new ShardUnavailableError(`no peer of model ${this.modelId} could supply shard ${hash}`);
-        // Holders that were busy or slow get another chance once something changes or a moment passes.
-        if (failed.size > 0 && this.candidates(hash, new Set()).length > 0) failed.clear();
-        await this.waitForUpdate(250, signal);
-        continue;
+    try {
+      for (;;) {
+        signal.throwIfAborted();
+        // Only bytes received reset the clock: holders that claim the shard but never deliver it
+        // (lying, stalled, always busy) cannot keep a fetch waiting past unavailableAfterMs.
+        const last = Math.max(started, this.progressAt.get(hash) ?? 0);
+        if (Date.now() - last > this.opts.unavailableAfterMs) {
+          const claims = this.candidates(hash, new Set()).length;
+          throw new ShardUnavailableError(`no peer of model ${this.modelId} delivered shard ${hash} within ${this.opts.unavailableAfterMs / 1000} s` +
+            (claims > 0 ? ` (${claims} peer(s) claim to hold it)` : ''));
+        }
+        const bytes = await this.fetchRound(hash, size, failed, signal);
+        if (bytes) return bytes;
       }
-      const bytes = size > 0 && cands.length > 1 && size >= 2 * this.opts.pieceBytes
-        ? await this.fetchPieces(hash, size, cands, failed, signal)
-        : await this.fetchWhole(hash, size, cands[0]!, failed, signal);
-      if (bytes) return bytes;
+    } finally {
+      this.progressAt.delete(hash);
     }
+  }
+
+  /** One attempt at a shard from the current holders; null when it should be retried. */
+  private async fetchRound(hash: string, size: number, failed: Set<string>, signal: AbortSignal): Promise<Uint8Array | null> {
+    const cands = this.candidates(hash, failed);
+    if (cands.length === 0) {
+      // Holders that were busy or slow get another chance once something changes or a moment passes.
+      if (failed.size > 0 && this.candidates(hash, new Set()).length > 0) failed.clear();
+      await this.waitForUpdate(250, signal);
+      return null;
+    }
+    return size > 0 && cands.length > 1 && size >= 2 * this.opts.pieceBytes
+      ? this.fetchPieces(hash, size, cands, failed, signal)
+      : this.fetchWhole(hash, size, cands[0]!, failed, signal);
   }
 
   /** The whole shard from one peer; bans it if the bytes are wrong. Null when this peer failed. */
