@@ -3,7 +3,8 @@
  * storage flag — a tiered shard store over a remote source (HTTP origin, directory, or the
  * swarm), with an optional persistent cache directory that makes restarts local.
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine, ModelLoadError, backendUploader, type ModelSource } from '../engine/index.ts';
@@ -31,7 +32,8 @@ export const STORE_HELP = `storage (any of these pages experts through the tiere
   --cache-dir D          persistent tier: verified shards (and the manifest) kept in D across runs
   --cache-mib N          persistent tier budget (default: unlimited)
   --source S             where missing shards come from: an http(s) URL of a model directory, a
-                         directory, or "swarm" (with --signal MULTIADDR); <model> may then be the model id
+                         directory, or "swarm" (with --signal MULTIADDR); <model> may then be the model id;
+                         without --cache-dir, swarm shards are kept in $XDG_CACHE_HOME/doppler/<id> (~/.cache)
   --prefetch-depth N     MoE layers predicted ahead (default 1; 0 turns prefetch off)`;
 
 interface StoreValues {
@@ -79,8 +81,10 @@ async function remoteSource(model: string, v: StoreValues, closers: Array<() => 
   if (s === 'swarm') {
     if (!v.signal?.length) throw new UsageError('--source swarm needs --signal MULTIADDR');
     if (!isHash(model)) throw new UsageError('with --source swarm, <model> is the model id (64 hex digits)');
+    const { checkSignalAddr } = await import('./commands/swarm-options.ts');
+    for (const s of v.signal) checkSignalAddr(s);
     const { startNodePeer } = await import('../swarm/node.ts');
-    const dir = join(v['cache-dir'] ?? join(process.cwd(), '.doppler-swarm'), 'swarm');
+    const dir = join(v['cache-dir'] ?? userCacheDir(model), 'swarm');
     const peer = await startNodePeer({ signal: v.signal, dir, modelId: model });
     closers.push(() => peer.stop());
     return { name: 'swarm', get: (h, signal) => peer.get(h, signal), getManifest: async () => {
@@ -88,7 +92,20 @@ async function remoteSource(model: string, v: StoreValues, closers: Array<() => 
       return peer.manifestBytes()!;
     } };
   }
+  if (!/^https?:\/\//i.test(s)) {
+    const st = await stat(s).catch(() => null);
+    if (!st?.isDirectory()) throw new UsageError(`--source ${s}: ${st ? 'not a directory' : 'no such directory'} (give a model directory, an http(s) URL, or "swarm")`);
+  }
   return sourceFromSpec(s);
+}
+
+/**
+ * Where `--source swarm` keeps what it fetches when no --cache-dir is given: the user's cache
+ * directory ($XDG_CACHE_HOME, else ~/.cache) under doppler/<model id>, never the working directory.
+ */
+export function userCacheDir(modelId: string): string {
+  const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  return join(base, 'doppler', modelId);
 }
 
 /**

@@ -178,7 +178,12 @@ export class SwarmPeer extends EventTarget {
     });
     peer.timers.push(setInterval(() => void peer.heartbeat(), peer.opts.heartbeatMs));
     peer.timers.push(setInterval(() => void peer.discover(), peer.opts.discoveryMs));
-    await peer.discover();
+    const failures = await peer.discover();
+    if (opts.signal.length > 0 && failures.length === opts.signal.length) {
+      // nobody could ever find this peer, nor it anyone: say so now instead of "no peer answered" later
+      await peer.stop();
+      throw new SwarmError(`cannot reach any signaling server:\n  ${failures.join('\n  ')}`);
+    }
     return peer;
   }
 
@@ -662,11 +667,12 @@ export class SwarmPeer extends EventTarget {
     }));
   }
 
-  /** Registers with each signaling server and learns the model's other peers from it. */
-  private async discover(): Promise<void> {
+  /** Registers with each signaling server and learns the model's other peers from it; returns the failures. */
+  private async discover(): Promise<string[]> {
+    const failures: string[] = [];
     await Promise.all(this.opts.signal.map(async (addr) => {
       try {
-        const sig = AbortSignal.any([AbortSignal.timeout(10_000), this.stopping.signal]);
+        const sig = AbortSignal.any([AbortSignal.timeout(5000), this.stopping.signal]);
         const stream = await this.node.dialProtocol(multiaddr(addr), DISCOVERY_PROTOCOL, { signal: sig });
         try {
           await sendAll(stream, encodeFrame({ t: 'register', model: this.modelId, addrs: this.selfAddrs() }), sig);
@@ -679,10 +685,12 @@ export class SwarmPeer extends EventTarget {
           throw err;
         }
       } catch (err) {
+        failures.push(`${addr}: ${why(err)}`);
         if (!this.stopping.signal.aborted) this.log(`signaling server ${addr}: ${why(err)}`);
       }
     }));
     await this.meetKnown();
+    return failures;
   }
 
   // ---------------------------------------------------------------- fetching
@@ -875,8 +883,17 @@ function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
+/** A readable reason, also for what transports throw that is not an Error (a WebSocket ErrorEvent). */
 function why(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  if (err instanceof Error) {
+    const inner = err instanceof AggregateError && err.errors.length > 0 ? `: ${err.errors.map(why).join('; ')}` : '';
+    return (err.message || err.name) + inner;
+  }
+  const e = err as { message?: unknown; error?: unknown; type?: unknown } | null;
+  if (e && typeof e.message === 'string' && e.message) return e.message;
+  if (e && e.error !== undefined) return why(e.error);
+  if (e && typeof e.type === 'string') return `${e.type} event (connection refused or closed)`;
+  return String(err);
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
