@@ -41,7 +41,7 @@ export interface SignalServerOptions {
   maxConnectionsPerIp?: number;
   /** Connections still in their handshake at once (silent ones time out after upgradeTimeoutMs). Default 256. */
   maxPendingConnections?: number;
-  /** A connection that has not finished its handshake in this time is dropped. Default 3000 ms. */
+  /** A connection that has not finished its handshake in this time is dropped. Default 5000 ms. */
   upgradeTimeoutMs?: number;
 }
 
@@ -73,7 +73,7 @@ export async function startSignalServer(opts: SignalServerOptions = {}): Promise
   const host = opts.host ?? '127.0.0.1';
   const port = opts.port ?? 9090;
   const meter = byteMeter();
-  const perIp = ipLimiter(opts.maxConnectionsPerIp ?? 128, (opts.upgradeTimeoutMs ?? 3000) + 500);
+  const perIp = ipLimiter(opts.maxConnectionsPerIp ?? 128, (opts.upgradeTimeoutMs ?? 5000) + 500);
   const node = await createLibp2p({
     ...(opts.keyFile ? { privateKey: await loadOrCreateKey(opts.keyFile) } : {}),
     addresses: { listen: [`/ip4/${host}/tcp/${port}/ws`] },
@@ -84,7 +84,7 @@ export async function startSignalServer(opts: SignalServerOptions = {}): Promise
     connectionManager: {
       maxConnections: opts.maxConnections ?? 1024,
       maxIncomingPendingConnections: opts.maxPendingConnections ?? 256,
-      inboundUpgradeTimeout: opts.upgradeTimeoutMs ?? 3000,
+      inboundUpgradeTimeout: opts.upgradeTimeoutMs ?? 5000,
     },
     connectionGater: { denyInboundConnection: (maConn) => perIp.deny(maConn.remoteAddr.toString()) },
     metrics: meter.metrics,

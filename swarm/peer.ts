@@ -54,8 +54,9 @@ export interface SwarmPeerOptions {
    */
   unavailableAfterMs?: number;
   /**
-   * A request that receives nothing for this long (a peer that answered a header and went silent)
-   * is abandoned, retried at another holder, and its peer ranked last. Default 4000 ms.
+   * A request whose answer has begun but then receives nothing for this long (a peer that sent a
+   * header and went silent) is abandoned, retried at another holder, and its peer ranked last.
+   * Default 5000 ms.
    */
   stallMs?: number;
   /** Keep shards fetched through get() in storage (and so serve them). Default true. */
@@ -159,7 +160,7 @@ export class SwarmPeer extends EventTarget {
       minPeerBytesPerSec: opts.minPeerBytesPerSec ?? 32 * 1024,
       requestGraceMs: opts.requestGraceMs ?? 5000,
       unavailableAfterMs: opts.unavailableAfterMs ?? 30_000,
-      stallMs: opts.stallMs ?? 4000,
+      stallMs: opts.stallMs ?? 5000,
       keepFetched: opts.keepFetched ?? true,
       evict: opts.evict ?? true,
       maxUploads: opts.maxUploads ?? 4,
@@ -178,7 +179,12 @@ export class SwarmPeer extends EventTarget {
     });
     peer.timers.push(setInterval(() => void peer.heartbeat(), peer.opts.heartbeatMs));
     peer.timers.push(setInterval(() => void peer.discover(), peer.opts.discoveryMs));
-    const failures = await peer.discover();
+    // A busy server may need a second try; a dead one refuses each at once, so this stays quick.
+    let failures = await peer.discover();
+    for (let attempt = 1; attempt < 3 && opts.signal.length > 0 && failures.length === opts.signal.length; attempt++) {
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+      failures = await peer.discover();
+    }
     if (opts.signal.length > 0 && failures.length === opts.signal.length) {
       // nobody could ever find this peer, nor it anyone: say so now instead of "no peer answered" later
       await peer.stop();
@@ -476,8 +482,9 @@ export class SwarmPeer extends EventTarget {
       arm();
     };
     const sig = AbortSignal.any([AbortSignal.timeout(timeout), stall.signal, this.stopping.signal, ...(signal ? [signal] : [])]);
+    // armed by the first bytes: before any answer the size-based timeout applies (a loaded peer may
+    // take seconds to start), after it silence is what gives a stalled peer away
     const stream = await this.openStream(id, sig);
-    arm();
     const onAbort = () => stream.abort(new SwarmError(`request to ${id} aborted: ${String(sig.reason)}`));
     sig.addEventListener('abort', onAbort);
     const started = performance.now();
@@ -672,7 +679,7 @@ export class SwarmPeer extends EventTarget {
     const failures: string[] = [];
     await Promise.all(this.opts.signal.map(async (addr) => {
       try {
-        const sig = AbortSignal.any([AbortSignal.timeout(5000), this.stopping.signal]);
+        const sig = AbortSignal.any([AbortSignal.timeout(10_000), this.stopping.signal]);
         const stream = await this.node.dialProtocol(multiaddr(addr), DISCOVERY_PROTOCOL, { signal: sig });
         try {
           await sendAll(stream, encodeFrame({ t: 'register', model: this.modelId, addrs: this.selfAddrs() }), sig);
