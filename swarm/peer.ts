@@ -12,6 +12,7 @@ import {
   type HaveMessage, type PeerAddrs, type ShardRequest,
 } from './protocol.ts';
 import { RateLimiter } from './rate-limiter.ts';
+import { SpotChecker, sameBytes } from './spot-check.ts';
 import type { ShardStorage } from './storage.ts';
 
 export interface SwarmPeerOptions {
@@ -59,6 +60,12 @@ export interface SwarmPeerOptions {
    * Default 5000 ms.
    */
   stallMs?: number;
+  /**
+   * How often a trusted peer's claims are spot-checked again (a random range of a random claimed
+   * shard). Until a peer passes one, its claims do not count toward replication nor its budget
+   * toward placement. Default 30 s.
+   */
+  spotCheckMs?: number;
   /** Keep shards fetched through get() in storage (and so serve them). Default true. */
   keepFetched?: boolean;
   /**
@@ -138,6 +145,7 @@ export class SwarmPeer extends EventTarget {
   private downloaded = 0;
   /** When bytes of each shard being fetched last arrived: the give-up clock runs from there. */
   private readonly progressAt = new Map<string, number>();
+  private readonly checker: SpotChecker;
 
   private constructor(opts: SwarmPeerOptions) {
     super();
@@ -146,6 +154,14 @@ export class SwarmPeer extends EventTarget {
     this.storage = opts.storage;
     this.log = opts.log ?? (() => undefined);
     this.limiter = opts.uploadBytesPerSec ? new RateLimiter(opts.uploadBytesPerSec) : undefined;
+    this.checker = new SpotChecker({
+      request: (id, hash, offset, length) => this.requestBytes(id, { t: 'get', model: this.modelId, hash, offset, length }, length, length),
+      held: (hash) => this.storage.has(hash),
+      readLocal: (hash, offset, length) => this.storage.read(hash, offset, length),
+      ban: (id, why) => this.ban(id, why),
+      changed: () => this.changed(),
+      log: (line) => this.log(line),
+    }, opts.spotCheckMs ?? 30_000);
     this.opts = {
       node: opts.node,
       modelId: opts.modelId,
@@ -161,6 +177,7 @@ export class SwarmPeer extends EventTarget {
       requestGraceMs: opts.requestGraceMs ?? 5000,
       unavailableAfterMs: opts.unavailableAfterMs ?? 30_000,
       stallMs: opts.stallMs ?? 5000,
+      spotCheckMs: opts.spotCheckMs ?? 30_000,
       keepFetched: opts.keepFetched ?? true,
       evict: opts.evict ?? true,
       maxUploads: opts.maxUploads ?? 4,
@@ -287,6 +304,14 @@ export class SwarmPeer extends EventTarget {
     if (i === undefined) return out;
     for (const r of this.remotes.values()) if (hasBit(r.bits, i)) out.push(r.id);
     return out;
+  }
+
+  /**
+   * Holders whose claim counts toward replication: this peer when it holds the shard, and peers
+   * that passed a spot check (a bare claim is not a copy).
+   */
+  verifiedHolders(hash: string): string[] {
+    return this.holders(hash).filter((id) => id === this.id || this.checker.trusted(id));
   }
 
   /** Every shard of the model with the number of live peers holding it (empty until the manifest is known). */
@@ -587,6 +612,7 @@ export class SwarmPeer extends EventTarget {
       this.remotes.set(id, { id, bits: m.bits, budget: m.budget, rate: undefined, misses: 0 });
     }
     for (const p of m.peers) this.learn(p.id, p.addrs);
+    if (this.manifest) this.checker.maybeCheck(id, m.bits, this.shards);
     if (isNew) this.log(`peer ${id} joined (${this.remotes.size} peers)`);
     if (isNew || !sameBytes(before!, m.bits)) this.changed();
   }
@@ -599,6 +625,7 @@ export class SwarmPeer extends EventTarget {
   }
 
   private forget(id: string, why: string): void {
+    this.checker.forget(id);
     if (this.remotes.delete(id)) {
       this.log(`peer ${id} left (${why}; ${this.remotes.size} peers)`);
       this.changed();
@@ -830,7 +857,7 @@ export class SwarmPeer extends EventTarget {
     for (const s of this.shards) {
       const own = owners.get(s.hash)!;
       if (!this.storage.has(s.hash) || own.includes(this.id) || own.length < this.opts.replication) continue;
-      const holders = new Set(this.holders(s.hash));
+      const holders = new Set(this.verifiedHolders(s.hash));
       if (!own.every((id) => holders.has(id))) continue;
       await this.storage.delete(s.hash);
       dropped = true;
@@ -854,7 +881,8 @@ export class SwarmPeer extends EventTarget {
     try {
       for (;;) {
         const storagePeers = [{ id: this.id, budget: this.opts.budgetBytes }];
-        for (const r of this.remotes.values()) if (r.budget > 0) storagePeers.push({ id: r.id, budget: r.budget });
+        // an unproven peer's budget would let it own shards nobody then copies
+        for (const r of this.remotes.values()) if (r.budget > 0 && this.checker.trusted(r.id)) storagePeers.push({ id: r.id, budget: r.budget });
         const owners = assignShards(this.shards, storagePeers, this.opts.replication);
         const todo = this.shards.filter((s) => {
           if (this.storage.has(s.hash) || !owners.get(s.hash)!.includes(this.id)) return false;
@@ -903,11 +931,6 @@ function why(err: unknown): string {
   return String(err);
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 async function runLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;

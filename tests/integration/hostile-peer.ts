@@ -1,14 +1,14 @@
 /**
  * A swarm peer that lies, speaking /doppler/shard/1 by hand: it claims every shard and a large
  * budget, serves the real manifest (so it can be a model's only contact), and answers shard
- * requests the way `behaviour` says — a header and then silence, or wrong bytes.
+ * requests the way `behaviour` says — a header and then silence, wrong bytes, or always busy.
  */
 import type { Libp2p, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { createNodeLibp2p } from '../../swarm/node.ts';
 import { FrameReader, MAX_MESSAGE_BYTES, SHARD_PROTOCOL, encodeFrame, sendAll } from '../../swarm/index.ts';
 
-export type Behaviour = 'stall' | 'garbage';
+export type Behaviour = 'stall' | 'garbage' | 'busy';
 
 export interface HostilePeer {
   node: Libp2p;
@@ -48,6 +48,11 @@ export async function startHostilePeer(opts: { modelId: string; manifest: Uint8A
     } else if (req.t === 'manifest') {
       await sendAll(stream, encodeFrame({ t: 'bytes', length: opts.manifest.length }));
       await sendAll(stream, opts.manifest);
+      await stream.close().catch(() => undefined);
+    } else if (opts.behaviour === 'busy') {
+      // claims everything, delivers nothing, and is never caught serving bad bytes
+      self.gets++;
+      await sendAll(stream, encodeFrame({ t: 'err', message: 'busy' }));
       await stream.close().catch(() => undefined);
     } else {
       self.gets++;
