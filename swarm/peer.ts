@@ -378,9 +378,10 @@ export class SwarmPeer extends EventTarget {
     const tried = new Set<string>();
     while (!this.manifest) {
       signal?.throwIfAborted();
+      // checked on every pass: peers that answer slowly or wrongly cannot stretch the wait either
+      if (Date.now() > deadline) throw new ShardUnavailableError(`no peer of model ${this.modelId} answered with its manifest within ${this.opts.unavailableAfterMs / 1000} s`);
       const next = [...this.remotes.keys()].find((id) => !tried.has(id) && !this.banned.has(id));
       if (!next) {
-        if (Date.now() > deadline) throw new ShardUnavailableError(`no peer of model ${this.modelId} answered with its manifest`);
         if (this.remotes.size === 0) void this.discover();
         await this.waitForUpdate(500, signal);
         if (this.remotes.size > 0 && [...this.remotes.keys()].every((id) => tried.has(id))) tried.clear();
@@ -389,7 +390,8 @@ export class SwarmPeer extends EventTarget {
       tried.add(next);
       let bytes: Uint8Array;
       try {
-        bytes = await this.requestBytes(next, { t: 'manifest', model: this.modelId }, MAX_MANIFEST_BYTES, 0, signal);
+        const left = AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, deadline - Date.now()))]);
+        bytes = await this.requestBytes(next, { t: 'manifest', model: this.modelId }, MAX_MANIFEST_BYTES, 0, left);
       } catch (err) {
         this.log(`manifest from ${next} failed: ${why(err)}`);
         continue;
