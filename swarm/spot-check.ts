@@ -61,7 +61,9 @@ export class SpotChecker {
     if (!pick) return;
     s.checking = true;
     s.lastCheck = Date.now();
-    void this.check(id, s, pick).finally(() => (s.checking = false));
+    void this.check(id, s, pick)
+      .catch((err: unknown) => this.io.log(`spot check of ${id} failed: ${err instanceof Error ? err.message : String(err)}`))
+      .finally(() => (s.checking = false));
   }
 
   /** A claimed shard to check: one we hold (range compare) if any, else a small one (whole). */
@@ -97,7 +99,14 @@ export class SpotChecker {
       this.io.log(`spot check of ${id} on ${shard.hash.slice(0, 12)} got no answer: ${err instanceof Error ? err.message : String(err)}`);
       return;
     }
-    const ok = local ? sameBytes(theirs, await this.io.readLocal(shard.hash, offset, length)) : (await blake3Hex(theirs)) === shard.hash;
+    let ok: boolean;
+    try {
+      ok = local ? sameBytes(theirs, await this.io.readLocal(shard.hash, offset, length)) : (await blake3Hex(theirs)) === shard.hash;
+    } catch (err) {
+      // our own copy went away meanwhile (evicted): no verdict
+      this.io.log(`spot check of ${id}: ${err instanceof Error ? err.message : String(err)}`);
+      return;
+    }
     if (!ok) {
       this.io.ban(id, `claims shard ${shard.hash} but served other bytes at ${offset} in a spot check`);
       this.state.delete(id);
