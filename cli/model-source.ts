@@ -3,25 +3,27 @@
  * storage flag — a tiered shard store over a remote source (HTTP origin, directory, or the
  * swarm), with an optional persistent cache directory that makes restarts local.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine, ModelLoadError, backendUploader, type ModelSource } from '../engine/index.ts';
 import type { Backend, DeviceBytes } from '../kernels/index.ts';
 import { MODEL_FILES, blake3Hex, decodeManifest, isHash, type Manifest } from '../manifests/index.ts';
+import { readRegularFile } from '../manifests/node.ts';
 import type { ShardStore, ShardSource } from '../storage/index.ts';
 import { DirSource, openNodeStore, sourceFromSpec } from '../storage/node.ts';
-import { UsageError, numberOption } from './command.ts';
+import { UsageError, intFlag, numFlag, numberOption } from './command.ts';
 import { createBackend, openEngine } from './engine-setup.ts';
 
 export const storeOptions = {
-  'vram-mib': { type: 'string' },
-  'ram-mib': { type: 'string' },
+  'vram-mib': numFlag(0),
+  'ram-mib': numFlag(0),
   'cache-dir': { type: 'string' },
-  'cache-mib': { type: 'string' },
+  'cache-mib': numFlag(0),
   source: { type: 'string' },
   signal: { type: 'string', multiple: true },
-  'prefetch-depth': { type: 'string' },
+  'prefetch-depth': intFlag(0, 1024),
 } as const;
 
 export const STORE_HELP = `storage (any of these pages experts through the tiered store instead of loading them all):
@@ -30,7 +32,8 @@ export const STORE_HELP = `storage (any of these pages experts through the tiere
   --cache-dir D          persistent tier: verified shards (and the manifest) kept in D across runs
   --cache-mib N          persistent tier budget (default: unlimited)
   --source S             where missing shards come from: an http(s) URL of a model directory, a
-                         directory, or "swarm" (with --signal MULTIADDR); <model> may then be the model id
+                         directory, or "swarm" (with --signal MULTIADDR); <model> may then be the model id;
+                         without --cache-dir, swarm shards are kept in $XDG_CACHE_HOME/doppler/<id> (~/.cache)
   --prefetch-depth N     MoE layers predicted ahead (default 1; 0 turns prefetch off)`;
 
 interface StoreValues {
@@ -78,8 +81,10 @@ async function remoteSource(model: string, v: StoreValues, closers: Array<() => 
   if (s === 'swarm') {
     if (!v.signal?.length) throw new UsageError('--source swarm needs --signal MULTIADDR');
     if (!isHash(model)) throw new UsageError('with --source swarm, <model> is the model id (64 hex digits)');
+    const { checkSignalAddr } = await import('./commands/swarm-options.ts');
+    for (const s of v.signal) checkSignalAddr(s);
     const { startNodePeer } = await import('../swarm/node.ts');
-    const dir = join(v['cache-dir'] ?? join(process.cwd(), '.doppler-swarm'), 'swarm');
+    const dir = join(v['cache-dir'] ?? userCacheDir(model), 'swarm');
     const peer = await startNodePeer({ signal: v.signal, dir, modelId: model });
     closers.push(() => peer.stop());
     return { name: 'swarm', get: (h, signal) => peer.get(h, signal), getManifest: async () => {
@@ -87,7 +92,20 @@ async function remoteSource(model: string, v: StoreValues, closers: Array<() => 
       return peer.manifestBytes()!;
     } };
   }
+  if (!/^https?:\/\//i.test(s)) {
+    const st = await stat(s).catch(() => null);
+    if (!st?.isDirectory()) throw new UsageError(`--source ${s}: ${st ? 'not a directory' : 'no such directory'} (give a model directory, an http(s) URL, or "swarm")`);
+  }
   return sourceFromSpec(s);
+}
+
+/**
+ * Where `--source swarm` keeps what it fetches when no --cache-dir is given: the user's cache
+ * directory ($XDG_CACHE_HOME, else ~/.cache) under doppler/<model id>, never the working directory.
+ */
+export function userCacheDir(modelId: string): string {
+  const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  return join(base, 'doppler', modelId);
 }
 
 /**
@@ -97,8 +115,8 @@ async function remoteSource(model: string, v: StoreValues, closers: Array<() => 
 async function resolveManifest(model: string, cacheDir: string | undefined, remote: Remote): Promise<{ manifest: Manifest; id: string }> {
   const wanted = isHash(model) ? model : null;
   const candidates: Array<{ where: string; read: () => Promise<Uint8Array> }> = [];
-  if (!wanted) candidates.push({ where: join(model, MODEL_FILES.manifest), read: async () => new Uint8Array(await readFile(join(model, MODEL_FILES.manifest))) });
-  if (cacheDir) candidates.push({ where: join(cacheDir, MODEL_FILES.manifest), read: async () => new Uint8Array(await readFile(join(cacheDir, MODEL_FILES.manifest))) });
+  if (!wanted) candidates.push({ where: join(model, MODEL_FILES.manifest), read: () => readRegularFile(join(model, MODEL_FILES.manifest)) });
+  if (cacheDir) candidates.push({ where: join(cacheDir, MODEL_FILES.manifest), read: () => readRegularFile(join(cacheDir, MODEL_FILES.manifest)) });
   if (remote) candidates.push({ where: remote.name ?? 'the source', read: () => remote.getManifest() });
   const problems: string[] = [];
   for (const c of candidates) {

@@ -142,7 +142,7 @@ export class Engine {
   generate(promptIds: readonly number[], opts: GenerateOptions): Generation {
     const cfg = this.config;
     if (promptIds.length === 0) throw new EngineError('the prompt is empty');
-    if (!(opts.maxNewTokens >= 0)) throw new RangeError(`maxNewTokens must be ≥ 0, got ${opts.maxNewTokens}`);
+    if (!Number.isSafeInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) throw new RangeError(`maxNewTokens must be an integer ≥ 0, got ${opts.maxNewTokens}`);
     const capacity = Math.min(this.transformer.maxContext, promptIds.length + opts.maxNewTokens);
     if (promptIds.length > capacity) {
       throw new EngineError(`the prompt has ${promptIds.length} tokens; the model's context is ${cfg.maxPositionEmbeddings}`);
@@ -233,6 +233,11 @@ export class Engine {
     let total = 0;
     let tokens = 0;
     const vocab = this.config.vocabSize;
+    const context = this.config.maxPositionEmbeddings;
+    sequences.forEach((seq, i) => {
+      // scored in one pass of length - 1 positions: the same limit generate puts on a prompt
+      if (seq.length - 1 > context) throw new EngineError(`sequence ${i} has ${seq.length} tokens; the model's context is ${context} (+1 for the last target)`);
+    });
     for (const seq of sequences) {
       if (seq.length < 2) continue;
       const cache = new KvCache(this.backend, this.config, seq.length - 1);
@@ -253,6 +258,7 @@ export class Engine {
     }
     if (tokens === 0) throw new EngineError('perplexity needs at least one sequence of two or more tokens');
     const nll = total / tokens;
+    if (!Number.isFinite(nll)) throw new EngineError(`perplexity is not finite (NLL ${nll} over ${tokens} tokens)`);
     return { nll, tokens, perplexity: Math.exp(nll) };
   }
 }

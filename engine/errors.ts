@@ -17,7 +17,7 @@ export class NonFiniteError extends EngineError {
   readonly layer: number;
   readonly position: number;
   constructor(layer: number, position: number, where: string) {
-    super(`non-finite hidden state at layer ${layer}, token position ${position} (${where})`);
+    super(`non-finite ${where === 'in the logits' ? 'logits' : 'hidden state'} at layer ${layer}, token position ${position} (${where})`);
     this.layer = layer;
     this.position = position;
   }

@@ -35,6 +35,14 @@ export interface SignalServerOptions {
   maxConnections?: number;
   /** A peer's registration lapses unless renewed within this time. Default 30 s. */
   registrationTtlMs?: number;
+  /** Most models one peer may register under at once. Default 8. */
+  maxModelsPerPeer?: number;
+  /** Most connections from one IP address, pending or open. Default 128. */
+  maxConnectionsPerIp?: number;
+  /** Connections still in their handshake at once (silent ones time out after upgradeTimeoutMs). Default 256. */
+  maxPendingConnections?: number;
+  /** A connection that has not finished its handshake in this time is dropped. Default 5000 ms. */
+  upgradeTimeoutMs?: number;
 }
 
 export interface SignalMetrics {
@@ -65,13 +73,20 @@ export async function startSignalServer(opts: SignalServerOptions = {}): Promise
   const host = opts.host ?? '127.0.0.1';
   const port = opts.port ?? 9090;
   const meter = byteMeter();
+  const perIp = ipLimiter(opts.maxConnectionsPerIp ?? 128, (opts.upgradeTimeoutMs ?? 5000) + 500);
   const node = await createLibp2p({
     ...(opts.keyFile ? { privateKey: await loadOrCreateKey(opts.keyFile) } : {}),
     addresses: { listen: [`/ip4/${host}/tcp/${port}/ws`] },
     transports: [webSockets(), tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    connectionManager: { maxConnections: opts.maxConnections ?? 1024 },
+    // libp2p's defaults (10 pending handshakes, 10 s to finish one) let ten silent sockets lock everyone out
+    connectionManager: {
+      maxConnections: opts.maxConnections ?? 1024,
+      maxIncomingPendingConnections: opts.maxPendingConnections ?? 256,
+      inboundUpgradeTimeout: opts.upgradeTimeoutMs ?? 5000,
+    },
+    connectionGater: { denyInboundConnection: (maConn) => perIp.deny(maConn.remoteAddr.toString()) },
     metrics: meter.metrics,
     services: {
       identify: identify(),
@@ -86,7 +101,10 @@ export async function startSignalServer(opts: SignalServerOptions = {}): Promise
     },
   });
   const relay: CircuitRelayService = node.services.relay;
-  const registry = new PeerRegistry({ ttlMs: opts.registrationTtlMs ?? 30_000 });
+  const registry = new PeerRegistry({ ttlMs: opts.registrationTtlMs ?? 30_000, ...(opts.maxModelsPerPeer ? { maxModelsPerPeer: opts.maxModelsPerPeer } : {}) });
+  perIp.track(node);
+  // lapsed registrations give their memory back even when nobody registers again
+  const sweepTimer = setInterval(() => registry.sweep(), Math.max(1000, (opts.registrationTtlMs ?? 30_000) / 2));
   const started = Date.now();
   let relayedTotal = 0;
 
@@ -135,6 +153,7 @@ export async function startSignalServer(opts: SignalServerOptions = {}): Promise
     metrics,
     async stop() {
       clearInterval(stopTimer);
+      clearInterval(sweepTimer);
       await new Promise<void>((r) => http.close(() => r()));
       http.closeAllConnections();
       await node.stop();
@@ -158,4 +177,46 @@ async function serveDiscovery(stream: Stream, conn: Connection, registry: PeerRe
   } catch (err) {
     stream.abort(err as Error);
   }
+}
+
+/** The host part of a multiaddr string (/ip4/1.2.3.4/tcp/…), or the whole string when it has none. */
+function hostOf(addr: string): string {
+  const m = /^\/(?:ip4|ip6|dns4|dns6|dns)\/([^/]+)/.exec(addr);
+  return m ? m[1]! : addr;
+}
+
+/**
+ * Connections per remote IP, counting those still in their handshake (a socket that never speaks
+ * holds its slot until the upgrade timeout), so one address cannot take every slot.
+ */
+function ipLimiter(max: number, windowMs: number): { deny(addr: string): boolean; track(node: Libp2p): void } {
+  const open = new Map<string, number>();
+  const pendingByHost = new Map<string, number>();
+  return {
+    deny(addr) {
+      const host = hostOf(addr);
+      const n = (open.get(host) ?? 0) + (pendingByHost.get(host) ?? 0);
+      if (n >= max) return true;
+      pendingByHost.set(host, (pendingByHost.get(host) ?? 0) + 1);
+      // counted as pending for the upgrade window (a finished handshake is counted as open besides)
+      setTimeout(() => {
+        const p = (pendingByHost.get(host) ?? 1) - 1;
+        if (p <= 0) pendingByHost.delete(host);
+        else pendingByHost.set(host, p);
+      }, windowMs).unref();
+      return false;
+    },
+    track(node) {
+      node.addEventListener('connection:open', (e) => {
+        const host = hostOf(e.detail.remoteAddr.toString());
+        open.set(host, (open.get(host) ?? 0) + 1);
+      });
+      node.addEventListener('connection:close', (e) => {
+        const host = hostOf(e.detail.remoteAddr.toString());
+        const n = (open.get(host) ?? 1) - 1;
+        if (n <= 0) open.delete(host);
+        else open.set(host, n);
+      });
+    },
+  };
 }

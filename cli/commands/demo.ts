@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { numberOption, parseCommandArgs, type Command } from '../command.ts';
+import { intFlag, numberOption, parseCommandArgs, type Command } from '../command.ts';
 import { BACKEND_HELP, backendOptions, openEngine, statsLine } from '../engine-setup.ts';
 
 /** The embedded default: the trained fixture tiny-moe-text, converted to RDRR and committed. */
@@ -20,7 +20,7 @@ export const command: Command = {
   summary: 'generate text with the embedded demo model',
   usage,
   async run(argv) {
-    const { values } = parseCommandArgs(argv, { prompt: { type: 'string' }, 'max-new': { type: 'string' }, ...backendOptions }, false);
+    const { values } = parseCommandArgs(argv, { prompt: { type: 'string' }, 'max-new': intFlag(0, 1_000_000), ...backendOptions }, false);
     const prompt = values.prompt ?? 'In the beginning';
     const engine = await openEngine(DEMO_MODEL, values.backend);
     const s = engine.manifest.totals;

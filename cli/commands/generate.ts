@@ -1,5 +1,5 @@
 import type { Engine } from '../../engine/index.ts';
-import { UsageError, numberOption, parseCommandArgs, type Command } from '../command.ts';
+import { UsageError, intFlag, numFlag, numberOption, parseCommandArgs, type Command } from '../command.ts';
 import { BACKEND_HELP, backendOptions, statsLine } from '../engine-setup.ts';
 import { STORE_HELP, openModel, storeOptions } from '../model-source.ts';
 
@@ -30,11 +30,11 @@ function parseIds(list: string): number[] {
 const options = {
   ids: { type: 'string' },
   prompt: { type: 'string' },
-  'max-new': { type: 'string' },
+  'max-new': intFlag(0, 1_000_000),
   greedy: { type: 'boolean' },
-  temperature: { type: 'string' },
-  'top-p': { type: 'string' },
-  seed: { type: 'string' },
+  temperature: numFlag(0),
+  'top-p': numFlag(0, 1),
+  seed: intFlag(0),
   'no-eos': { type: 'boolean' },
   json: { type: 'boolean' },
   'dump-logits': { type: 'boolean' },

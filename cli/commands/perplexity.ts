@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import { UsageError, parseCommandArgs, type Command } from '../command.ts';
 import { BACKEND_HELP, backendOptions, openEngine } from '../engine-setup.ts';
+import { readRegularFile } from '../../manifests/node.ts';
 
 const usage = `usage: doppler perplexity <model-dir> --ids-file F [--json]
 
@@ -30,7 +30,7 @@ export const command: Command = {
     if (!values['ids-file']) throw new UsageError('--ids-file is required');
     let data: unknown;
     try {
-      data = JSON.parse(await readFile(values['ids-file'], 'utf8'));
+      data = JSON.parse(new TextDecoder().decode(await readRegularFile(values['ids-file'])));
     } catch (err) {
       throw new UsageError(`${values['ids-file']}: cannot read it as JSON (${(err as Error).message})`, { cause: err });
     }

@@ -1,4 +1,4 @@
-import { numberOption, parseCommandArgs, type Command } from '../command.ts';
+import { intFlag, numFlag, numberOption, parseCommandArgs, type Command } from '../command.ts';
 import { untilInterrupted } from './swarm-options.ts';
 
 const usage = `usage: doppler signal [--port P] [--host H] [--http-port P] [--key-file F]
@@ -24,8 +24,8 @@ export const command: Command = {
   usage,
   async run(argv) {
     const { values } = parseCommandArgs(argv, {
-      port: { type: 'string' }, host: { type: 'string' }, 'http-port': { type: 'string' }, 'key-file': { type: 'string' },
-      'max-reservations': { type: 'string' }, 'max-peer-bytes': { type: 'string' }, 'max-relay-s': { type: 'string' },
+      port: intFlag(0, 65535), host: { type: 'string' }, 'http-port': intFlag(0, 65535), 'key-file': { type: 'string' },
+      'max-reservations': intFlag(1), 'max-peer-bytes': intFlag(1), 'max-relay-s': numFlag(0.001),
     }, false);
     const { startSignalServer } = await import('../../signaling-server/node.ts');
     const port = numberOption(values.port, '--port');
