@@ -146,6 +146,7 @@ export class ChatSession {
         text += step.text;
         feed.push({ text: step.text, id: t.id });
         if (step.stopped) return finish('stop');
+        await yieldToEventLoop();
       }
       const rest = stopper.flush();
       text += rest;
@@ -157,6 +158,15 @@ export class ChatSession {
       signal?.removeEventListener('abort', onAbort);
     }
   }
+}
+
+/**
+ * On the CPU backend a whole generation can run on microtasks alone, starving I/O: a server would
+ * neither send the streamed tokens nor notice a client leaving until the end. One macrotask turn
+ * per token lets both happen.
+ */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => (typeof setImmediate === 'function' ? setImmediate(resolve) : setTimeout(resolve, 0)));
 }
 
 function sampling(o: SamplingOptions): SamplingOptions {
