@@ -134,7 +134,6 @@ export class ChatSession {
     try {
       await previous;
       if (signal?.aborted) return finish('abort');
-      // generate() claims the sequence at once; the loop below (even one step of it) releases it
       const gen = this.engine.generate(ids, { maxNewTokens: maxTokens, sequence: this.sequence, ...sampling(opts) });
       stats = gen.stats;
       const eos = this.engine.config.eosTokenIds;

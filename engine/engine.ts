@@ -220,14 +220,19 @@ export class Engine {
     const sample = createSampler(opts);
     const stats: GenerationStats = { ...this.idleStats(), promptTokens: promptIds.length, gpuBytes: 0, expertBytes: 0, kvCacheBytes: KvCache.bytesPerToken(cfg) * capacity };
     const generation = { stats, prefillLogits: [] as Float32Array[], stepLogits: [] as Float32Array[], prefillRouting: [] as (Routing | null)[] };
-    if (seq) seq.busy = true;
-    const iterable = this.run(promptIds, opts, seq ?? new Sequence(this.backend, cfg, capacity), seq === undefined, sample, generation);
+    // a sequence of its own is made when iteration starts, so a generation never iterated holds no memory
+    const iterable = this.run(promptIds, opts, seq ?? capacity, sample, generation);
     return { [Symbol.asyncIterator]: () => iterable, ...generation };
   }
 
-  private async *run(promptIds: readonly number[], opts: GenerateOptions, seq: Sequence, own: boolean, sample: Sampler,
+  private async *run(promptIds: readonly number[], opts: GenerateOptions, sequence: Sequence | number, sample: Sampler,
     g: Omit<Generation, typeof Symbol.asyncIterator>): AsyncGenerator<GeneratedToken> {
     const cfg = this.config;
+    const own = typeof sequence === 'number';
+    const seq = own ? new Sequence(this.backend, cfg, sequence) : sequence;
+    // claimed when iteration starts (a generation never iterated holds nothing)
+    if (!own && seq.busy) throw new EngineError('this sequence is already generating; wait for that generation to finish');
+    seq.busy = true;
     const { stats } = g;
     const t0 = performance.now();
     this.prefetcher?.reset();
