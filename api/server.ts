@@ -47,8 +47,10 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   for (const model of opts.models) {
     const s = { model, queue: new RequestQueue() };
     // a client may name the model by its name or by its id (the manifest's BLAKE3)
-    served.set(model.id, s);
-    served.set(model.session.engine.modelId, s);
+    for (const name of new Set([model.id, model.session.engine.modelId])) {
+      if (served.has(name)) throw new ApiError(500, `two served models are both called "${name}"`);
+      served.set(name, s);
+    }
   }
   const metrics = apiMetrics(opts.models, served);
   const maxBody = opts.maxBodyBytes ?? 1 << 20;
