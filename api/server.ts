@@ -6,6 +6,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { ApiError, toApiError } from './errors.ts';
 import { ApiMetrics } from './metrics.ts';
 import type { OpenAiModel, Run, Usage } from './openai.ts';
@@ -163,7 +164,11 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     );
   });
 
-  server.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => {
+  // upgraded sockets leave the server's books: closing it must end them too
+  const upgraded = new Set<Duplex>();
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    upgraded.add(socket);
+    socket.once('close', () => upgraded.delete(socket));
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== '/v1/ws') return void socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
     if (!authorized(req, url)) return void socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n');
@@ -184,6 +189,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     close: () => new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();
+      for (const s of upgraded) s.destroy();
     }),
   };
 }
