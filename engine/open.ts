@@ -102,7 +102,8 @@ export async function openModel(opts: OpenModelOptions): Promise<OpenedModel> {
   const store = await ShardStore.open<DeviceBytes>({
     sources: opts.sources.map((s) => recordingSource(s, servedBy)),
     ramBytes,
-    vram: { bytes: vramBytes, uploader: backendUploader(opts.backend) },
+    // resident experts are uploaded once by the engine; only paged ones live in the VRAM tier
+    ...(paged ? { vram: { bytes: vramBytes, uploader: backendUploader(opts.backend) } } : {}),
     ...(opts.persistent ? { persistent: { backend: opts.persistent, bytes: budgets.persistentBytes ?? Number.MAX_SAFE_INTEGER } } : {}),
     meta: shardMeta(manifest),
     numLayers: manifest.config.numLayers,
