@@ -54,6 +54,8 @@ export async function openCliModel(model: string, backendName: string, v: StoreV
     const vram = numberOption(v['vram-mib'], '--vram-mib');
     const ram = numberOption(v['ram-mib'], '--ram-mib');
     const cache = numberOption(v['cache-mib'], '--cache-mib');
+    const depth = numberOption(v['prefetch-depth'], '--prefetch-depth');
+    if (depth !== undefined && vram === undefined) throw new UsageError('--prefetch-depth applies to paged experts: give --vram-mib too');
     const opened = await openModelAt({
       model,
       backend,
@@ -64,7 +66,7 @@ export async function openCliModel(model: string, backendName: string, v: StoreV
         ...(ram !== undefined ? { ramBytes: ram * MIB } : {}),
         ...(cache !== undefined ? { persistentBytes: cache * MIB } : {}),
       },
-      prefetchDepth: numberOption(v['prefetch-depth'], '--prefetch-depth') ?? 1,
+      ...(depth !== undefined ? { prefetchDepth: depth } : {}),
       ...(onProgress ? { onProgress } : {}),
     });
     closers.push(opened.close);

@@ -8,7 +8,7 @@ import type { Backend, DeviceBytes } from '../kernels/index.ts';
 import { blake3Hex, decodeManifest, type Manifest } from '../manifests/index.ts';
 import { ShardStore, shardMeta, type PersistentBackend, type PolicyName, type ShardSource } from '../storage/index.ts';
 import { Engine } from './engine.ts';
-import { ModelLoadError } from './errors.ts';
+import { EngineError, ModelLoadError } from './errors.ts';
 import type { LayerObserver } from './forward.ts';
 import type { ModelSource } from './source.ts';
 import { backendUploader } from './stored-experts.ts';
@@ -96,6 +96,7 @@ export async function openModel(opts: OpenModelOptions): Promise<OpenedModel> {
 
   const budgets = opts.budgets ?? {};
   const paged = budgets.vramBytes !== undefined;
+  if (!paged && opts.prefetchDepth !== undefined) throw new EngineError('prefetchDepth applies to paged experts: give budgets.vramBytes too');
   const ramBytes = budgets.ramBytes ?? (paged ? 256 * MIB : 0);
   const vramBytes = budgets.vramBytes ?? manifest.totals.expertBytes;
   const servedBy = new Map<string, string>();
