@@ -28,7 +28,7 @@ export const STORE_HELP = `storage:
   --cache-mib N          persistent tier budget (default: unlimited)
   --source S             where missing shards come from: an http(s) URL of a model directory, a
                          directory, or "swarm" (with --signal MULTIADDR); <model> may then be the model id
-  --prefetch-depth N     MoE layers predicted ahead (default 1; 0 turns prefetch off)`;
+  --prefetch-depth N     with --vram-mib: MoE layers predicted ahead (default 1; 0 turns prefetch off)`;
 
 interface StoreValues {
   'vram-mib'?: string;
