@@ -13,7 +13,7 @@ import { KvCache } from './kv-cache.ts';
 import { createSampler, type Sampler, type SamplingOptions } from './sampling.ts';
 import { Sequence } from './sequence.ts';
 import type { ModelSource } from './source.ts';
-import { loadTokenizer, type TextCodec } from './tokenizer.ts';
+import { TextStream, loadTokenizer, type TextCodec } from './tokenizer.ts';
 import type { ChatTemplate } from './chat-template.ts';
 import { storedExperts } from './stored-experts.ts';
 import { loadDenseWeights, type DenseWeights } from './weights.ts';
@@ -92,37 +92,6 @@ export interface Generation extends AsyncIterable<GeneratedToken> {
 
 function expertsOf(routing: (Routing | null)[], row: number): number[][] {
   return routing.map((r) => (r ? Array.from(r.experts.subarray(row * r.k, (row + 1) * r.k)) : []));
-}
-
-/**
- * Text of a growing list of ids, as deltas. Decoding restarts after each emitted newline (as
- * transformers' TextStreamer does), so the text of a long generation is not re-decoded from its
- * first token at every step.
- */
-class TextStream {
-  private readonly ids: number[] = [];
-  private lineStart = 0;
-  private shown = '';
-  private readonly codec: TextCodec | null;
-  constructor(codec: TextCodec | null) {
-    this.codec = codec;
-  }
-
-  push(id: number): string {
-    this.ids.push(id);
-    if (!this.codec) return '';
-    const text = this.codec.decode(this.ids.slice(this.lineStart));
-    // a token that ends inside a multi-byte character decodes to U+FFFD until the rest arrives
-    if (text.endsWith('\uFFFD')) return '';
-    const delta = text.slice(this.shown.length);
-    if (text.endsWith('\n')) {
-      this.lineStart = this.ids.length;
-      this.shown = '';
-    } else {
-      this.shown = text;
-    }
-    return delta;
-  }
 }
 
 export class Engine {
