@@ -165,7 +165,18 @@ export class ChatSession {
  * per token lets both happen.
  */
 function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => (typeof setImmediate === 'function' ? setImmediate(resolve) : setTimeout(resolve, 0)));
+  const g = globalThis as { setImmediate?: (f: () => void) => unknown; scheduler?: { yield?: () => Promise<void> } };
+  if (typeof g.setImmediate === 'function') return new Promise((resolve) => g.setImmediate!(resolve));
+  if (typeof g.scheduler?.yield === 'function') return g.scheduler.yield();
+  // browsers clamp nested setTimeout(0) to 4 ms; a message is a macrotask without the clamp
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+      channel.port1.close();
+      resolve();
+    };
+    channel.port2.postMessage(null);
+  });
 }
 
 function sampling(o: SamplingOptions): SamplingOptions {
