@@ -106,8 +106,8 @@ export class ChatSession {
   private turn(ids: readonly number[], opts: ChatOptions): ChatReply {
     if (ids.length === 0) throw new EngineError('the prompt is empty');
     const room = this.contextTokens - ids.length;
-    if (room < 1) throw new ContextLengthError(ids.length, 1, this.contextTokens);
-    const maxTokens = opts.maxTokens ?? room;
+    // without a limit, a reply may fill what the context has left (at least one token)
+    const maxTokens = opts.maxTokens ?? Math.max(1, room);
     if (!(Number.isInteger(maxTokens) && maxTokens >= 1)) throw new RangeError(`maxTokens must be a positive integer, got ${maxTokens}`);
     if (maxTokens > room) throw new ContextLengthError(ids.length, maxTokens, this.contextTokens);
     const stops = opts.stop === undefined ? [] : typeof opts.stop === 'string' ? [opts.stop] : [...opts.stop];
