@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { normaliseConfig } from './config.ts';
 import { CheckpointError, ConfigError } from './errors.ts';
-import { sourceOf, type RowSource } from './hf-source.ts';
+import { refuseUnhonoured, sourceOf, type RowSource } from './hf-source.ts';
 import { commitManifest, prepareModelDir, writeShards, type Progress } from './model-writer.ts';
 import { manifestOfPlan, planModel, type ModelPlan } from './plan.ts';
 import { Checkpoint } from './safetensors.ts';
@@ -74,6 +74,7 @@ export async function openSources(job: SourceJob): Promise<{ plan: ModelPlan; so
   const plan = planModel(config, job.quant, job.shardBytes, job.expertQuant);
   const ckpt = await Checkpoint.open(job.source);
   try {
+    refuseUnhonoured(ckpt, config.architecture);
     const sources = new Map<string, RowSource>();
     for (const t of plan.tensors) sources.set(t.spec.name, sourceOf(ckpt, config.architecture, t.spec, job.source, sourceQuant));
     const dtypes = [...new Set([...sources.values()].map((s) => s.sourceDtype))].sort();

@@ -26,6 +26,23 @@ const ATTN: Record<string, string> = {
 };
 const MIXTRAL_EXPERT: Record<string, string> = { gate: 'w1', down: 'w2', up: 'w3' };
 
+/** Architectures whose forward pass has no attention sinks and no Linear biases. */
+const NO_SINKS_OR_BIASES: ReadonlySet<string> = new Set<Architecture>(['mixtral', 'qwen3_moe', 'deepseek_v3']);
+
+/**
+ * Attention sinks (`*.sinks`) and Linear biases (`*.bias`) change the math, and these
+ * architectures have no place for them: converting without them would give a model that runs
+ * silently wrong, so a checkpoint carrying one is refused, naming the tensor.
+ */
+export function refuseUnhonoured(ckpt: Checkpoint, arch: Architecture): void {
+  if (!NO_SINKS_OR_BIASES.has(arch)) return;
+  for (const [name, t] of ckpt.tensors) {
+    if (/\.(sinks|bias)$/.test(name)) {
+      throw new CheckpointError(`${t.file}: tensor ${name} (${name.endsWith('.sinks') ? 'attention sinks' : 'a bias'}) is not supported for architecture ${arch}`);
+    }
+  }
+}
+
 /**
  * Where a canonical tensor lives in a Hugging Face checkpoint. Routed experts come either one
  * tensor per expert (what transformers saves: `experts.{e}.w1` / `experts.{e}.gate_proj`) or fused

@@ -40,7 +40,7 @@ export async function synth(opts: SynthOptions): Promise<SynthResult> {
   const preset = PRESETS[opts.preset];
   if (!preset) throw new ConfigError(`unknown preset "${opts.preset}" (known: ${Object.keys(PRESETS).join(', ')})`);
   if (preset.arch !== opts.arch) throw new ConfigError(`preset ${opts.preset} is ${preset.arch}, not ${opts.arch}`);
-  const rawConfig = { ...preset.config, ...(opts.layers !== undefined ? { num_hidden_layers: opts.layers } : {}) };
+  const rawConfig = { ...preset.config, ...(opts.layers !== undefined ? fewerLayers(preset.config, opts.layers) : {}) };
   const config = normaliseConfig(rawConfig, `preset ${opts.preset}`);
   const shardBytes = Math.floor((opts.shardMiB ?? 64) * 1024 * 1024);
   const seed = opts.seed ?? 0;
@@ -65,4 +65,10 @@ export async function plannedManifestSize(preset: string, quant: WeightDtype, sh
   const hashes = plan.shards.map((_, i) => (i + 1).toString(16).padStart(64, '0'));
   const bytes = encodeManifest(manifestOfPlan(plan, `synth-${preset}-${quant}-seed0`, hashes, {}));
   return { bytes: bytes.length, shards: plan.shards.length, experts: plan.experts.length, id: await blake3Hex(bytes) };
+}
+
+/** The first `layers` layers of a preset: per-layer lists (gpt-oss's layer_types) are cut to match. */
+function fewerLayers(config: Record<string, unknown>, layers: number): Record<string, unknown> {
+  const types = config['layer_types'];
+  return { num_hidden_layers: layers, ...(Array.isArray(types) ? { layer_types: types.slice(0, layers) } : {}) };
 }

@@ -3,7 +3,7 @@ import { PRESETS, progressBar, synth } from '../../manifests/node.ts';
 import type { Architecture } from '../../manifests/index.ts';
 import { parseQuant } from './convert.ts';
 
-const usage = `usage: doppler synth --arch mixtral|qwen3_moe|deepseek_v3 --preset NAME --quant Q --out DIR
+const usage = `usage: doppler synth --arch mixtral|qwen3_moe|deepseek_v3|gpt_oss --preset NAME --quant Q --out DIR
                      [--manifest-only] [--seed N] [--layers N] [--shard-mib N] [--workers N]
 
 Writes a random-weight RDRR model of a real model's shape (for benchmarks). Weights are generated

@@ -8,8 +8,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CheckpointError, ConfigError, decodeManifest, dequantize, encodeManifest, MODEL_FILES, normaliseConfig, tensorByName } from '../../../manifests/index.ts';
-import { convert, readShardFile } from '../../../manifests/node.ts';
+import { CheckpointError, ConfigError, decodeManifest, dequantize, encodeManifest, MODEL_FILES, normaliseConfig, planModel, tensorByName } from '../../../manifests/index.ts';
+import { convert, PRESETS, readShardFile } from '../../../manifests/node.ts';
 import { readSafetensors, toF32, writeSafetensors, type RawTensor } from './helpers.ts';
 
 const SRC = join(import.meta.dirname, '../../fixtures/hf-moe-ext/gptoss-plain');
@@ -48,6 +48,16 @@ describe('gpt_oss config', () => {
     expect(norm({ rope_scaling: yarn, rope_theta: 150000 }, ['rope_parameters']).ropeScaling).toMatchObject({ type: 'yarn', factor: 32, truncate: false });
     // without any rope field GptOssConfig applies YaRN (factor 32 from 4096)
     expect(norm({}, ['rope_parameters'])).toMatchObject({ ropeTheta: 150000, ropeScaling: { type: 'yarn', factor: 32, originalMaxPositionEmbeddings: 4096, truncate: false } });
+  });
+
+  it('the gpt-oss-20b and -120b presets have the released shapes: 20.9 B and 116.8 B parameters', () => {
+    for (const [name, layers, experts, total] of [['gpt-oss-20b', 24, 32, 20_914_757_184], ['gpt-oss-120b', 36, 128, 116_829_156_672]] as const) {
+      const c = normaliseConfig(PRESETS[name]!.config, name);
+      expect(c).toMatchObject({ numLayers: layers, slidingWindow: 128, ropeScaling: { type: 'yarn', factor: 32 }, moe: { numExperts: experts, topK: 4 } });
+      expect(c.layerTypes!.filter((t) => t === 'full_attention')).toHaveLength(layers / 2);
+      const plan = planModel(c, 'f16', 64 << 20);
+      expect(plan.tensors.reduce((n, t) => n + t.spec.shape.reduce((a, b) => a * b, 1), 0)).toBe(total);
+    }
   });
 
   it('refuses what it would not honour, by name', () => {

@@ -3,9 +3,14 @@
  * and the refusals: whatever a config sets that the engine would not honour is a ConfigError
  * naming the key.
  */
-import { describe, expect, it } from 'vitest';
-import { ConfigError, layerWindow, normaliseConfig, perLayerWindow } from '../../../manifests/index.ts';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CheckpointError, ConfigError, layerWindow, MODEL_FILES, normaliseConfig, perLayerWindow } from '../../../manifests/index.ts';
+import { convert } from '../../../manifests/node.ts';
 import { PRESETS } from '../../../manifests/presets.ts';
+import { FIXTURES, readSafetensors, writeSafetensors } from './helpers.ts';
 
 const mixtral = PRESETS['mixtral-tiny']!.config;
 const qwen = PRESETS['qwen3moe-tiny']!.config;
@@ -95,5 +100,36 @@ describe('sliding-window config', () => {
     expect(perLayerWindow({ layer_types: ['full_attention', 'full_attention'] }, 'g', 2, 8)).toEqual({ slidingWindow: null });
     expect(perLayerWindow({}, 'g', 2, 8)).toEqual({ slidingWindow: 8 });
     expect(() => perLayerWindow({ layer_types: alternating }, 'g', 4, null)).toThrow(/no "sliding_window"/);
+  });
+});
+
+describe('convert', () => {
+  const work = mkdtempSync(join(tmpdir(), 'rdrr-positions-'));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it.each([
+    [{ rope_scaling: { type: 'longrope', short_factor: [1], long_factor: [2] } }, /unsupported rope type "longrope"/],
+    [{ model_type: 'deepseek_v3', ...PRESETS['deepseekv3-tiny']!.config, sliding_window: 4 }, /"sliding_window" is set, but deepseek_v3/],
+  ])('refuses %j before writing anything', async (change, message) => {
+    const src = join(FIXTURES, 'hf-moe/mixtral-tiny');
+    const dir = mkdtempSync(join(work, 'src-'));
+    symlinkSync(join(src, 'model.safetensors'), join(dir, 'model.safetensors'));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...JSON.parse(readFileSync(join(src, 'config.json'), 'utf8')), ...change }));
+    const out = join(work, `out-${Math.random().toString(36).slice(2)}`);
+    await expect(convert({ source: dir, out, quant: 'f32' })).rejects.toThrow(ConfigError);
+    await expect(convert({ source: dir, out, quant: 'f32' })).rejects.toThrow(message);
+    expect(existsSync(join(out, MODEL_FILES.manifest))).toBe(false);
+  });
+
+  it.each(['model.layers.0.self_attn.sinks', 'model.layers.1.self_attn.q_proj.bias'])('refuses a checkpoint carrying %s, which mixtral has no place for', async (extra) => {
+    const src = join(FIXTURES, 'hf-moe/mixtral-tiny');
+    const dir = mkdtempSync(join(work, 'src-'));
+    symlinkSync(join(src, 'config.json'), join(dir, 'config.json'));
+    const tensors = Object.fromEntries([...readSafetensors(join(src, 'model.safetensors'))].map(([n, t]) => [n, { dtype: t.dtype, shape: t.shape, data: t.bytes }]));
+    writeSafetensors(join(dir, 'model.safetensors'), { ...tensors, [extra]: { dtype: 'F32', shape: [4], data: new Uint8Array(16) } });
+    const out = join(work, `out-${Math.random().toString(36).slice(2)}`);
+    await expect(convert({ source: dir, out, quant: 'f32' })).rejects.toThrow(CheckpointError);
+    await expect(convert({ source: dir, out, quant: 'f32' })).rejects.toThrow(new RegExp(`tensor ${extra.replaceAll('.', '\\.')} \\((attention sinks|a bias)\\) is not supported for architecture mixtral`));
+    expect(existsSync(join(out, MODEL_FILES.manifest))).toBe(false);
   });
 });
