@@ -8,7 +8,7 @@ import { convert } from '../../manifests/node.ts';
 
 export const FIXTURES = fileURLToPath(new URL('../../../shared/fixtures/', import.meta.url));
 export const HF_MOE = ['mixtral-tiny', 'qwen3moe-tiny', 'deepseekv3-tiny'] as const;
-/** Released-checkpoint configurations (rope types, windows, gpt-oss, source dtypes), made by tests/fixtures/hf-moe-ext/make_fixtures.py. */
+/** Released-checkpoint configurations (rope types, windows, gpt-oss, FP8/MXFP4 sources), made by tests/fixtures/hf-moe-ext/make_fixtures.py. */
 export const HF_MOE_EXT = [
   'deepseekv3-yarn', 'qwen3moe-yarn', 'mixtral-linear', 'mixtral-llama3', 'mixtral-dynamic', 'mixtral-window', 'qwen3moe-window',
   'gptoss-plain', 'gptoss-tiny', 'gptoss-mxfp4', 'deepseekv3-fp8',

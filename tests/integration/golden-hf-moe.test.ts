@@ -1,7 +1,7 @@
 /**
- * The engine against Hugging Face transformers on the three architectures, plain and as released
+ * The engine against Hugging Face transformers on the architectures, plain and as released
  * (YaRN, linear, llama3 and dynamic RoPE, sliding windows, gpt-oss with MXFP4 experts, DeepSeek-V3
- * in FP8 with block scales; goldens from the dequantised weights): prefill logits and
+ * in FP8 with block scales; goldens of quantised sources from the dequantised weights): prefill logits and
  * every greedy step within 1e-3, the 16 greedy ids exactly, and the experts chosen at each prompt
  * position equal to those transformers' own router outputs select. Run on the TypeScript reference
  * backend and on WebGPU (SwiftShader here).
@@ -22,22 +22,21 @@ const BACKENDS: Record<string, () => Promise<Backend>> = {
 };
 
 /** name → source directory; a missing fixture fails its rows rather than dropping them. */
-const FIXTURE_DIRS = new Map<string, string>([...HF_MOE.map((n) => [n, hfMoeDir(n)] as const), ...HF_MOE_EXT.map((n) => [n, hfMoeExtDir(n)] as const)]);
+const SOURCES = new Map<string, string>([...HF_MOE.map((n) => [n, hfMoeDir(n)] as const), ...HF_MOE_EXT.map((n) => [n, hfMoeExtDir(n)] as const)]);
 /** Conversions that keep the released expert format rather than f32: the same golden must hold. */
 const KEPT: Record<string, { fixture: string; expertQuant: WeightDtype }> = { 'gptoss-mxfp4 with experts kept mxfp4': { fixture: 'gptoss-mxfp4', expertQuant: 'mxfp4' } };
-for (const [name, k] of Object.entries(KEPT)) FIXTURE_DIRS.set(name, hfMoeExtDir(k.fixture));
-
+for (const [name, k] of Object.entries(KEPT)) SOURCES.set(name, hfMoeExtDir(k.fixture));
 const converted = new Map<string, { dir: string; cleanup: () => void }>();
 beforeAll(async () => {
-  for (const [name, dir] of FIXTURE_DIRS) converted.set(name, await convertFixture(dir, 'f32', KEPT[name]?.expertQuant));
+  for (const [name, dir] of SOURCES) converted.set(name, await convertFixture(dir, 'f32', KEPT[name]?.expertQuant));
 });
 afterAll(() => {
   for (const c of converted.values()) c.cleanup();
 });
 
 describe.each(Object.keys(BACKENDS))('%s backend', (backendName) => {
-  describe.each([...FIXTURE_DIRS.keys()])('%s at f32', (name) => {
-    const golden = readGolden<HfMoeGolden>(FIXTURE_DIRS.get(name)!);
+  describe.each([...SOURCES.keys()])('%s at f32', (name) => {
+    const golden = readGolden<HfMoeGolden>(SOURCES.get(name)!);
     let engine: Engine;
     let ids: number[];
     let prefill: Float32Array[];
