@@ -6,7 +6,7 @@
  */
 import { ARCHITECTURES } from './config.ts';
 import { ManifestError } from './errors.ts';
-import type { ModelConfig } from './types.ts';
+import { LAYER_TYPES, ROUTER_KINDS, type ModelConfig } from './types.ts';
 
 /**
  * Largest values a config may state. Far above any released MoE (DeepSeek-V3: 61 layers, 256
@@ -127,14 +127,28 @@ export function checkManifestConfig(v: unknown): ModelConfig {
   if (c.bosTokenId !== null) intIn(c.bosTokenId, 'config.bosTokenId', 0, Number.MAX_SAFE_INTEGER);
   if (c.slidingWindow !== null) intIn(c.slidingWindow, 'config.slidingWindow', 0, Number.MAX_SAFE_INTEGER);
   intList(c.eosTokenIds, 'config.eosTokenIds', 0, Number.MAX_SAFE_INTEGER, 64);
+  for (const f of ['attentionBias', 'attentionSinks']) if (c[f] !== undefined) bool(c[f], `config.${f}`);
+  if (c.layerTypes !== undefined) {
+    if (!Array.isArray(c.layerTypes) || c.layerTypes.length !== c.numLayers) fail('config.layerTypes', `a list of ${String(c.numLayers)} layer types`, c.layerTypes);
+    (c.layerTypes as unknown[]).forEach((t, i) => {
+      if (!(LAYER_TYPES as readonly unknown[]).includes(t)) fail(`config.layerTypes[${i}]`, `one of ${LAYER_TYPES.join(', ')}`, t);
+    });
+  }
   if (c.ropeScaling !== null) {
     const r = obj(c.ropeScaling, 'config.ropeScaling');
     if (typeof r.type !== 'string') fail('config.ropeScaling.type', 'a string', r.type);
     num(r.factor, 'config.ropeScaling.factor', true);
-    for (const f of ['originalMaxPositionEmbeddings', 'betaFast', 'betaSlow', 'mscale', 'mscaleAllDim']) numOrNull(r[f] ?? null, `config.ropeScaling.${f}`);
+    for (const f of ['originalMaxPositionEmbeddings', 'betaFast', 'betaSlow', 'mscale', 'mscaleAllDim', 'attentionFactor', 'lowFreqFactor', 'highFreqFactor']) numOrNull(r[f] ?? null, `config.ropeScaling.${f}`);
+    if (r.truncate !== undefined) bool(r.truncate, 'config.ropeScaling.truncate');
   }
   const m = obj(c.moe, 'config.moe');
-  if (m.router !== 'softmax_topk' && m.router !== 'sigmoid_group_limited') fail('config.moe.router', 'softmax_topk or sigmoid_group_limited', m.router);
+  if (!(ROUTER_KINDS as readonly unknown[]).includes(m.router)) fail('config.moe.router', `one of ${ROUTER_KINDS.join(', ')}`, m.router);
+  if (m.expertBias !== undefined) bool(m.expertBias, 'config.moe.expertBias');
+  if (m.clampedSwiglu !== undefined) {
+    const g = obj(m.clampedSwiglu, 'config.moe.clampedSwiglu');
+    num(g.alpha, 'config.moe.clampedSwiglu.alpha', true);
+    num(g.limit, 'config.moe.clampedSwiglu.limit', true);
+  }
   for (const f of ['numExperts', 'topK', 'expertIntermediateSize', 'numSharedExperts', 'sharedIntermediateSize', 'nGroup', 'topkGroup']) intIn(m[f], `config.moe.${f}`, 0, Number.MAX_SAFE_INTEGER);
   bool(m.normTopkProb, 'config.moe.normTopkProb');
   num(m.routedScalingFactor, 'config.moe.routedScalingFactor');
