@@ -28,8 +28,9 @@ export async function startBrowserPeer(opts: BrowserPeerOptions): Promise<SwarmP
     signal: opts.signal,
     ...(opts.allowPrivateAddresses !== undefined ? { allowPrivateAddresses: opts.allowPrivateAddresses } : {}),
     ...(opts.reservationTimeoutMs !== undefined ? { reservationTimeoutMs: opts.reservationTimeoutMs } : {}),
+    ...(opts.iceServers ? { iceServers: opts.iceServers } : {}),
   });
-  const { allowPrivateAddresses: _a, reservationTimeoutMs: _r, storage, ...rest } = opts;
+  const { allowPrivateAddresses: _a, reservationTimeoutMs: _r, iceServers: _i, storage, ...rest } = opts;
   try {
     return await SwarmPeer.start({ ...rest, node, storage: storage ?? new MemoryShardStorage() });
   } catch (err) {

@@ -270,7 +270,11 @@ export class SwarmPeer extends EventTarget {
     let p = this.inflight.get(hash);
     if (!p) {
       // The shared fetch answers to the peer's lifetime, not to one caller's signal; callers race their own.
-      p = this.fetchShard(hash).finally(() => this.inflight.delete(hash));
+      // It stays in flight until stored, so a caller arriving in between neither misses storage nor fetches again.
+      p = this.fetchShard(hash).then(async (bytes) => {
+        if (keep) await this.keep(hash, bytes);
+        return bytes;
+      }).finally(() => this.inflight.delete(hash));
       this.inflight.set(hash, p);
     }
     const kept = p.then(async (bytes) => {

@@ -1,0 +1,306 @@
+/**
+ * The page: lists the swarm's models, joins one model's swarm through the server it came from,
+ * loads the model in a worker from OPFS or the swarm while showing where every shard came from,
+ * and chats with it while drawing tiers, experts, peers and speed.
+ */
+import type { GenerationStats } from '../engine/index.ts';
+import { workerEngine, type ChatEngine, type Reply } from './engine-client.ts';
+import type { BackendChoice, Phase } from './protocol.ts';
+import { TabShards, type ServerConfig, type ShardEvent } from './shards.ts';
+import { drawHeatmap, drawPeers, drawSpeed, drawTiers, formatBytes, type PeerRow } from './views.ts';
+
+interface ModelRow {
+  id: string;
+  name: string;
+  architecture: string;
+  quant: string;
+  parameters: number;
+  bytes: number;
+  shards: number;
+  peers: number;
+  seeded: boolean;
+}
+
+/** What tests and the bench read (window.doppler). */
+export interface PageState {
+  modelId: string | null;
+  phase: 'idle' | 'manifest' | Phase | 'ready' | 'failed';
+  backend: string | null;
+  backendNote: string | null;
+  loadMs: number | null;
+  warm: boolean | null;
+  peerId: string | null;
+  counters: TabShards['counters'] | null;
+  traffic: Record<string, { up: number; down: number }>;
+  shardLog: ShardEvent[];
+  replies: Reply[];
+  errors: string[];
+}
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+const state: PageState = {
+  modelId: null, phase: 'idle', backend: null, backendNote: null, loadMs: null, warm: null, peerId: null,
+  counters: null, traffic: {}, shardLog: [], replies: [], errors: [],
+};
+(globalThis as unknown as { doppler: PageState }).doppler = state;
+
+const HEAT_TOKENS = 32;
+const recentExperts: number[][][] = [];
+let lastStats: GenerationStats | null = null;
+const speeds: number[] = [];
+let shards: TabShards | undefined;
+let engine: ChatEngine | undefined;
+let layers = 0;
+let experts = 0;
+let totalBytes = 0;
+
+function fail(message: string): void {
+  state.errors.push(message);
+  const div = document.createElement('div');
+  div.className = 'notice err';
+  div.textContent = message;
+  $('errors').append(div);
+}
+
+function notice(el: HTMLElement, kind: 'warn' | 'info', text: string): void {
+  el.innerHTML = '';
+  const div = document.createElement('div');
+  div.className = `notice ${kind}`;
+  div.textContent = text;
+  el.append(div);
+}
+
+function step(id: string, status: 'active' | 'done', detail = ''): void {
+  $(`s-${id}`).className = status;
+  $(`s-${id}-d`).textContent = detail;
+}
+
+async function getJson<T>(path: string): Promise<T> {
+  const r = await fetch(path);
+  if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
+  return (await r.json()) as T;
+}
+
+function renderModels(models: ModelRow[]): void {
+  const body = $('modelrows');
+  body.innerHTML = '';
+  if (models.length === 0) body.innerHTML = '<tr><td colspan="6" class="meta">no models in this swarm yet</td></tr>';
+  for (const m of models) {
+    const tr = document.createElement('tr');
+    const params = m.parameters >= 1e9 ? `${(m.parameters / 1e9).toFixed(1)} B` : m.parameters ? `${(m.parameters / 1e6).toFixed(1)} M` : '?';
+    for (const text of [m.name || `${m.id.slice(0, 12)}…`, m.architecture || '?', params, m.bytes ? formatBytes(m.bytes) : '?', String(m.peers)]) {
+      const td = document.createElement('td');
+      td.textContent = text;
+      tr.append(td);
+    }
+    const td = document.createElement('td');
+    const b = document.createElement('button');
+    b.textContent = 'Open';
+    b.onclick = () => navigateTo(m.id);
+    td.append(b);
+    tr.append(td);
+    body.append(tr);
+  }
+}
+
+function navigateTo(id: string): void {
+  const u = new URL(location.href);
+  u.searchParams.set('model', id.trim());
+  location.href = u.href;
+}
+
+async function open(config: ServerConfig, modelId: string, models: ModelRow[]): Promise<void> {
+  if (!/^[0-9a-f]{64}$/.test(modelId)) throw new Error(`"${modelId}" is not a model id (a model id is 64 hex digits, the BLAKE3 of its manifest)`);
+  state.modelId = modelId;
+  const listed = models.find((m) => m.id === modelId);
+  $('loading').classList.remove('hidden');
+  $('modelname').textContent = listed?.name || modelId.slice(0, 16);
+  const budgetMiB = Number(localStorage.getItem('doppler.budgetMiB') ?? 1024);
+  $<HTMLInputElement>('budget').value = String(budgetMiB);
+  const t0 = performance.now();
+  state.phase = 'manifest';
+  step('manifest', 'active');
+  const progress = $('progress').firstElementChild as HTMLElement;
+  let done = 0;
+  shards = await TabShards.open(config, modelId, budgetMiB * 2 ** 20, (e) => {
+    done++;
+    state.shardLog.push(e);
+    const from = e.from[0] === 'opfs' ? 'OPFS' : e.from.map((p) => (p === config.peerId ? `server ${p.slice(-6)}` : `tab ${p.slice(-6)}`)).join(' + ');
+    $('shardlog').textContent = `${e.hash.slice(0, 10)}  ${formatBytes(e.bytes).padStart(8)}  ${e.ms.toFixed(0).padStart(5)} ms  ${from}\n` + $('shardlog').textContent;
+    if (totalBytes > 0) progress.style.width = `${Math.min(100, (100 * (shards!.counters.opfsBytes + shards!.counters.networkBytes)) / totalBytes)}%`;
+    const c = shards!.counters;
+    const secs = (performance.now() - t0) / 1000;
+    $('s-weights-d').textContent = `${done} shards · ${formatBytes(c.opfsBytes)} from OPFS · ${formatBytes(c.networkBytes)} from peers (${formatBytes(c.networkBytes / Math.max(secs, 1e-3))}/s)`;
+  });
+  void shards.joined().then((p) => (state.peerId = p.id), (err: Error) => {
+    if (!shards?.manifestWasLocal) fail(`could not join the swarm: ${err.message}`);
+  });
+  if (!listed && !shards.manifestWasLocal) throw new Error(`model ${modelId} is not in this swarm (no peer has registered it) and this tab has not stored it`);
+  const manifest = await shards.manifestBytes();
+  step('manifest', 'done', `${formatBytes(manifest.length)} from ${shards.manifestWasLocal && shards.counters.networkBytes === 0 ? 'OPFS' : 'the swarm'}`);
+  totalBytes = listed?.bytes ?? 0;
+  const backend = (new URL(location.href).searchParams.get('backend') ?? 'auto') as BackendChoice;
+  engine = workerEngine((h) => shards!.get(h), {
+    phase: (p) => {
+      state.phase = p;
+      if (p === 'weights') step('weights', 'active');
+      if (p === 'tokenizer') step('tokenizer', 'active');
+      if (p === 'pipeline') {
+        step('weights', 'done', $('s-weights-d').textContent ?? '');
+        step('tokenizer', 'done');
+        step('pipeline', 'active');
+      }
+    },
+    backend: (name, adapter, note) => {
+      state.backend = name;
+      state.backendNote = note;
+      $('whoami').textContent = `engine: ${name === 'webgpu' ? `WebGPU (${adapter})` : 'CPU (TypeScript)'} in a Web Worker`;
+      if (note) notice($('backendnote'), name === 'cpu' ? 'warn' : 'info', note);
+    },
+    token: (_id, text, used, stats) => onToken(text, used, stats),
+    error: (m) => fail(m),
+  });
+  const ready = await engine.load(modelId, manifest, backend);
+  layers = ready.numLayers;
+  experts = ready.numExperts;
+  progress.style.width = '100%';
+  step('pipeline', 'done');
+  state.loadMs = performance.now() - t0;
+  state.warm = shards.counters.networkBytes === 0;
+  state.phase = 'ready';
+  showLoadTime(modelId, state.loadMs, state.warm);
+  $('chat').classList.remove('hidden');
+  notice($('templatenote'), 'info', ready.hasChatTemplate
+    ? 'This model has a chat template, but this page does not apply it yet: your text is continued as plain text.'
+    : 'This model has no chat template: it continues the text you type (plain completion), it does not answer as an assistant.');
+  $<HTMLTextAreaElement>('input').focus();
+}
+
+function showLoadTime(modelId: string, ms: number, warm: boolean): void {
+  const key = `doppler.cold.${modelId}`;
+  if (!warm) localStorage.setItem(key, String(ms));
+  const cold = Number(localStorage.getItem(key) ?? NaN);
+  $('loadtime').textContent = warm
+    ? `warm load from OPFS: ${ms.toFixed(0)} ms, no shard bytes from the network${Number.isFinite(cold) ? ` (cold load was ${(cold / 1000).toFixed(1)} s)` : ''}`
+    : `cold load from the swarm: ${(ms / 1000).toFixed(1)} s; reload for a warm start from OPFS`;
+}
+
+let replyEl: HTMLElement | null = null;
+
+function onToken(text: string, used: number[][], stats: GenerationStats): void {
+  replyEl?.append(text);
+  recentExperts.push(used);
+  if (recentExperts.length > HEAT_TOKENS) recentExperts.shift();
+  lastStats = stats;
+}
+
+function turn(kind: 'user' | 'model', text: string): HTMLElement {
+  const div = document.createElement('div');
+  div.className = `turn ${kind}`;
+  div.textContent = text;
+  $('transcript').append(div);
+  return div;
+}
+
+async function sendMessage(): Promise<void> {
+  const input = $<HTMLTextAreaElement>('input');
+  const text = input.value;
+  if (!engine || !text.trim() || !$<HTMLButtonElement>('stop').disabled) return;
+  input.value = '';
+  turn('user', text);
+  const model = turn('model', '');
+  const prefix = document.createElement('span');
+  prefix.className = 'meta';
+  prefix.textContent = `${text} `;
+  replyEl = document.createElement('span');
+  replyEl.className = 'cont';
+  model.append(prefix, replyEl);
+  $<HTMLButtonElement>('send').disabled = true;
+  $<HTMLButtonElement>('stop').disabled = false;
+  const num = (id: string) => Number($<HTMLInputElement>(id).value);
+  try {
+    const reply = await engine.send(text, { maxNewTokens: num('maxnew'), temperature: num('temp'), topP: num('topp'), seed: num('seed') });
+    state.replies.push(reply);
+    speeds.push(reply.stats.decodeTokPerS);
+    const meta = document.createElement('div');
+    meta.className = 'meta';
+    meta.textContent = `${reply.ids.length} tokens · prompt ${reply.promptIds.length} tokens · TTFT ${reply.stats.ttftMs.toFixed(0)} ms · ${reply.stats.decodeTokPerS.toFixed(1)} tok/s${reply.stopped ? ' · stopped' : ''}`;
+    model.append(meta);
+  } catch (err) {
+    fail((err as Error).message);
+  } finally {
+    replyEl = null;
+    $<HTMLButtonElement>('send').disabled = false;
+    $<HTMLButtonElement>('stop').disabled = true;
+  }
+}
+
+let lastTraffic: Record<string, { up: number; down: number }> = {};
+let lastTick = performance.now();
+
+function redraw(): void {
+  const now = performance.now();
+  const dt = Math.max((now - lastTick) / 1000, 1e-3);
+  lastTick = now;
+  const peer = shards?.swarm ?? null;
+  const st = peer?.stats();
+  state.traffic = st?.traffic ?? {};
+  state.counters = shards ? { ...shards.counters } : null;
+  const s = lastStats?.storage;
+  const c = shards?.counters;
+  const rate = (hits: number, misses: number) => (hits + misses > 0 ? `${((100 * hits) / (hits + misses)).toFixed(0)}% hits` : 'no requests yet');
+  drawTiers($<HTMLCanvasElement>('tiers'), [
+    { label: 'VRAM', used: s?.vram?.residentBytes ?? 0, budget: s?.vram?.budgetBytes ?? null, note: s?.vram ? `${rate(s.vram.hits, s.vram.misses)} · ${s.vram.entries} shards on the device` : 'experts on the device', color: '#8b5cf6' },
+    { label: 'RAM', used: s?.ram.residentBytes ?? 0, budget: s?.ram.budgetBytes ?? null, note: s ? `${rate(s.ram.hits, s.ram.misses)}` : 'worker memory', color: '#3b82f6' },
+    { label: 'OPFS', used: shards?.storage.usedBytes() ?? 0, budget: shards?.storage.budgetBytes ?? null, note: c ? `${c.opfsHits} shards read this session${c.corrupt ? ` · ${c.corrupt} corrupt files dropped` : ''}` : 'this tab\'s disk', color: '#10b981' },
+    { label: 'swarm', used: c?.networkBytes ?? 0, budget: null, note: c ? `${c.networkShards} shards fetched · ${formatBytes(st?.uploadedBytes ?? 0)} served to others` : 'peers', color: '#f59e0b' },
+  ]);
+  const counts = Array.from({ length: layers }, () => new Array<number>(experts).fill(0));
+  for (const tok of recentExperts) tok.forEach((es, l) => es.forEach((e) => counts[l] && counts[l]![e] !== undefined && counts[l]![e]!++));
+  drawHeatmap($<HTMLCanvasElement>('heat'), counts, recentExperts.length);
+  const rows: PeerRow[] = Object.entries(state.traffic).map(([id, t]) => ({
+    label: `${id === shardsConfig?.peerId ? 'server' : 'tab'} …${id.slice(-6)}`,
+    up: t.up, down: t.down,
+    upRate: Math.max(0, t.up - (lastTraffic[id]?.up ?? 0)) / dt,
+    downRate: Math.max(0, t.down - (lastTraffic[id]?.down ?? 0)) / dt,
+  }));
+  lastTraffic = state.traffic;
+  drawPeers($<HTMLCanvasElement>('peers'), rows);
+  drawSpeed($<HTMLCanvasElement>('speed'), speeds, lastStats?.ttftMs ?? null);
+  if (shards) $('opfsused').textContent = `${formatBytes(shards.storage.usedBytes())} stored in this browser`;
+}
+
+let shardsConfig: ServerConfig | null = null;
+
+async function start(): Promise<void> {
+  const [config, models] = await Promise.all([getJson<ServerConfig>('/api/config'), getJson<ModelRow[]>('/api/models')]);
+  shardsConfig = config;
+  renderModels(models);
+  $('open').onclick = () => navigateTo($<HTMLInputElement>('modelid').value);
+  $('send').onclick = () => void sendMessage();
+  $('stop').onclick = () => engine?.stop();
+  $('input').onkeydown = (e) => {
+    if (e.key === 'Enter' && !e.shiftKey) {
+      e.preventDefault();
+      void sendMessage();
+    }
+  };
+  $<HTMLInputElement>('budget').onchange = () => {
+    const mib = Math.max(16, Number($<HTMLInputElement>('budget').value));
+    localStorage.setItem('doppler.budgetMiB', String(mib));
+    void shards?.storage.setBudget(mib * 2 ** 20);
+  };
+  setInterval(redraw, 500);
+  redraw();
+  const wanted = new URL(location.href).searchParams.get('model');
+  if (wanted) {
+    try {
+      await open(config, wanted, models);
+    } catch (err) {
+      state.phase = 'failed';
+      fail((err as Error).message);
+    }
+  }
+}
+
+void start().catch((err: Error) => fail(`could not reach the server: ${err.message}`));
