@@ -33,7 +33,7 @@ export async function buildApp(outDir = DEFAULT_APP_DIR, log: (line: string) => 
   await build({
     root: APP,
     configFile: false,
-    logLevel: 'warn',
+    logLevel: 'error',
     base: './',
     build: { outDir, emptyOutDir: true, target: 'es2022', sourcemap: false, chunkSizeWarningLimit: 4096 },
     worker: { format: 'es' },

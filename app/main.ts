@@ -4,6 +4,8 @@
  * and chats with it while drawing tiers, experts, peers and speed.
  */
 import type { GenerationStats } from '../engine/index.ts';
+import { blake3Hex } from '../manifests/index.ts';
+import { shardListOf } from '../swarm/index.ts';
 import { workerEngine, type ChatEngine, type Reply } from './engine-client.ts';
 import type { BackendChoice, Phase } from './protocol.ts';
 import { TabShards, type ServerConfig, type ShardEvent } from './shards.ts';
@@ -31,6 +33,12 @@ export interface PageState {
   warm: boolean | null;
   peerId: string | null;
   counters: TabShards['counters'] | null;
+  /** The counters when the model became ready: a warm start has networkBytes 0 here. */
+  loadCounters: TabShards['counters'] | null;
+  /** Shards of the model this tab holds in OPFS, of `totalShards`. */
+  heldShards: number;
+  totalShards: number;
+  banned: string[];
   traffic: Record<string, { up: number; down: number }>;
   shardLog: ShardEvent[];
   replies: Reply[];
@@ -40,15 +48,26 @@ export interface PageState {
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const state: PageState = {
   modelId: null, phase: 'idle', backend: null, backendNote: null, loadMs: null, warm: null, peerId: null,
-  counters: null, traffic: {}, shardLog: [], replies: [], errors: [],
+  counters: null, loadCounters: null, heldShards: 0, totalShards: 0, banned: [], traffic: {}, shardLog: [], replies: [], errors: [],
 };
 (globalThis as unknown as { doppler: PageState }).doppler = state;
+/** Test hook: re-hashes every shard this tab stored; corrupt ones are named. */
+(globalThis as unknown as { dopplerVerifyStored: () => Promise<{ files: number; bad: string[] }> }).dopplerVerifyStored = async () => {
+  const bad: string[] = [];
+  const list = shards?.storage.list() ?? [];
+  for (const h of list) {
+    const bytes = await shards!.storage.read(h, 0, shards!.storage.sizeOf(h)!);
+    if ((await blake3Hex(bytes)) !== h) bad.push(h);
+  }
+  return { files: list.length, bad };
+};
 
 const HEAT_TOKENS = 32;
 const recentExperts: number[][][] = [];
 let lastStats: GenerationStats | null = null;
 const speeds: number[] = [];
 let shards: TabShards | undefined;
+let modelShards: string[] = [];
 let engine: ChatEngine | undefined;
 let layers = 0;
 let experts = 0;
@@ -136,8 +155,9 @@ async function open(config: ServerConfig, modelId: string, models: ModelRow[]): 
     if (!shards?.manifestWasLocal) fail(`could not join the swarm: ${err.message}`);
   });
   if (!listed && !shards.manifestWasLocal) throw new Error(`model ${modelId} is not in this swarm (no peer has registered it) and this tab has not stored it`);
+  const manifestFrom = shards.manifestWasLocal ? 'OPFS' : 'a peer in the swarm';
   const manifest = await shards.manifestBytes();
-  step('manifest', 'done', `${formatBytes(manifest.length)} from ${shards.manifestWasLocal && shards.counters.networkBytes === 0 ? 'OPFS' : 'the swarm'}`);
+  step('manifest', 'done', `${formatBytes(manifest.length)} from ${manifestFrom}`);
   totalBytes = listed?.bytes ?? 0;
   const backend = (new URL(location.href).searchParams.get('backend') ?? 'auto') as BackendChoice;
   engine = workerEngine((h) => shards!.get(h), {
@@ -166,7 +186,9 @@ async function open(config: ServerConfig, modelId: string, models: ModelRow[]): 
   progress.style.width = '100%';
   step('pipeline', 'done');
   state.loadMs = performance.now() - t0;
+  state.loadCounters = { ...shards.counters };
   state.warm = shards.counters.networkBytes === 0;
+  void keepWholeModel(shards);
   state.phase = 'ready';
   showLoadTime(modelId, state.loadMs, state.warm);
   $('chat').classList.remove('hidden');
@@ -174,6 +196,28 @@ async function open(config: ServerConfig, modelId: string, models: ModelRow[]): 
     ? 'This model has a chat template, but this page does not apply it yet: your text is continued as plain text.'
     : 'This model has no chat template: it continues the text you type (plain completion), it does not answer as an assistant.');
   $<HTMLTextAreaElement>('input').focus();
+}
+
+/**
+ * After the model is ready, the rest of it is fetched into OPFS in the background (within the
+ * budget), so this tab can serve every shard to other tabs and answer any prompt offline.
+ */
+async function keepWholeModel(s: TabShards): Promise<void> {
+  const note = $('keepnote');
+  try {
+    const peer = await s.joined();
+    const m = await peer.getManifest();
+    modelShards = shardListOf(m).map((x) => x.hash);
+    if (m.totals.bytes > s.storage.budgetBytes) {
+      note.textContent = `The OPFS budget is smaller than the model (${formatBytes(m.totals.bytes)}): only the experts used are kept.`;
+      return;
+    }
+    note.textContent = 'Keeping the whole model in this browser so other tabs can fetch it from here …';
+    await peer.fetchAll({ concurrency: 2 });
+    note.textContent = 'This tab holds the whole model and serves it to the swarm.';
+  } catch (err) {
+    note.textContent = `Could not keep the whole model: ${(err as Error).message}`;
+  }
 }
 
 function showLoadTime(modelId: string, ms: number, warm: boolean): void {
@@ -245,6 +289,12 @@ function redraw(): void {
   const peer = shards?.swarm ?? null;
   const st = peer?.stats();
   state.traffic = st?.traffic ?? {};
+  state.banned = st?.banned ?? [];
+  if (shards) {
+    const storage = shards.storage;
+    state.heldShards = modelShards.filter((h) => storage.has(h)).length;
+    state.totalShards = modelShards.length;
+  }
   state.counters = shards ? { ...shards.counters } : null;
   const s = lastStats?.storage;
   const c = shards?.counters;
