@@ -101,7 +101,7 @@ log(`RAM tier warm: ${warmVerifyGBps.toFixed(2)} GB/s read + verified`);
 const fromRam: ModelSource = { manifest: m, id: model.id, shard: (h) => store.get(h) };
 
 async function pagedRun(prefetchDepth: number) {
-  const engine = await Engine.load({ backend, source: fromRam, store, prefetchDepth });
+  const engine = await Engine.load({ backend, source: fromRam, store, storeBudgets: { vramBytes: vramBudget, ramBytes: m.totals.bytes + 2 ** 30 }, prefetchDepth });
   const before = store.stats();
   const t1 = performance.now();
   const run = await decode(engine);

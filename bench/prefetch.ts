@@ -15,8 +15,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Engine } from '../engine/index.ts';
-import { modelDirSource } from '../engine/node.ts';
+import { modelDirSource, openModelAt } from '../engine/node.ts';
 import { createCpuBackend } from '../kernels/index.ts';
 import { shardHashesOfExpert } from '../manifests/index.ts';
 import { Prefetcher, type Routing } from '../router/index.ts';
@@ -53,9 +52,9 @@ interface Pass {
 }
 let current: Pass | null = null;
 const backend = createCpuBackend();
-const engine = await Engine.load({
+const { engine } = await openModelAt({
+  model: values.model!,
   backend,
-  source,
   observer: {
     async routed(layer, routing, hidden) {
       current!.routing.set(layer, routing);

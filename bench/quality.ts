@@ -8,8 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Engine } from '../engine/index.ts';
-import { modelDirSource } from '../engine/node.ts';
+import { openModelAt } from '../engine/node.ts';
 import { createCpuBackend, createWebGpuBackend } from '../kernels/index.ts';
 import type { WeightDtype } from '../manifests/index.ts';
 import { convert } from '../manifests/node.ts';
@@ -29,7 +28,7 @@ for (const quant of ['f32', 'f16', 'q8_0', 'q4_0'] as WeightDtype[]) {
   try {
     const { manifest } = await convert({ source, out: dir, quant });
     const backend = values.backend === 'webgpu' ? await createWebGpuBackend() : createCpuBackend();
-    const engine = await Engine.load({ backend, source: await modelDirSource(dir) });
+    const { engine } = await openModelAt({ model: dir, backend });
     const prompts = [];
     for (const p of golden.prompts) {
       const ids: number[] = [];

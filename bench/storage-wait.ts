@@ -16,7 +16,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine, backendUploader } from '../engine/index.ts';
-import { modelDirSource } from '../engine/node.ts';
+import { openModelAt } from '../engine/node.ts';
 import { createCpuBackend, type DeviceBytes } from '../kernels/index.ts';
 import { blake3Hex, decodeManifest, shardHashesOfExpert } from '../manifests/index.ts';
 import { Prefetcher } from '../router/index.ts';
@@ -94,7 +94,7 @@ async function generateAll(engine: Engine) {
   return { ids, waitMs, generated, decodeMs };
 }
 
-const reference = await generateAll(await Engine.load({ backend: createCpuBackend(), source: await modelDirSource(values.model!) }));
+const reference = await generateAll((await openModelAt({ model: values.model!, backend: createCpuBackend() })).engine);
 
 const gates = await layerGates(manifest, (h) => dir.get(h));
 
@@ -149,6 +149,7 @@ for (const { fraction, policy, depth, ram, staged } of configs) {
       backend,
       source: { manifest, id, shard: (h) => store.get(h) },
       store,
+      storeBudgets: { vramBytes, ramBytes: Math.round(ram * expertBytes) },
       prefetchDepth: staged ? 0 : depth,
       ...(staging ? { observer: staging } : {}),
     });

@@ -1,6 +1,5 @@
-/** Shared by the commands that run a model: backend choice and model loading. */
-import { Engine, type GenerationStats } from '../engine/index.ts';
-import { modelDirSource } from '../engine/node.ts';
+/** Shared by the commands that run a model: backend choice and telemetry. */
+import type { GenerationStats } from '../engine/index.ts';
 import { createCpuBackend, createWebGpuBackend, type Backend } from '../kernels/index.ts';
 import { UsageError } from './command.ts';
 
@@ -14,11 +13,6 @@ export async function createBackend(name: string): Promise<Backend> {
   if (name === 'cpu') return createCpuBackend();
   if (name === 'webgpu') return createWebGpuBackend();
   throw new UsageError(`--backend must be webgpu or cpu, got "${name}"`);
-}
-
-export async function openEngine(dir: string, backendName: string): Promise<Engine> {
-  const backend = await createBackend(backendName);
-  return Engine.load({ backend, source: await modelDirSource(dir) });
 }
 
 /** One line of telemetry for the terminal. */

@@ -22,3 +22,17 @@ export class NonFiniteError extends EngineError {
     this.position = position;
   }
 }
+
+/** A prompt (plus the tokens asked for) does not fit the model's or the sequence's context. */
+export class ContextLengthError extends EngineError {
+  override name = 'ContextLengthError';
+  readonly promptTokens: number;
+  readonly contextTokens: number;
+  constructor(promptTokens: number, requested: number, contextTokens: number) {
+    super(requested > 0
+      ? `the prompt has ${promptTokens} tokens and ${requested} more were asked for; the context holds ${contextTokens}`
+      : `the prompt has ${promptTokens} tokens; the context holds ${contextTokens}`);
+    this.promptTokens = promptTokens;
+    this.contextTokens = contextTokens;
+  }
+}

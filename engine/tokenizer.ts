@@ -1,4 +1,6 @@
 import { Tokenizer } from '@huggingface/tokenizers';
+import { chatTemplateSource, createChatTemplate, type ChatTemplate } from './chat-template.ts';
+import { ModelLoadError } from './errors.ts';
 
 /** Text ↔ ids with the model's own tokenizer.json (Hugging Face's maintained JS implementation). */
 export interface TextCodec {
@@ -14,4 +16,25 @@ export function createTextCodec(tokenizerJson: Uint8Array, tokenizerConfigJson?:
     encode: (text) => tok.encode(text, { add_special_tokens: false }).ids,
     decode: (ids) => tok.decode(ids, { skip_special_tokens: false }),
   };
+}
+
+/** The tokenizer files the engine reads (progress reports count these). */
+export const TOKENIZER_FILES_READ = ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja'] as const;
+
+/** The model's codec and chat template from its tokenizer blobs (either may be absent). */
+export async function loadTokenizer(files: Record<string, string>, read: (hash: string) => Promise<Uint8Array>): Promise<{ codec: TextCodec | null; chatTemplate: ChatTemplate | null }> {
+  const get = async (name: string) => (files[name] ? read(files[name]) : null);
+  const [json, config, jinja] = await Promise.all(TOKENIZER_FILES_READ.map(get));
+  const codec = json ? createTextCodec(json, config ?? undefined) : null;
+  const dec = new TextDecoder();
+  let cfg: Record<string, unknown> | null = null;
+  if (config) {
+    try {
+      cfg = JSON.parse(dec.decode(config)) as Record<string, unknown>;
+    } catch (err) {
+      throw new ModelLoadError(`tokenizer_config.json is not JSON: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  const source = chatTemplateSource(cfg, jinja ? dec.decode(jinja) : null);
+  return { codec, chatTemplate: source === null ? null : createChatTemplate(source, cfg) };
 }
