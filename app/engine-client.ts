@@ -1,14 +1,16 @@
 /**
- * The page's handle on the engine worker. The page talks only to this interface, so moving to the
- * engine's chat session (templates, KV reuse across turns) changes this file and the worker only.
+ * The page's handle on the engine worker. The page talks only to this interface; the worker holds
+ * the engine and its chat session.
  */
-import type { GenerationStats } from '../engine/index.ts';
-import type { BackendChoice, FromWorker, Phase, Sampling, ToWorker } from './protocol.ts';
+import type { StoreStats } from '../storage/index.ts';
+import type { BackendChoice, FromWorker, Phase, Sampling, ToWorker, TurnResult } from './protocol.ts';
 
 export interface EngineEvents {
   phase(p: Phase): void;
   backend(name: 'webgpu' | 'cpu', adapter: string, note: string | null): void;
-  token(id: number, text: string, experts: number[][], stats: GenerationStats): void;
+  token(text: string, experts: number[][], storage: StoreStats): void;
+  /** A turn ended (its tiers as they are now). */
+  storage(s: StoreStats): void;
   error(message: string): void;
 }
 
@@ -19,28 +21,21 @@ export interface Ready {
   hasChatTemplate: boolean;
 }
 
-export interface Reply {
-  promptIds: number[];
-  ids: number[];
-  text: string;
-  stopped: boolean;
-  stats: GenerationStats;
-}
-
 export interface ChatEngine {
   load(modelId: string, manifest: Uint8Array, backend: BackendChoice): Promise<Ready>;
-  /** Continues `prompt`; tokens arrive through the events as they are chosen. */
-  send(prompt: string, sampling: Sampling): Promise<Reply>;
-  /** Ends the running reply after the token in flight. */
+  /** The next user message; tokens arrive through the events as they are chosen. */
+  send(text: string, sampling: Sampling): Promise<TurnResult>;
+  /** Ends the running reply at once. */
   stop(): void;
+  /** Forgets the conversation (and the KV cache behind it). */
+  reset(): void;
 }
 
 export function workerEngine(getShard: (hash: string) => Promise<Uint8Array>, on: EngineEvents): ChatEngine {
   const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
-  const send = (m: ToWorker, transfer: Transferable[] = []) => worker.postMessage(m, transfer);
-  let onReady: ((r: Ready) => void) | undefined;
-  let reply: { resolve: (r: Reply) => void; reject: (e: Error) => void; r: Omit<Reply, 'stopped' | 'stats'> } | undefined;
-  let failLoad: ((e: Error) => void) | undefined;
+  const send = (m: ToWorker) => worker.postMessage(m);
+  let loading: { resolve: (r: Ready) => void; reject: (e: Error) => void } | undefined;
+  let turn: { resolve: (r: TurnResult) => void; reject: (e: Error) => void } | undefined;
 
   worker.onmessage = (e: MessageEvent<FromWorker>) => {
     const m = e.data;
@@ -53,22 +48,18 @@ export function workerEngine(getShard: (hash: string) => Promise<Uint8Array>, on
         break;
       case 'phase': on.phase(m.phase); break;
       case 'backend': on.backend(m.name, m.adapter, m.note); break;
-      case 'ready': onReady?.(m); break;
-      case 'prompt': if (reply) reply.r.promptIds = m.ids; break;
-      case 'token':
-        if (reply) {
-          reply.r.ids.push(m.id);
-          reply.r.text += m.text;
-        }
-        on.token(m.id, m.text, m.experts, m.stats);
+      case 'ready': loading?.resolve(m); loading = undefined; break;
+      case 'token': on.token(m.text, m.experts, m.storage); break;
+      case 'done':
+        on.storage(m.storage);
+        turn?.resolve(m.result);
+        turn = undefined;
         break;
-      case 'done': reply?.resolve({ ...reply.r, stopped: m.stopped, stats: m.stats }); reply = undefined; break;
       case 'error': {
         const err = new Error(m.message);
-        if (reply) reply.reject(err);
-        else if (failLoad) failLoad(err);
-        reply = undefined;
-        on.error(m.message);
+        (turn ?? loading)?.reject(err);
+        if (!turn && !loading) on.error(m.message);
+        turn = loading = undefined;
       }
     }
   };
@@ -77,20 +68,18 @@ export function workerEngine(getShard: (hash: string) => Promise<Uint8Array>, on
   return {
     load(modelId, manifest, backend) {
       return new Promise((resolve, reject) => {
-        onReady = resolve;
-        failLoad = reject;
-        send({ t: 'load', modelId, manifest, backend, vramBytes: 0, ramBytes: 256 << 20 });
+        loading = { resolve, reject };
+        send({ t: 'load', modelId, manifest, backend, ramBytes: 256 << 20 });
       });
     },
-    send(prompt, sampling) {
-      if (reply) return Promise.reject(new Error('a reply is already running'));
+    send(text, sampling) {
+      if (turn) return Promise.reject(new Error('a reply is already running'));
       return new Promise((resolve, reject) => {
-        reply = { resolve, reject, r: { promptIds: [], ids: [], text: '' } };
-        send({ t: 'generate', prompt, sampling });
+        turn = { resolve, reject };
+        send({ t: 'send', text, sampling });
       });
     },
-    stop() {
-      send({ t: 'stop' });
-    },
+    stop: () => send({ t: 'stop' }),
+    reset: () => send({ t: 'reset' }),
   };
 }

@@ -3,11 +3,11 @@
  * loads the model in a worker from OPFS or the swarm while showing where every shard came from,
  * and chats with it while drawing tiers, experts, peers and speed.
  */
-import type { GenerationStats } from '../engine/index.ts';
+import type { StoreStats } from '../storage/index.ts';
 import { blake3Hex } from '../manifests/index.ts';
 import { shardListOf } from '../swarm/index.ts';
-import { workerEngine, type ChatEngine, type Reply } from './engine-client.ts';
-import type { BackendChoice, Phase } from './protocol.ts';
+import { workerEngine, type ChatEngine } from './engine-client.ts';
+import type { BackendChoice, Phase, TurnResult } from './protocol.ts';
 import { TabShards, type ServerConfig, type ShardEvent } from './shards.ts';
 import { drawHeatmap, drawPeers, drawSpeed, drawTiers, formatBytes, type PeerRow } from './views.ts';
 
@@ -41,7 +41,7 @@ export interface PageState {
   banned: string[];
   traffic: Record<string, { up: number; down: number }>;
   shardLog: ShardEvent[];
-  replies: Reply[];
+  replies: TurnResult[];
   errors: string[];
 }
 
@@ -64,7 +64,8 @@ const state: PageState = {
 
 const HEAT_TOKENS = 32;
 const recentExperts: number[][][] = [];
-let lastStats: GenerationStats | null = null;
+let lastStorage: StoreStats | null = null;
+let lastTtft: number | null = null;
 const speeds: number[] = [];
 let shards: TabShards | undefined;
 let modelShards: string[] = [];
@@ -72,6 +73,7 @@ let engine: ChatEngine | undefined;
 let layers = 0;
 let experts = 0;
 let totalBytes = 0;
+let chatMode = false;
 
 function fail(message: string): void {
   state.errors.push(message);
@@ -177,11 +179,13 @@ async function open(config: ServerConfig, modelId: string, models: ModelRow[]): 
       $('whoami').textContent = `engine: ${name === 'webgpu' ? `WebGPU (${adapter})` : 'CPU (TypeScript)'} in a Web Worker`;
       if (note) notice($('backendnote'), name === 'cpu' ? 'warn' : 'info', note);
     },
-    token: (_id, text, used, stats) => onToken(text, used, stats),
+    token: (text, used, storage) => onToken(text, used, storage),
+    storage: (st) => (lastStorage = st),
     error: (m) => fail(m),
   });
   const ready = await engine.load(modelId, manifest, backend);
   layers = ready.numLayers;
+  chatMode = ready.hasChatTemplate;
   experts = ready.numExperts;
   progress.style.width = '100%';
   step('pipeline', 'done');
@@ -189,12 +193,13 @@ async function open(config: ServerConfig, modelId: string, models: ModelRow[]): 
   state.loadCounters = { ...shards.counters };
   state.warm = shards.counters.networkBytes === 0;
   void keepWholeModel(shards);
+  redraw();
   state.phase = 'ready';
   showLoadTime(modelId, state.loadMs, state.warm);
   $('chat').classList.remove('hidden');
   notice($('templatenote'), 'info', ready.hasChatTemplate
-    ? 'This model has a chat template, but this page does not apply it yet: your text is continued as plain text.'
-    : 'This model has no chat template: it continues the text you type (plain completion), it does not answer as an assistant.');
+    ? 'This model\'s own chat template shapes the conversation; each turn reuses the KV cache of the ones before.'
+    : 'This model has no chat template: it continues the text — everything so far plus what you type — as plain text; it does not answer as an assistant.');
   $<HTMLTextAreaElement>('input').focus();
 }
 
@@ -231,11 +236,11 @@ function showLoadTime(modelId: string, ms: number, warm: boolean): void {
 
 let replyEl: HTMLElement | null = null;
 
-function onToken(text: string, used: number[][], stats: GenerationStats): void {
+function onToken(text: string, used: number[][], storage: StoreStats): void {
   replyEl?.append(text);
   recentExperts.push(used);
   if (recentExperts.length > HEAT_TOKENS) recentExperts.shift();
-  lastStats = stats;
+  lastStorage = storage;
 }
 
 function turn(kind: 'user' | 'model', text: string): HTMLElement {
@@ -255,7 +260,8 @@ async function sendMessage(): Promise<void> {
   const model = turn('model', '');
   const prefix = document.createElement('span');
   prefix.className = 'meta';
-  prefix.textContent = `${text} `;
+  // Without a template the model continues the user's text: show it as the start of the line.
+  prefix.textContent = chatMode ? '' : text;
   replyEl = document.createElement('span');
   replyEl.className = 'cont';
   model.append(prefix, replyEl);
@@ -263,12 +269,15 @@ async function sendMessage(): Promise<void> {
   $<HTMLButtonElement>('stop').disabled = false;
   const num = (id: string) => Number($<HTMLInputElement>(id).value);
   try {
-    const reply = await engine.send(text, { maxNewTokens: num('maxnew'), temperature: num('temp'), topP: num('topp'), seed: num('seed') });
+    const reply = await engine.send(text, { maxTokens: num('maxnew'), temperature: num('temp'), topP: num('topp'), seed: num('seed') });
     state.replies.push(reply);
     speeds.push(reply.stats.decodeTokPerS);
+    lastTtft = reply.stats.ttftMs;
+    const st = reply.stats;
     const meta = document.createElement('div');
     meta.className = 'meta';
-    meta.textContent = `${reply.ids.length} tokens · prompt ${reply.promptIds.length} tokens · TTFT ${reply.stats.ttftMs.toFixed(0)} ms · ${reply.stats.decodeTokPerS.toFixed(1)} tok/s${reply.stopped ? ' · stopped' : ''}`;
+    meta.textContent = `${reply.ids.length} tokens · prompt ${reply.promptTokens} tokens (${st.reusedTokens} reused from the KV cache, ${st.prefilledTokens} prefilled) · ` +
+      `TTFT ${st.ttftMs.toFixed(0)} ms · ${st.decodeTokPerS.toFixed(1)} tok/s${reply.finishReason === 'abort' ? ' · stopped' : reply.finishReason === 'stop' ? ' · end of text' : ''}`;
     model.append(meta);
   } catch (err) {
     fail((err as Error).message);
@@ -296,7 +305,7 @@ function redraw(): void {
     state.totalShards = modelShards.length;
   }
   state.counters = shards ? { ...shards.counters } : null;
-  const s = lastStats?.storage;
+  const s = lastStorage;
   const c = shards?.counters;
   const rate = (hits: number, misses: number) => (hits + misses > 0 ? `${((100 * hits) / (hits + misses)).toFixed(0)}% hits` : 'no requests yet');
   drawTiers($<HTMLCanvasElement>('tiers'), [
@@ -316,7 +325,7 @@ function redraw(): void {
   }));
   lastTraffic = state.traffic;
   drawPeers($<HTMLCanvasElement>('peers'), rows);
-  drawSpeed($<HTMLCanvasElement>('speed'), speeds, lastStats?.ttftMs ?? null);
+  drawSpeed($<HTMLCanvasElement>('speed'), speeds, lastTtft);
   if (shards) $('opfsused').textContent = `${formatBytes(shards.storage.usedBytes())} stored in this browser`;
 }
 
@@ -329,6 +338,10 @@ async function start(): Promise<void> {
   $('open').onclick = () => navigateTo($<HTMLInputElement>('modelid').value);
   $('send').onclick = () => void sendMessage();
   $('stop').onclick = () => engine?.stop();
+  $('reset').onclick = () => {
+    engine?.reset();
+    $('transcript').innerHTML = '';
+  };
   $('input').onkeydown = (e) => {
     if (e.key === 'Enter' && !e.shiftKey) {
       e.preventDefault();

@@ -1,19 +1,25 @@
 /**
- * The engine worker: loads the model from shards the page supplies (the page owns the swarm peer
- * and OPFS, since WebRTC is not available in workers), keeps VRAM and RAM tiers, and streams tokens.
- * Running here keeps the page responsive through prefill and verification.
+ * The engine worker: opens the model (engine/openModel) from shards the page supplies — the page
+ * owns the swarm peer and OPFS, since WebRTC is not available in workers — and holds the chat
+ * session, whose KV cache lives across turns. Running here keeps the page responsive through
+ * prefill and verification.
  */
-import { Engine, backendUploader, type ModelSource } from '../engine/index.ts';
-import { createCpuBackend, createWebGpuBackend, type Backend, type DeviceBytes } from '../kernels/index.ts';
-import { blake3Hex, decodeManifest, type Manifest } from '../manifests/index.ts';
-import { ShardStore, shardMeta, type ShardSource } from '../storage/index.ts';
+import { ChatSession, openModel, type ChatReply, type Engine, type LayerObserver, type OpenedModel } from '../engine/index.ts';
+import { createCpuBackend, createWebGpuBackend, type Backend } from '../kernels/index.ts';
+import { decodeManifest } from '../manifests/index.ts';
+import type { ShardSource } from '../storage/index.ts';
 import type { BackendChoice, FromWorker, Sampling, ToWorker } from './protocol.ts';
 
 const post = (m: FromWorker) => postMessage(m);
 const pending = new Map<number, { resolve: (b: Uint8Array) => void; reject: (e: Error) => void }>();
 let nextReq = 0;
-let engine: Engine | undefined;
-let stopRequested = false;
+let model: { engine: Engine; store: OpenedModel['store']; session: ChatSession } | undefined;
+let turn: AbortController | undefined;
+/** With a chat template: the conversation; without: the text being continued. */
+const messages: { role: 'user' | 'assistant'; content: string }[] = [];
+let transcript = '';
+/** Per MoE layer, the experts the latest routed row used (the token being generated). */
+let lastExperts: number[][] = [];
 
 /** Shards come from the page, which reads OPFS or asks the swarm; the store verifies them here again. */
 const pageSource: ShardSource = {
@@ -24,6 +30,13 @@ const pageSource: ShardSource = {
       pending.set(req, { resolve, reject });
       post({ t: 'need', req, hash });
     });
+  },
+};
+
+const expertRecorder: LayerObserver = {
+  routed(layer, routing) {
+    const row = routing.tokens - 1;
+    lastExperts[layer] = Array.from(routing.experts.subarray(row * routing.k, (row + 1) * routing.k));
   },
 };
 
@@ -48,51 +61,41 @@ async function chooseBackend(choice: BackendChoice): Promise<Backend> {
   return createCpuBackend();
 }
 
-function hasChatTemplate(m: Manifest): boolean {
-  return 'chat_template.jinja' in m.tokenizer || 'chat_template.json' in m.tokenizer;
-}
-
 async function load(msg: Extract<ToWorker, { t: 'load' }>): Promise<void> {
   const t0 = performance.now();
-  if ((await blake3Hex(msg.manifest)) !== msg.modelId) throw new Error(`the manifest does not hash to model id ${msg.modelId}`);
   const manifest = decodeManifest(msg.manifest, 'the page');
   const backend = await chooseBackend(msg.backend);
-  const store = await ShardStore.open<DeviceBytes>({
-    sources: [pageSource], ramBytes: msg.ramBytes, vram: { bytes: Math.max(msg.vramBytes, manifest.totals.expertBytes), uploader: backendUploader(backend) },
-    meta: shardMeta(manifest), numLayers: manifest.config.numLayers,
-  });
-  const tokenizer = new Set(Object.values(manifest.tokenizer));
-  const source: ModelSource = {
-    manifest, id: msg.modelId,
-    shard: (hash) => {
-      if (tokenizer.has(hash)) post({ t: 'phase', phase: 'tokenizer' });
-      return store.get(hash);
-    },
-  };
   post({ t: 'phase', phase: 'weights' });
-  engine = await Engine.load({ backend, source, store, prefetchDepth: 1 });
-  post({ t: 'phase', phase: 'pipeline' });
-  // One token compiles every pipeline, so the first reply does not pay for it.
-  for await (const _ of engine.generate([manifest.config.bosTokenId ?? 0], { maxNewTokens: 1, temperature: 0, stopOnEos: false })) break;
-  const moe = manifest.config.moe;
+  const opened = await openModel({
+    backend, modelId: msg.modelId, sources: [pageSource], observer: expertRecorder, warmup: true,
+    manifestFrom: [{ name: 'the page', getManifest: async () => msg.manifest }],
+    // Experts are paged through the store (so its tiers can be shown), all of them allowed on the device.
+    budgets: { vramBytes: manifest.totals.expertBytes, ramBytes: msg.ramBytes },
+    onProgress: (p) => {
+      if (p.stage === 'shard' && p.kind === 'tokenizer') post({ t: 'phase', phase: 'tokenizer' });
+      if (p.stage === 'pipelines') post({ t: 'phase', phase: 'pipeline' });
+    },
+  });
+  model = { engine: opened.engine, store: opened.store, session: new ChatSession(opened.engine) };
   post({
-    t: 'ready', loadMs: performance.now() - t0, numLayers: manifest.config.numLayers, numExperts: moe.numExperts,
-    hasChatTemplate: hasChatTemplate(manifest), eos: manifest.config.eosTokenIds,
+    t: 'ready', loadMs: performance.now() - t0, numLayers: manifest.config.numLayers, numExperts: manifest.config.moe.numExperts,
+    hasChatTemplate: opened.engine.chatTemplate !== null,
   });
 }
 
-async function generate(prompt: string, s: Sampling): Promise<void> {
-  if (!engine) throw new Error('no model loaded');
-  stopRequested = false;
-  const ids = engine.encode(prompt);
-  post({ t: 'prompt', ids });
-  const gen = engine.generate(ids, { maxNewTokens: s.maxNewTokens, temperature: s.temperature, topP: s.topP, seed: s.seed });
-  for await (const tok of gen) {
-    post({ t: 'token', id: tok.id, text: tok.text, experts: tok.experts, stats: gen.stats });
-    // Stop is read between tokens: the loop yields to the message queue at every await.
-    if (stopRequested) break;
-  }
-  post({ t: 'done', stopped: stopRequested, stats: gen.stats });
+async function send(text: string, s: Sampling): Promise<void> {
+  if (!model) throw new Error('no model loaded');
+  const { engine, session, store } = model;
+  turn = new AbortController();
+  const opts = { maxTokens: s.maxTokens, temperature: s.temperature, topP: s.topP, seed: s.seed, signal: turn.signal };
+  const chat = engine.chatTemplate !== null;
+  const reply: ChatReply = chat ? session.chat([...messages, { role: 'user', content: text }], opts) : session.complete(transcript + text, opts);
+  lastExperts = [];
+  for await (const d of reply) post({ t: 'token', id: d.id, text: d.text, experts: lastExperts.map((e) => [...e]), storage: store.stats() });
+  const r = await reply.result;
+  if (chat) messages.push({ role: 'user', content: text }, { role: 'assistant', content: r.text });
+  else transcript += text + r.text;
+  post({ t: 'done', storage: store.stats(), result: { ids: r.ids, text: r.text, promptTokens: reply.promptTokens, finishReason: r.finishReason, stats: r.stats } });
 }
 
 onmessage = (e: MessageEvent<ToWorker>) => {
@@ -104,6 +107,11 @@ onmessage = (e: MessageEvent<ToWorker>) => {
     if (msg.bytes) p?.resolve(msg.bytes);
     else p?.reject(new Error(msg.error ?? 'shard unavailable'));
   } else if (msg.t === 'load') void load(msg).catch(fail);
-  else if (msg.t === 'generate') void generate(msg.prompt, msg.sampling).catch(fail);
-  else stopRequested = true;
+  else if (msg.t === 'send') void send(msg.text, msg.sampling).catch(fail);
+  else if (msg.t === 'stop') turn?.abort();
+  else {
+    messages.length = 0;
+    transcript = '';
+    void model?.session.reset().catch(fail);
+  }
 };

@@ -1,6 +1,6 @@
 /** Drives the app page (app/) in Chromium for the app tests and bench: load, chat, read its state. */
 import { chromium, type Browser, type Page } from 'playwright-core';
-import type { Reply } from '../../app/engine-client.ts';
+import type { TurnResult } from '../../app/protocol.ts';
 import type { PageState } from '../../app/main.ts';
 import { BASE_FLAGS, CHROMIUM, WEBGPU_FLAGS } from './harness.ts';
 
@@ -24,12 +24,13 @@ export async function waitLoaded(page: Page, timeoutMs = 240_000): Promise<PageS
 }
 
 /** Types `prompt` into the chat box, presses Enter, and waits for the whole reply. */
-export async function chat(page: Page, prompt: string, maxNew: number): Promise<Reply> {
+export async function chat(page: Page, prompt: string, maxNew: number, whileRunning?: () => Promise<void>): Promise<TurnResult> {
   const before = (await pageState(page)).replies.length;
   await page.fill('#maxnew', String(maxNew));
   await page.fill('#temp', '0');
   await page.fill('#input', prompt);
   await page.press('#input', 'Enter');
+  await whileRunning?.();
   await page.waitForFunction((n) => (globalThis as unknown as { doppler: PageState }).doppler.replies.length > n, before, { timeout: 240_000, polling: 200 });
   return (await pageState(page)).replies[before]!;
 }
