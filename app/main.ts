@@ -149,6 +149,8 @@ async function open(config: ServerConfig, modelId: string, models: ModelRow[]): 
     const from = e.from[0] === 'opfs' ? 'OPFS' : e.from.map((p) => (p === config.peerId ? `server ${p.slice(-6)}` : `tab ${p.slice(-6)}`)).join(' + ');
     $('shardlog').textContent = `${e.hash.slice(0, 10)}  ${formatBytes(e.bytes).padStart(8)}  ${e.ms.toFixed(0).padStart(5)} ms  ${from}\n` + $('shardlog').textContent;
     if (totalBytes > 0) progress.style.width = `${Math.min(100, (100 * (shards!.counters.opfsBytes + shards!.counters.networkBytes)) / totalBytes)}%`;
+    // The step's figures describe the load; later fetches (keeping the whole model) show in the views.
+    if (state.phase === 'ready') return;
     const c = shards!.counters;
     const secs = (performance.now() - t0) / 1000;
     $('s-weights-d').textContent = `${done} shards · ${formatBytes(c.opfsBytes)} from OPFS · ${formatBytes(c.networkBytes)} from peers (${formatBytes(c.networkBytes / Math.max(secs, 1e-3))}/s)`;
@@ -195,6 +197,7 @@ async function open(config: ServerConfig, modelId: string, models: ModelRow[]): 
   void keepWholeModel(shards);
   redraw();
   state.phase = 'ready';
+  $('loadtitle').textContent = 'Loaded';
   showLoadTime(modelId, state.loadMs, state.warm);
   $('chat').classList.remove('hidden');
   notice($('templatenote'), 'info', ready.hasChatTemplate
@@ -317,7 +320,8 @@ function redraw(): void {
   const counts = Array.from({ length: layers }, () => new Array<number>(experts).fill(0));
   for (const tok of recentExperts) tok.forEach((es, l) => es.forEach((e) => counts[l] && counts[l]![e] !== undefined && counts[l]![e]!++));
   drawHeatmap($<HTMLCanvasElement>('heat'), counts, recentExperts.length);
-  const rows: PeerRow[] = Object.entries(state.traffic).map(([id, t]) => ({
+  const known = Object.fromEntries((peer?.peers() ?? []).map((id) => [id, { up: 0, down: 0 }]));
+  const rows: PeerRow[] = Object.entries({ ...known, ...state.traffic }).map(([id, t]) => ({
     label: `${id === shardsConfig?.peerId ? 'server' : 'tab'} …${id.slice(-6)}`,
     up: t.up, down: t.down,
     upRate: Math.max(0, t.up - (lastTraffic[id]?.up ?? 0)) / dt,
