@@ -22,7 +22,9 @@ export interface Ready {
 }
 
 export interface ChatEngine {
-  load(modelId: string, manifest: Uint8Array, backend: BackendChoice): Promise<Ready>;
+  /** Starts setting up the backend (call as early as possible: probing WebGPU takes a while). */
+  prepare(backend: BackendChoice): void;
+  load(modelId: string, manifest: Uint8Array): Promise<Ready>;
   /** The next user message; tokens arrive through the events as they are chosen. */
   send(text: string, sampling: Sampling): Promise<TurnResult>;
   /** Ends the running reply at once. */
@@ -66,10 +68,11 @@ export function workerEngine(getShard: (hash: string) => Promise<Uint8Array>, on
   worker.onerror = (e) => on.error(`engine worker: ${e.message}`);
 
   return {
-    load(modelId, manifest, backend) {
+    prepare: (choice) => send({ t: 'backend', choice }),
+    load(modelId, manifest) {
       return new Promise((resolve, reject) => {
         loading = { resolve, reject };
-        send({ t: 'load', modelId, manifest, backend, ramBytes: 256 << 20 });
+        send({ t: 'load', modelId, manifest, ramBytes: 256 << 20 });
       });
     },
     send(text, sampling) {

@@ -42,13 +42,15 @@ export interface PageState {
   traffic: Record<string, { up: number; down: number }>;
   shardLog: ShardEvent[];
   replies: TurnResult[];
+  /** Milliseconds from the start of the load to each step (where a warm start spends its time). */
+  marks: Record<string, number>;
   errors: string[];
 }
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const state: PageState = {
   modelId: null, phase: 'idle', backend: null, backendNote: null, loadMs: null, warm: null, peerId: null,
-  counters: null, loadCounters: null, heldShards: 0, totalShards: 0, banned: [], traffic: {}, shardLog: [], replies: [], errors: [],
+  counters: null, loadCounters: null, heldShards: 0, totalShards: 0, banned: [], traffic: {}, marks: {}, shardLog: [], replies: [], errors: [],
 };
 (globalThis as unknown as { doppler: PageState }).doppler = state;
 /** Test hook: re-hashes every shard this tab stored; corrupt ones are named. */
@@ -63,6 +65,7 @@ const state: PageState = {
 };
 
 const HEAT_TOKENS = 32;
+const BACKEND_KEY = 'doppler.cpuBecause';
 const recentExperts: number[][][] = [];
 let lastStorage: StoreStats | null = null;
 let lastTtft: number | null = null;
@@ -141,6 +144,35 @@ async function open(config: ServerConfig, modelId: string, models: ModelRow[]): 
   const t0 = performance.now();
   state.phase = 'manifest';
   step('manifest', 'active');
+  // Probing WebGPU costs a warm start much of its time; a browser that had only a software adapter is remembered.
+  const choice = (new URL(location.href).searchParams.get('backend') ?? 'auto') as BackendChoice;
+  const remembered = choice === 'auto' ? localStorage.getItem(BACKEND_KEY) : null;
+  engine = workerEngine((h) => shards!.get(h), {
+    phase: (p) => {
+      state.phase = p;
+      state.marks[p] = performance.now() - t0;
+      if (p === 'weights') step('weights', 'active');
+      if (p === 'tokenizer') step('tokenizer', 'active');
+      if (p === 'pipeline') {
+        step('weights', 'done', $('s-weights-d').textContent ?? '');
+        step('tokenizer', 'done');
+        step('pipeline', 'active');
+      }
+    },
+    backend: (name, adapter, workerNote) => {
+      state.marks.backend = performance.now() - t0;
+      const note = remembered && name === 'cpu' ? `${remembered} (remembered from this browser's last visit)` : workerNote;
+      if (choice === 'auto' && name === 'cpu' && workerNote) localStorage.setItem(BACKEND_KEY, workerNote);
+      state.backend = name;
+      state.backendNote = note;
+      $('whoami').textContent = `engine: ${name === 'webgpu' ? `WebGPU (${adapter})` : 'CPU (TypeScript)'} in a Web Worker`;
+      if (note) notice($('backendnote'), name === 'cpu' ? 'warn' : 'info', note);
+    },
+    token: (text, used, storage) => onToken(text, used, storage),
+    storage: (st) => (lastStorage = st),
+    error: (m) => fail(m),
+  });
+  engine.prepare(remembered ? 'cpu' : choice);
   const progress = $('progress').firstElementChild as HTMLElement;
   let done = 0;
   shards = await TabShards.open(config, modelId, budgetMiB * 2 ** 20, (e) => {
@@ -160,37 +192,19 @@ async function open(config: ServerConfig, modelId: string, models: ModelRow[]): 
   });
   if (!listed && !shards.manifestWasLocal) throw new Error(`model ${modelId} is not in this swarm (no peer has registered it) and this tab has not stored it`);
   const manifestFrom = shards.manifestWasLocal ? 'OPFS' : 'a peer in the swarm';
+  state.marks.opfs = performance.now() - t0;
   const manifest = await shards.manifestBytes();
+  state.marks.manifest = performance.now() - t0;
   step('manifest', 'done', `${formatBytes(manifest.length)} from ${manifestFrom}`);
   totalBytes = listed?.bytes ?? 0;
-  const backend = (new URL(location.href).searchParams.get('backend') ?? 'auto') as BackendChoice;
-  engine = workerEngine((h) => shards!.get(h), {
-    phase: (p) => {
-      state.phase = p;
-      if (p === 'weights') step('weights', 'active');
-      if (p === 'tokenizer') step('tokenizer', 'active');
-      if (p === 'pipeline') {
-        step('weights', 'done', $('s-weights-d').textContent ?? '');
-        step('tokenizer', 'done');
-        step('pipeline', 'active');
-      }
-    },
-    backend: (name, adapter, note) => {
-      state.backend = name;
-      state.backendNote = note;
-      $('whoami').textContent = `engine: ${name === 'webgpu' ? `WebGPU (${adapter})` : 'CPU (TypeScript)'} in a Web Worker`;
-      if (note) notice($('backendnote'), name === 'cpu' ? 'warn' : 'info', note);
-    },
-    token: (text, used, storage) => onToken(text, used, storage),
-    storage: (st) => (lastStorage = st),
-    error: (m) => fail(m),
-  });
-  const ready = await engine.load(modelId, manifest, backend);
+  const ready = await engine.load(modelId, manifest);
   layers = ready.numLayers;
   chatMode = ready.hasChatTemplate;
   experts = ready.numExperts;
   progress.style.width = '100%';
-  step('pipeline', 'done');
+  if (state.marks.pipeline === undefined) step('weights', 'done', $('s-weights-d').textContent ?? '');
+  step('tokenizer', 'done');
+  step('pipeline', 'done', state.backend === 'cpu' ? 'nothing to compile on the CPU backend' : '');
   state.loadMs = performance.now() - t0;
   state.loadCounters = { ...shards.counters };
   state.warm = shards.counters.networkBytes === 0;

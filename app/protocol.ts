@@ -12,7 +12,9 @@ export interface Sampling {
 }
 
 export type ToWorker =
-  | { t: 'load'; modelId: string; manifest: Uint8Array; backend: BackendChoice; ramBytes: number }
+  /** Sent first, so the backend is set up while the page reads the manifest. */
+  | { t: 'backend'; choice: BackendChoice }
+  | { t: 'load'; modelId: string; manifest: Uint8Array; ramBytes: number }
   | { t: 'shard'; req: number; bytes?: Uint8Array; error?: string }
   /** The user's next message: a chat turn with a template, else appended to the text being continued. */
   | { t: 'send'; text: string; sampling: Sampling }

@@ -20,6 +20,7 @@ const messages: { role: 'user' | 'assistant'; content: string }[] = [];
 let transcript = '';
 /** Per MoE layer, the experts the latest routed row used (the token being generated). */
 let lastExperts: number[][] = [];
+let backend: Promise<Backend> | undefined;
 
 /** Shards come from the page, which reads OPFS or asks the swarm; the store verifies them here again. */
 const pageSource: ShardSource = {
@@ -64,10 +65,12 @@ async function chooseBackend(choice: BackendChoice): Promise<Backend> {
 async function load(msg: Extract<ToWorker, { t: 'load' }>): Promise<void> {
   const t0 = performance.now();
   const manifest = decodeManifest(msg.manifest, 'the page');
-  const backend = await chooseBackend(msg.backend);
+  if (!backend) throw new Error('the page loads a model before choosing a backend');
+  const chosen = await backend;
   post({ t: 'phase', phase: 'weights' });
   const opened = await openModel({
-    backend, modelId: msg.modelId, sources: [pageSource], observer: expertRecorder, warmup: true,
+    // WebGPU compiles its pipelines in a warm-up token; the CPU backend has nothing to compile.
+    backend: chosen, modelId: msg.modelId, sources: [pageSource], observer: expertRecorder, warmup: chosen.name !== 'cpu',
     manifestFrom: [{ name: 'the page', getManifest: async () => msg.manifest }],
     // Experts are paged through the store (so its tiers can be shown), all of them allowed on the device.
     budgets: { vramBytes: manifest.totals.expertBytes, ramBytes: msg.ramBytes },
@@ -106,6 +109,9 @@ onmessage = (e: MessageEvent<ToWorker>) => {
     pending.delete(msg.req);
     if (msg.bytes) p?.resolve(msg.bytes);
     else p?.reject(new Error(msg.error ?? 'shard unavailable'));
+  } else if (msg.t === 'backend') {
+    backend = chooseBackend(msg.choice);
+    backend.catch(fail);
   } else if (msg.t === 'load') void load(msg).catch(fail);
   else if (msg.t === 'send') void send(msg.text, msg.sampling).catch(fail);
   else if (msg.t === 'stop') turn?.abort();
