@@ -38,6 +38,9 @@ export interface PageState {
   /** Shards of the model this tab holds in OPFS, of `totalShards`. */
   heldShards: number;
   totalShards: number;
+  /** Bytes this tab keeps in OPFS, and its budget. */
+  opfsBytes: number;
+  opfsBudget: number;
   banned: string[];
   traffic: Record<string, { up: number; down: number }>;
   shardLog: ShardEvent[];
@@ -50,7 +53,7 @@ export interface PageState {
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const state: PageState = {
   modelId: null, phase: 'idle', backend: null, backendNote: null, loadMs: null, warm: null, peerId: null,
-  counters: null, loadCounters: null, heldShards: 0, totalShards: 0, banned: [], traffic: {}, marks: {}, shardLog: [], replies: [], errors: [],
+  counters: null, loadCounters: null, heldShards: 0, totalShards: 0, opfsBytes: 0, opfsBudget: 0, banned: [], traffic: {}, marks: {}, shardLog: [], replies: [], errors: [],
 };
 (globalThis as unknown as { doppler: PageState }).doppler = state;
 /** Test hook: re-hashes every shard this tab stored; corrupt ones are named. */
@@ -320,6 +323,8 @@ function redraw(): void {
     const storage = shards.storage;
     state.heldShards = modelShards.filter((h) => storage.has(h)).length;
     state.totalShards = modelShards.length;
+    state.opfsBytes = storage.usedBytes();
+    state.opfsBudget = storage.budgetBytes;
   }
   state.counters = shards ? { ...shards.counters } : null;
   const s = lastStorage;
@@ -344,7 +349,10 @@ function redraw(): void {
   lastTraffic = state.traffic;
   drawPeers($<HTMLCanvasElement>('peers'), rows);
   drawSpeed($<HTMLCanvasElement>('speed'), speeds, lastTtft);
-  if (shards) $('opfsused').textContent = `${formatBytes(shards.storage.usedBytes())} stored in this browser`;
+  if (shards) {
+    const problem = shards.storageProblem ? ` · ${shards.counters.notStored} shards could not be stored (${shards.storageProblem.replace(/^keeping shard \w+: /, '')})` : '';
+    $('opfsused').textContent = `${formatBytes(shards.storage.usedBytes())} stored in this browser${problem}`;
+  }
 }
 
 let shardsConfig: ServerConfig | null = null;
@@ -367,7 +375,7 @@ async function start(): Promise<void> {
     }
   };
   $<HTMLInputElement>('budget').onchange = () => {
-    const mib = Math.max(16, Number($<HTMLInputElement>('budget').value));
+    const mib = Math.max(1, Number($<HTMLInputElement>('budget').value));
     localStorage.setItem('doppler.budgetMiB', String(mib));
     void shards?.storage.setBudget(mib * 2 ** 20);
   };

@@ -29,13 +29,17 @@ export interface ShardCounters {
   networkBytes: number;
   /** OPFS files whose bytes did not match their name (dropped and fetched again). */
   corrupt: number;
+  /** Shards OPFS could not keep (over the budget, quota exceeded): used, but not stored. */
+  notStored: number;
 }
 
 const FOLDER = 'doppler-shards';
 
 export class TabShards {
   readonly storage: DurableShardStorage;
-  readonly counters: ShardCounters = { opfsHits: 0, opfsBytes: 0, networkShards: 0, networkBytes: 0, corrupt: 0 };
+  readonly counters: ShardCounters;
+  /** The latest reason a shard could not be stored, for the page to show. */
+  storageProblem: string | null = null;
   readonly log: ShardEvent[] = [];
   private readonly verified = new Set<string>();
   private peer: SwarmPeer | undefined;
@@ -44,8 +48,9 @@ export class TabShards {
   private local: Uint8Array | undefined;
   private readonly modelId: string;
 
-  private constructor(storage: DurableShardStorage, modelId: string, local: Uint8Array | undefined, peerReady: Promise<SwarmPeer>, onShard: (e: ShardEvent) => void) {
+  private constructor(storage: DurableShardStorage, counters: ShardCounters, modelId: string, local: Uint8Array | undefined, peerReady: Promise<SwarmPeer>, onShard: (e: ShardEvent) => void) {
     this.storage = storage;
+    this.counters = counters;
     this.modelId = modelId;
     this.local = local;
     this.onShard = onShard;
@@ -76,12 +81,21 @@ export class TabShards {
       if (bytes && (await blake3Hex(bytes)) === modelId) manifestBytes = bytes;
       else await storage.delete(modelId);
     }
+    const counters: ShardCounters = { opfsHits: 0, opfsBytes: 0, networkShards: 0, networkBytes: 0, corrupt: 0, notStored: 0 };
+    let self: TabShards | undefined;
     const peer = startBrowserPeer({
       signal: config.signal, modelId, storage, iceServers: config.iceServers,
+      // The peer keeps going when a shard cannot be stored; the page shows why.
+      log: (line) => {
+        if (!line.startsWith('keeping shard')) return;
+        counters.notStored++;
+        if (self) self.storageProblem = line;
+      },
       allowPrivateAddresses: isPrivateHost(location.hostname), heartbeatMs: 1000, discoveryMs: 2000,
       ...(manifestBytes ? { manifestBytes } : {}),
     });
-    return new TabShards(storage, modelId, manifestBytes, peer, onShard);
+    self = new TabShards(storage, counters, modelId, manifestBytes, peer, onShard);
+    return self;
   }
 
   /** Whether the manifest came from OPFS (a warm start). */

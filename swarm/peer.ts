@@ -272,13 +272,14 @@ export class SwarmPeer extends EventTarget {
       // The shared fetch answers to the peer's lifetime, not to one caller's signal; callers race their own.
       // It stays in flight until stored, so a caller arriving in between neither misses storage nor fetches again.
       p = this.fetchShard(hash).then(async (bytes) => {
-        if (keep) await this.keep(hash, bytes);
+        // Storage that is full or failing must not cost the caller the verified bytes it asked for.
+        if (keep) await this.keep(hash, bytes).catch((err: unknown) => this.log(`keeping shard ${hash.slice(0, 12)}: ${why(err)}`));
         return bytes;
       }).finally(() => this.inflight.delete(hash));
       this.inflight.set(hash, p);
     }
     const kept = p.then(async (bytes) => {
-      if (keep) await this.keep(hash, bytes);
+      if (keep) await this.keep(hash, bytes).catch(() => undefined);
       return bytes;
     });
     return signal ? raceAbort(kept, signal) : kept;

@@ -150,6 +150,22 @@ describe('the app page', () => {
     }
   });
 
+  it('keeps OPFS within a budget smaller than the model, says so, and still chats', async () => {
+    const ctx = await browser.newContext();
+    await ctx.addInitScript(() => localStorage.setItem('doppler.budgetMiB', '2'));
+    const page = await ctx.newPage();
+    await page.goto(url());
+    const s = await waitLoaded(page);
+    expect(s.errors).toEqual([]);
+    expect((await chat(page, DEMO_ID_PROMPT, MAX_NEW)).ids).toEqual(cliIds.generated);
+    await page.waitForSelector('#keepnote:has-text("smaller than the model")');
+    const after = await pageState(page);
+    expect(after.opfsBudget).toBe(2 * 2 ** 20);
+    expect(after.opfsBytes).toBeGreaterThan(0);
+    expect(after.opfsBytes).toBeLessThanOrEqual(2 * 2 ** 20);
+    await ctx.close();
+  });
+
   it('refuses an unknown model id with a clear message', async () => {
     const ctx = await browser.newContext();
     const page = await ctx.newPage();
