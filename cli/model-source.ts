@@ -7,6 +7,9 @@ import { join } from 'node:path';
 import type { LoadProgress, ManifestSource, OpenedModel } from '../engine/index.ts';
 import { openModelAt } from '../engine/node.ts';
 import { isHash } from '../manifests/index.ts';
+import type { PersistentBackend } from '../storage/index.ts';
+import { DirBackend } from '../storage/node.ts';
+import { DurableShardStorage, type SwarmPeer } from '../swarm/index.ts';
 import { UsageError, numberOption } from './command.ts';
 import { createBackend } from './engine-setup.ts';
 
@@ -50,7 +53,8 @@ export async function openCliModel(model: string, backendName: string, v: StoreV
   const backend = await createBackend(backendName);
   const closers: Array<() => Promise<void>> = [];
   try {
-    const source = await remoteSource(model, v, closers);
+    const shared: { persistent?: PersistentBackend } = {};
+    const source = await remoteSource(model, v, closers, shared);
     const vram = numberOption(v['vram-mib'], '--vram-mib');
     const ram = numberOption(v['ram-mib'], '--ram-mib');
     const cache = numberOption(v['cache-mib'], '--cache-mib');
@@ -59,6 +63,7 @@ export async function openCliModel(model: string, backendName: string, v: StoreV
       backend,
       ...(source ? { source } : {}),
       ...(v['cache-dir'] ? { cacheDir: v['cache-dir'] } : {}),
+      ...(shared.persistent ? { persistent: shared.persistent } : {}),
       budgets: {
         ...(vram !== undefined ? { vramBytes: vram * MIB } : {}),
         ...(ram !== undefined ? { ramBytes: ram * MIB } : {}),
@@ -76,14 +81,23 @@ export async function openCliModel(model: string, backendName: string, v: StoreV
 }
 
 /** --source as given; the swarm needs a peer, which the CLI (not the engine) starts. */
-async function remoteSource(model: string, v: StoreValues, closers: Array<() => Promise<void>>): Promise<string | ManifestSource | undefined> {
+async function remoteSource(model: string, v: StoreValues, closers: Array<() => Promise<void>>, shared: { persistent?: PersistentBackend }): Promise<string | ManifestSource | undefined> {
   const s = v.source;
   if (s !== 'swarm') return s;
   if (!v.signal?.length) throw new UsageError('--source swarm needs --signal MULTIADDR');
   if (!isHash(model)) throw new UsageError('with --source swarm, <model> is the model id (64 hex digits)');
   const { startNodePeer } = await import('../swarm/node.ts');
-  const dir = join(v['cache-dir'] ?? join(process.cwd(), '.doppler-swarm'), 'swarm');
-  const peer = await startNodePeer({ signal: v.signal, dir, modelId: model });
+  const cacheDir = v['cache-dir'];
+  let peer: SwarmPeer;
+  if (cacheDir) {
+    // One store on disk: the peer serves the cache directory the engine's persistent tier fills, and
+    // keeps nothing itself, so a shard is fetched and written once.
+    const storage = await DurableShardStorage.open(await DirBackend.open(cacheDir));
+    peer = await startNodePeer({ signal: v.signal, dir: cacheDir, storage, modelId: model, keepFetched: false });
+    shared.persistent = storage.shared();
+  } else {
+    peer = await startNodePeer({ signal: v.signal, dir: join(process.cwd(), '.doppler-swarm', 'swarm'), modelId: model });
+  }
   closers.push(() => peer.stop());
   return { name: 'swarm', get: (h, signal) => peer.get(h, signal), getManifest: async () => {
     await peer.getManifest();

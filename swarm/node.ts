@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { MODEL_FILES, blake3Hex } from '../manifests/index.ts';
 import { FsShardStorage } from './fs-storage.ts';
 import { SwarmPeer, type SwarmPeerOptions } from './peer.ts';
+import type { ShardStorage } from './storage.ts';
 import { SwarmError } from './errors.ts';
 
 export { FsShardStorage } from './fs-storage.ts';
@@ -40,6 +41,8 @@ export type NodePeerOptions = Omit<SwarmPeerOptions, 'node' | 'storage' | 'model
   modelId?: string;
   /** Model directory whose shards/ this peer serves and fills (created if absent). */
   dir: string;
+  /** Keep shards here instead of `<dir>/shards` (a store shared with the engine's persistent tier). */
+  storage?: ShardStorage;
 };
 
 /**
@@ -48,7 +51,7 @@ export type NodePeerOptions = Omit<SwarmPeerOptions, 'node' | 'storage' | 'model
  * shards are dropped as surplus replicas unless `evict` is set.
  */
 export async function startNodePeer(opts: NodePeerOptions): Promise<SwarmPeer> {
-  const storage = await FsShardStorage.open(opts.dir);
+  const storage = opts.storage ?? await FsShardStorage.open(opts.dir);
   let onDisk: Uint8Array | undefined;
   try {
     onDisk = await readFile(join(opts.dir, MODEL_FILES.manifest));
@@ -58,7 +61,7 @@ export async function startNodePeer(opts: NodePeerOptions): Promise<SwarmPeer> {
   const manifestBytes = opts.manifestBytes ?? onDisk;
   const modelId = opts.modelId ?? (manifestBytes ? await blake3Hex(manifestBytes) : undefined);
   if (!modelId) throw new SwarmError(`${opts.dir} has no ${MODEL_FILES.manifest}: give the model id`);
-  const { listen, privateKey, dir: _dir, ...rest } = opts;
+  const { listen, privateKey, dir: _dir, storage: _storage, ...rest } = opts;
   const node = await createNodeLibp2p({ ...(listen ? { listen } : {}), ...(privateKey ? { privateKey } : {}) });
   try {
     // A directory with a manifest is a model someone converted or fetched: never drop its shards unasked.

@@ -144,6 +144,28 @@ export class DurableShardStorage implements ShardStorage {
     return this.used;
   }
 
+  /**
+   * The same durable store as another owner sees it — the engine's tiered store as its persistent
+   * tier — with this index kept in step, so a shard that owner stores is one this peer serves.
+   * That owner's budget governs what it writes.
+   */
+  shared(): DurableShards {
+    return {
+      name: this.backend.name,
+      list: () => this.backend.list(),
+      read: (hash) => this.backend.read(hash),
+      write: async (hash, bytes) => {
+        await this.backend.write(hash, bytes);
+        if (!this.sizes.has(hash)) this.used += bytes.length;
+        this.sizes.set(hash, bytes.length);
+      },
+      delete: async (hash) => {
+        this.forget(hash);
+        await this.backend.delete(hash);
+      },
+    };
+  }
+
   /** Map order is insertion order: re-inserting on use keeps the least recently used first. */
   private touch(hash: string): void {
     const size = this.sizes.get(hash);

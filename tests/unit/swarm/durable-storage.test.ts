@@ -32,6 +32,14 @@ describe('DurableShardStorage (the swarm peer on the tiered store\'s persistent 
       await again.setBudget(150);
       expect(again.usedBytes()).toBeLessThanOrEqual(150);
       await expect(again.write(b.hash, new Uint8Array(200))).rejects.toThrow(/exceeds the 150-byte budget/);
+
+      // The engine's store writing through the shared view: the peer's index sees it at once.
+      const view = again.shared();
+      await view.write(b.hash, b.bytes);
+      expect(again.has(b.hash)).toBe(true);
+      expect(await again.read(b.hash, 0, 100)).toEqual(b.bytes);
+      await view.delete(b.hash);
+      expect(again.has(b.hash)).toBe(false);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
