@@ -13,6 +13,7 @@ import { startSignalServer, type SignalServer } from '../../signaling-server/nod
 import { startNodePeer } from '../../swarm/node.ts';
 import type { SwarmPeer } from '../../swarm/index.ts';
 import { Cleanup, ROOT, runDoppler } from '../integration/swarm-helpers.ts';
+import type { PageState } from '../../app/main.ts';
 import { DEMO_ID_PROMPT, chat, launch, pageState, waitLoaded } from './app-helpers.ts';
 
 const MODEL = join(ROOT, 'models/tiny-moe-text-q8_0');
@@ -163,6 +164,24 @@ describe('the app page', () => {
     expect(after.opfsBudget).toBe(2 * 2 ** 20);
     expect(after.opfsBytes).toBeGreaterThan(0);
     expect(after.opfsBytes).toBeLessThanOrEqual(2 * 2 ** 20);
+    await ctx.close();
+  });
+
+  it('a tab closed mid-download leaves nothing half-written; the next load resumes from what it stored', async () => {
+    const ctx = await browser.newContext();
+    const first = await ctx.newPage();
+    await first.goto(url());
+    await first.waitForFunction(() => (globalThis as unknown as { doppler: PageState }).doppler.shardLog.length >= 3, null, { timeout: 120_000, polling: 20 });
+    await first.close();
+    const again = await ctx.newPage();
+    await again.goto(url());
+    const s = await waitLoaded(again);
+    expect(s.errors).toEqual([]);
+    expect(s.loadCounters!.opfsHits).toBeGreaterThan(0);
+    expect(s.loadCounters!.corrupt).toBe(0);
+    const stored = await again.evaluate(() => (globalThis as unknown as { dopplerVerifyStored(): Promise<{ files: number; bad: string[] }> }).dopplerVerifyStored());
+    expect(stored.bad).toEqual([]);
+    expect((await chat(again, DEMO_ID_PROMPT, MAX_NEW)).ids).toEqual(cliIds.generated);
     await ctx.close();
   });
 
