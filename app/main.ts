@@ -42,6 +42,8 @@ export interface PageState {
   opfsBytes: number;
   opfsBudget: number;
   banned: string[];
+  /** Set while shards are awaited from the swarm and no peer is reachable (the tab keeps retrying). */
+  swarmStatus: string | null;
   traffic: Record<string, { up: number; down: number }>;
   shardLog: ShardEvent[];
   replies: TurnResult[];
@@ -53,7 +55,7 @@ export interface PageState {
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const state: PageState = {
   modelId: null, phase: 'idle', backend: null, backendNote: null, loadMs: null, warm: null, peerId: null,
-  counters: null, loadCounters: null, heldShards: 0, totalShards: 0, opfsBytes: 0, opfsBudget: 0, banned: [], traffic: {}, marks: {}, shardLog: [], replies: [], errors: [],
+  counters: null, loadCounters: null, heldShards: 0, totalShards: 0, opfsBytes: 0, opfsBudget: 0, banned: [], swarmStatus: null, traffic: {}, marks: {}, shardLog: [], replies: [], errors: [],
 };
 (globalThis as unknown as { doppler: PageState }).doppler = state;
 /** Test hook: re-hashes every shard this tab stored; corrupt ones are named. */
@@ -319,6 +321,11 @@ function redraw(): void {
   const st = peer?.stats();
   state.traffic = st?.traffic ?? {};
   state.banned = st?.banned ?? [];
+  state.swarmStatus = shards && shards.waiting > 0 && (!peer || peer.peers().length === 0)
+    ? `Waiting for ${shards.waiting} shard${shards.waiting > 1 ? 's' : ''}, but no peer of this model is reachable (the server may be restarting): retrying every 2 s; this resumes when one answers.`
+    : null;
+  $('swarmstatus').textContent = state.swarmStatus ?? '';
+  $('swarmstatus').className = state.swarmStatus ? 'notice warn' : '';
   if (shards) {
     const storage = shards.storage;
     state.heldShards = modelShards.filter((h) => storage.has(h)).length;

@@ -38,6 +38,8 @@ const FOLDER = 'doppler-shards';
 export class TabShards {
   readonly storage: DurableShardStorage;
   readonly counters: ShardCounters;
+  /** Shards asked of the swarm and not yet received. */
+  waiting = 0;
   /** The latest reason a shard could not be stored, for the page to show. */
   storageProblem: string | null = null;
   readonly log: ShardEvent[] = [];
@@ -139,10 +141,15 @@ export class TabShards {
       this.counters.corrupt++;
       await this.storage.delete(hash);
     }
-    const peer = await this.peerReady;
-    const bytes = await peer.get(hash);
-    this.verified.add(hash);
-    return bytes;
+    this.waiting++;
+    try {
+      const peer = await this.peerReady;
+      const bytes = await peer.get(hash);
+      this.verified.add(hash);
+      return bytes;
+    } finally {
+      this.waiting--;
+    }
   }
 
   private note(e: ShardEvent): void {

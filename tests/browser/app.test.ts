@@ -218,3 +218,35 @@ describe('the app page without WebGPU', () => {
     }
   });
 });
+
+describe('the app page while its server restarts', () => {
+  it('shows that it is waiting for peers and resumes when the server is back', async () => {
+    const cleanup = new Cleanup();
+    const keyFile = join(await cleanup.tempDir('doppler-key-'), 'server.key');
+    const appDir = await buildApp(await cleanup.tempDir('doppler-app-'));
+    let server = await startSignalServer({ port: 0, keyFile, seeds: [MODEL], appDir });
+    const port = Number(new URL(server.httpUrl).port);
+    const browser = await launch();
+    try {
+      // A budget below the model's size: the tab keeps only what it uses, so the reply's experts must come from the server.
+      const ctx = await browser.newContext();
+      await ctx.addInitScript(() => localStorage.setItem('doppler.budgetMiB', '1'));
+      const page = await ctx.newPage();
+      await page.goto(`${server.httpUrl}/?model=${server.seeds[0]!.modelId}`);
+      expect((await waitLoaded(page)).phase).toBe('ready');
+      await server.stop();
+      const reply = chat(page, DEMO_ID_PROMPT, 3, async () => {
+        await page.waitForSelector('#swarmstatus:has-text("retrying")', { timeout: 60_000 });
+        server = await startSignalServer({ port, keyFile, seeds: [MODEL], appDir });
+      });
+      expect((await reply).ids).toHaveLength(3);
+      const s = await pageState(page);
+      expect(s.errors).toEqual([]);
+      expect(s.swarmStatus).toBeNull();
+    } finally {
+      await browser.close();
+      await server.stop();
+      await cleanup.run();
+    }
+  });
+});
