@@ -7,52 +7,13 @@ import type { StoreStats } from '../storage/index.ts';
 import { blake3Hex } from '../manifests/index.ts';
 import { shardListOf } from '../swarm/index.ts';
 import { workerEngine, type ChatEngine } from './engine-client.ts';
-import type { BackendChoice, Phase, TurnResult } from './protocol.ts';
-import { TabShards, type ServerConfig, type ShardEvent } from './shards.ts';
+import type { BackendChoice } from './protocol.ts';
+import { TabShards, type ServerConfig } from './shards.ts';
+import { $, notice, step } from './dom.ts';
+import { navigateTo, renderModels } from './model-list.ts';
+import type { ModelRow, PageState } from './page-state.ts';
 import { drawHeatmap, drawPeers, drawSpeed, drawTiers, formatBytes, type PeerRow } from './views.ts';
 
-interface ModelRow {
-  id: string;
-  name: string;
-  architecture: string;
-  quant: string;
-  parameters: number;
-  bytes: number;
-  shards: number;
-  peers: number;
-  seeded: boolean;
-}
-
-/** What tests and the bench read (window.doppler). */
-export interface PageState {
-  modelId: string | null;
-  phase: 'idle' | 'manifest' | Phase | 'ready' | 'failed';
-  backend: string | null;
-  backendNote: string | null;
-  loadMs: number | null;
-  warm: boolean | null;
-  peerId: string | null;
-  counters: TabShards['counters'] | null;
-  /** The counters when the model became ready: a warm start has networkBytes 0 here. */
-  loadCounters: TabShards['counters'] | null;
-  /** Shards of the model this tab holds in OPFS, of `totalShards`. */
-  heldShards: number;
-  totalShards: number;
-  /** Bytes this tab keeps in OPFS, and its budget. */
-  opfsBytes: number;
-  opfsBudget: number;
-  banned: string[];
-  /** Set while shards are awaited from the swarm and no peer is reachable (the tab keeps retrying). */
-  swarmStatus: string | null;
-  traffic: Record<string, { up: number; down: number }>;
-  shardLog: ShardEvent[];
-  replies: TurnResult[];
-  /** Milliseconds from the start of the load to each step (where a warm start spends its time). */
-  marks: Record<string, number>;
-  errors: string[];
-}
-
-const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const state: PageState = {
   modelId: null, phase: 'idle', backend: null, backendNote: null, loadMs: null, warm: null, peerId: null,
   counters: null, loadCounters: null, heldShards: 0, totalShards: 0, opfsBytes: 0, opfsBudget: 0, banned: [], swarmStatus: null, traffic: {}, marks: {}, shardLog: [], replies: [], errors: [],
@@ -91,51 +52,10 @@ function fail(message: string): void {
   $('errors').append(div);
 }
 
-function notice(el: HTMLElement, kind: 'warn' | 'info', text: string): void {
-  el.innerHTML = '';
-  const div = document.createElement('div');
-  div.className = `notice ${kind}`;
-  div.textContent = text;
-  el.append(div);
-}
-
-function step(id: string, status: 'active' | 'done', detail = ''): void {
-  $(`s-${id}`).className = status;
-  $(`s-${id}-d`).textContent = detail;
-}
-
 async function getJson<T>(path: string): Promise<T> {
   const r = await fetch(path);
   if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
   return (await r.json()) as T;
-}
-
-function renderModels(models: ModelRow[]): void {
-  const body = $('modelrows');
-  body.innerHTML = '';
-  if (models.length === 0) body.innerHTML = '<tr><td colspan="6" class="meta">no models in this swarm yet</td></tr>';
-  for (const m of models) {
-    const tr = document.createElement('tr');
-    const params = m.parameters >= 1e9 ? `${(m.parameters / 1e9).toFixed(1)} B` : m.parameters ? `${(m.parameters / 1e6).toFixed(1)} M` : '?';
-    for (const text of [m.name || `${m.id.slice(0, 12)}…`, m.architecture || '?', params, m.bytes ? formatBytes(m.bytes) : '?', String(m.peers)]) {
-      const td = document.createElement('td');
-      td.textContent = text;
-      tr.append(td);
-    }
-    const td = document.createElement('td');
-    const b = document.createElement('button');
-    b.textContent = 'Open';
-    b.onclick = () => navigateTo(m.id);
-    td.append(b);
-    tr.append(td);
-    body.append(tr);
-  }
-}
-
-function navigateTo(id: string): void {
-  const u = new URL(location.href);
-  u.searchParams.set('model', id.trim());
-  location.href = u.href;
 }
 
 async function open(config: ServerConfig, modelId: string, models: ModelRow[]): Promise<void> {

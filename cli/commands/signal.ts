@@ -41,7 +41,7 @@ export const command: Command = {
       if (!a.startsWith('/') || a.includes('/p2p/')) throw new UsageError(`--announce expects a multiaddr without /p2p, got "${a}"`);
     }
     const { startSignalServer } = await import('../../signaling-server/node.ts');
-    const num = (name: string) => numberOption(values[name as keyof typeof values] as string | undefined, `--${name}`);
+    const num = (name: 'port' | 'max-conn-per-ip' | 'max-reservations' | 'max-peer-bytes' | 'max-relay-s') => numberOption(values[name], `--${name}`);
     const tls = values['tls-cert'] ? { cert: await readFile(values['tls-cert']), key: await readFile(values['tls-key']!) } : undefined;
     const iceServers = values['ice-servers'] ? parseIceServers(await readFile(values['ice-servers'], 'utf8'), values['ice-servers']) : undefined;
     let appDir: string | undefined;
@@ -49,12 +49,25 @@ export const command: Command = {
       const { buildApp } = await import('../../app/build.ts');
       appDir = await buildApp(undefined, (l) => process.stderr.write(`${l}\n`));
     }
-    const opts = {
-      port: num('port'), host: values.host, keyFile: values['key-file'], seeds: values.seed, tls, announce: values.announce,
-      iceServers, appDir, maxConnectionsPerIp: num('max-conn-per-ip'), maxReservations: num('max-reservations'),
-      maxPeerBytes: num('max-peer-bytes'), maxRelaySeconds: num('max-relay-s'),
-    };
-    const server = await startSignalServer(Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)));
+    const port = num('port');
+    const perIp = num('max-conn-per-ip');
+    const reservations = num('max-reservations');
+    const peerBytes = num('max-peer-bytes');
+    const relaySeconds = num('max-relay-s');
+    const server = await startSignalServer({
+      ...(port !== undefined ? { port } : {}),
+      ...(values.host ? { host: values.host } : {}),
+      ...(values['key-file'] ? { keyFile: values['key-file'] } : {}),
+      ...(values.seed ? { seeds: values.seed } : {}),
+      ...(tls ? { tls } : {}),
+      ...(values.announce ? { announce: values.announce } : {}),
+      ...(iceServers ? { iceServers } : {}),
+      ...(appDir ? { appDir } : {}),
+      ...(perIp !== undefined ? { maxConnectionsPerIp: perIp } : {}),
+      ...(reservations !== undefined ? { maxReservations: reservations } : {}),
+      ...(peerBytes !== undefined ? { maxPeerBytes: peerBytes } : {}),
+      ...(relaySeconds !== undefined ? { maxRelaySeconds: relaySeconds } : {}),
+    });
     for (const a of server.addrs) process.stdout.write(`${a}\n`);
     for (const s of server.seeds) process.stderr.write(`seeding ${s.info.name} (${s.modelId}) from ${s.dir}\n`);
     process.stderr.write(`signaling server ${server.node.peerId}: metrics at ${server.httpUrl}/metrics\n`);

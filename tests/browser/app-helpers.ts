@@ -1,7 +1,7 @@
 /** Drives the app page (app/) in Chromium for the app tests and bench: load, chat, read its state. */
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { TurnResult } from '../../app/protocol.ts';
-import type { PageState } from '../../app/main.ts';
+import type { PageState } from '../../app/page-state.ts';
 import { BASE_FLAGS, CHROMIUM, WEBGPU_FLAGS } from './harness.ts';
 
 export const DEMO_ID_PROMPT = 'In the beginning';

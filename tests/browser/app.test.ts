@@ -13,7 +13,7 @@ import { startSignalServer, type SignalServer } from '../../signaling-server/nod
 import { startNodePeer } from '../../swarm/node.ts';
 import type { SwarmPeer } from '../../swarm/index.ts';
 import { Cleanup, ROOT, runDoppler } from '../integration/swarm-helpers.ts';
-import type { PageState } from '../../app/main.ts';
+import type { PageState } from '../../app/page-state.ts';
 import { DEMO_ID_PROMPT, chat, launch, pageState, waitLoaded } from './app-helpers.ts';
 
 const MODEL = join(ROOT, 'models/tiny-moe-text-q8_0');
@@ -90,6 +90,53 @@ describe('the app page', () => {
     await ctx.close();
   });
 
+  it('keeps OPFS within a budget smaller than the model, says so, and still chats', async () => {
+    const ctx = await browser.newContext();
+    await ctx.addInitScript(() => localStorage.setItem('doppler.budgetMiB', '2'));
+    const page = await ctx.newPage();
+    await page.goto(url());
+    const s = await waitLoaded(page);
+    expect(s.errors).toEqual([]);
+    expect((await chat(page, DEMO_ID_PROMPT, MAX_NEW)).ids).toEqual(cliIds.generated);
+    await page.waitForSelector('#keepnote:has-text("smaller than the model")');
+    const after = await pageState(page);
+    expect(after.opfsBudget).toBe(2 * 2 ** 20);
+    expect(after.opfsBytes).toBeGreaterThan(0);
+    expect(after.opfsBytes).toBeLessThanOrEqual(2 * 2 ** 20);
+    await ctx.close();
+  });
+
+  it('a tab closed mid-download leaves nothing half-written; the next load resumes from what it stored', async () => {
+    const ctx = await browser.newContext();
+    const first = await ctx.newPage();
+    await first.goto(url());
+    await first.waitForFunction(() => (globalThis as unknown as { doppler: PageState }).doppler.shardLog.length >= 3, null, { timeout: 120_000, polling: 20 });
+    await first.close();
+    const again = await ctx.newPage();
+    await again.goto(url());
+    const s = await waitLoaded(again);
+    expect(s.errors).toEqual([]);
+    expect(s.loadCounters!.opfsHits).toBeGreaterThan(0);
+    expect(s.loadCounters!.corrupt).toBe(0);
+    const stored = await again.evaluate(() => (globalThis as unknown as { dopplerVerifyStored(): Promise<{ files: number; bad: string[] }> }).dopplerVerifyStored());
+    expect(stored.bad).toEqual([]);
+    expect((await chat(again, DEMO_ID_PROMPT, MAX_NEW)).ids).toEqual(cliIds.generated);
+    await ctx.close();
+  });
+
+  it('refuses an unknown model id with a clear message', async () => {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    await page.goto(`${server.httpUrl}/?model=${'e'.repeat(64)}`);
+    const s = await waitLoaded(page, 60_000);
+    expect(s.phase).toBe('failed');
+    expect(s.errors.join('\n')).toContain(`model ${'e'.repeat(64)} is not in this swarm`);
+    await page.goto(`${server.httpUrl}/?model=nope`);
+    expect((await waitLoaded(page, 60_000)).errors.join('\n')).toContain('"nope" is not a model id');
+    await ctx.close();
+  });
+
+  // Last in this group: it stops the server's seeder.
   it('a tab in another context loads every shard from the first tab after the seeder stops; a corrupting peer is banned and nothing corrupt is stored', async () => {
     const ctxA = await browser.newContext();
     const a = await ctxA.newPage();
@@ -149,52 +196,6 @@ describe('the app page', () => {
       await corrupt?.stop();
       await ctxA.close();
     }
-  });
-
-  it('keeps OPFS within a budget smaller than the model, says so, and still chats', async () => {
-    const ctx = await browser.newContext();
-    await ctx.addInitScript(() => localStorage.setItem('doppler.budgetMiB', '2'));
-    const page = await ctx.newPage();
-    await page.goto(url());
-    const s = await waitLoaded(page);
-    expect(s.errors).toEqual([]);
-    expect((await chat(page, DEMO_ID_PROMPT, MAX_NEW)).ids).toEqual(cliIds.generated);
-    await page.waitForSelector('#keepnote:has-text("smaller than the model")');
-    const after = await pageState(page);
-    expect(after.opfsBudget).toBe(2 * 2 ** 20);
-    expect(after.opfsBytes).toBeGreaterThan(0);
-    expect(after.opfsBytes).toBeLessThanOrEqual(2 * 2 ** 20);
-    await ctx.close();
-  });
-
-  it('a tab closed mid-download leaves nothing half-written; the next load resumes from what it stored', async () => {
-    const ctx = await browser.newContext();
-    const first = await ctx.newPage();
-    await first.goto(url());
-    await first.waitForFunction(() => (globalThis as unknown as { doppler: PageState }).doppler.shardLog.length >= 3, null, { timeout: 120_000, polling: 20 });
-    await first.close();
-    const again = await ctx.newPage();
-    await again.goto(url());
-    const s = await waitLoaded(again);
-    expect(s.errors).toEqual([]);
-    expect(s.loadCounters!.opfsHits).toBeGreaterThan(0);
-    expect(s.loadCounters!.corrupt).toBe(0);
-    const stored = await again.evaluate(() => (globalThis as unknown as { dopplerVerifyStored(): Promise<{ files: number; bad: string[] }> }).dopplerVerifyStored());
-    expect(stored.bad).toEqual([]);
-    expect((await chat(again, DEMO_ID_PROMPT, MAX_NEW)).ids).toEqual(cliIds.generated);
-    await ctx.close();
-  });
-
-  it('refuses an unknown model id with a clear message', async () => {
-    const ctx = await browser.newContext();
-    const page = await ctx.newPage();
-    await page.goto(`${server.httpUrl}/?model=${'e'.repeat(64)}`);
-    const s = await waitLoaded(page, 60_000);
-    expect(s.phase).toBe('failed');
-    expect(s.errors.join('\n')).toContain(`model ${'e'.repeat(64)} is not in this swarm`);
-    await page.goto(`${server.httpUrl}/?model=nope`);
-    expect((await waitLoaded(page, 60_000)).errors.join('\n')).toContain('"nope" is not a model id');
-    await ctx.close();
   });
 });
 
