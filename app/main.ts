@@ -35,6 +35,8 @@ const BACKEND_KEY = 'doppler.cpuBecause';
 const recentExperts: number[][][] = [];
 let lastStorage: StoreStats | null = null;
 let lastTtft: number | null = null;
+/** Next-layer prediction of the prefetcher over the latest reply. */
+let lastPrefetch: { precision: number; layers: number } | null = null;
 const speeds: number[] = [];
 let shards: TabShards | undefined;
 let modelShards: string[] = [];
@@ -215,6 +217,7 @@ async function sendMessage(): Promise<void> {
     state.replies.push(reply);
     speeds.push(reply.stats.decodeTokPerS);
     lastTtft = reply.stats.ttftMs;
+    lastPrefetch = reply.stats.prefetch?.nextLayer ?? null;
     const st = reply.stats;
     const meta = document.createElement('div');
     meta.className = 'meta';
@@ -258,7 +261,7 @@ function redraw(): void {
   const c = shards?.counters;
   const rate = (hits: number, misses: number) => (hits + misses > 0 ? `${((100 * hits) / (hits + misses)).toFixed(0)}% hits` : 'no requests yet');
   drawTiers($<HTMLCanvasElement>('tiers'), [
-    { label: 'VRAM', used: s?.vram?.residentBytes ?? 0, budget: s?.vram?.budgetBytes ?? null, note: s?.vram ? `${rate(s.vram.hits, s.vram.misses)} · ${s.vram.entries} shards on the device` : 'experts on the device', color: '#8b5cf6' },
+    { label: 'VRAM', used: s?.vram?.residentBytes ?? 0, budget: s?.vram?.budgetBytes ?? null, note: s?.vram ? `${rate(s.vram.hits, s.vram.misses)} · ${s.vram.entries} shards${lastPrefetch?.layers ? ` · prefetch ${(100 * lastPrefetch.precision).toFixed(0)}% right` : ''}` : 'experts on the device', color: '#8b5cf6' },
     { label: 'RAM', used: s?.ram.residentBytes ?? 0, budget: s?.ram.budgetBytes ?? null, note: s ? `${rate(s.ram.hits, s.ram.misses)}` : 'worker memory', color: '#3b82f6' },
     { label: 'OPFS', used: shards?.storage.usedBytes() ?? 0, budget: shards?.storage.budgetBytes ?? null, note: c ? `${c.opfsHits} shards read this session${c.corrupt ? ` · ${c.corrupt} corrupt files dropped` : ''}` : 'this tab\'s disk', color: '#10b981' },
     { label: 'swarm', used: c?.networkBytes ?? 0, budget: null, note: c ? `${c.networkShards} shards fetched · ${formatBytes(st?.uploadedBytes ?? 0)} served to others` : 'peers', color: '#f59e0b' },

@@ -66,6 +66,8 @@ describe('the app page', () => {
     const reply = await chat(page, DEMO_ID_PROMPT, MAX_NEW);
     expect(reply.promptTokens).toBe(cliIds.input.length);
     expect(reply.ids).toEqual(cliIds.generated);
+    // Experts are paged through the worker's store with the prefetcher predicting the next layer.
+    expect(reply.stats.prefetch!.nextLayer.layers).toBeGreaterThan(0);
     expect(await page.textContent('#templatenote')).toContain('no chat template');
     // The next turn continues the same text: the KV cache of the first is reused, only new tokens prefilled.
     const second = await chat(page, ' And', 2);
