@@ -37,6 +37,8 @@ export type CompletionCreateParams = Record<string, unknown> & { prompt: unknown
 
 export interface DopplerEngine {
   readonly modelId: string;
+  /** Where the kernels run: 'webgpu', or 'cpu' (the TypeScript backend, also the fallback without WebGPU). */
+  readonly backend: string;
   readonly engine: Engine;
   readonly session: ChatSession;
   chat: {
@@ -78,8 +80,9 @@ export async function createEngine(opts: CreateEngineOptions): Promise<DopplerEn
   const cache = opts.manifestCache;
   if (cache) manifestFrom.push({ name: 'manifest cache', isCache: true, getManifest: () => cache.read() });
   manifestFrom.push({ name: remote.name ?? 'the model source', getManifest: () => remote.getManifest() });
+  const backend = opts.backend ?? await defaultBackend();
   const opened = await openModel({
-    backend: opts.backend ?? await defaultBackend(),
+    backend,
     manifestFrom,
     ...(cache ? { keepManifest: (b) => cache.write(b) } : {}),
     ...(opts.modelId ? { modelId: opts.modelId } : {}),
@@ -90,14 +93,14 @@ export async function createEngine(opts: CreateEngineOptions): Promise<DopplerEn
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
   });
   const session = new ChatSession(opened.engine, opts.contextTokens !== undefined ? { contextTokens: opts.contextTokens } : {});
-  return wrap(new OpenAiModel(opened.engine.modelId, session), async () => {
+  return wrap(new OpenAiModel(opened.engine.modelId, session), backend.name, async () => {
     await session.close();
     await opened.close();
   });
 }
 
 /** The OpenAI-shaped object around a loaded model (also for callers that opened the model themselves). */
-export function wrap(model: OpenAiModel, close: () => Promise<void>): DopplerEngine {
+export function wrap(model: OpenAiModel, backend: string, close: () => Promise<void>): DopplerEngine {
   let current: AbortController | null = null;
   // each request gets its own controller, so interruptGenerate() stops the latest one only
   const run = async <C, F>(start: (signal: AbortSignal) => { chunks(): AsyncIterable<C>; final(): Promise<F> }, p: { stream?: boolean; signal?: AbortSignal }) => {
@@ -116,6 +119,7 @@ export function wrap(model: OpenAiModel, close: () => Promise<void>): DopplerEng
   const completionCreate = (p: CompletionCreateParams) => run((signal) => model.completion(parseCompletionRequest(body(p)), signal), p);
   return {
     modelId: model.id,
+    backend,
     engine: model.session.engine,
     session: model.session,
     chat: { completions: { create: chatCreate as DopplerEngine['chat']['completions']['create'] } },

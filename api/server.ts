@@ -6,6 +6,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { ApiError, toApiError } from './errors.ts';
 import { ApiMetrics } from './metrics.ts';
 import type { OpenAiModel, Run, Usage } from './openai.ts';
@@ -47,8 +48,10 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   for (const model of opts.models) {
     const s = { model, queue: new RequestQueue() };
     // a client may name the model by its name or by its id (the manifest's BLAKE3)
-    served.set(model.id, s);
-    served.set(model.session.engine.modelId, s);
+    for (const name of new Set([model.id, model.session.engine.modelId])) {
+      if (served.has(name)) throw new ApiError(500, `two served models are both called "${name}"`);
+      served.set(name, s);
+    }
   }
   const metrics = apiMetrics(opts.models, served);
   const maxBody = opts.maxBodyBytes ?? 1 << 20;
@@ -161,7 +164,11 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     );
   });
 
-  server.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => {
+  // upgraded sockets leave the server's books: closing it must end them too
+  const upgraded = new Set<Duplex>();
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    upgraded.add(socket);
+    socket.once('close', () => upgraded.delete(socket));
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== '/v1/ws') return void socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
     if (!authorized(req, url)) return void socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n');
@@ -182,6 +189,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     close: () => new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();
+      for (const s of upgraded) s.destroy();
     }),
   };
 }

@@ -15,12 +15,12 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Engine, backendUploader } from '../engine/index.ts';
+import { openModel, type Engine, type LayerObserver } from '../engine/index.ts';
 import { openModelAt } from '../engine/node.ts';
-import { createCpuBackend, type DeviceBytes } from '../kernels/index.ts';
+import { createCpuBackend } from '../kernels/index.ts';
 import { blake3Hex, decodeManifest, shardHashesOfExpert } from '../manifests/index.ts';
 import { Prefetcher } from '../router/index.ts';
-import { ShardStore, shardMeta, type PolicyName, type ShardSource } from '../storage/index.ts';
+import type { PolicyName, ShardSource } from '../storage/index.ts';
 import { DirSource } from '../storage/node.ts';
 import { layerGates } from './gates.ts';
 import { invocation } from './invocation.ts';
@@ -121,38 +121,33 @@ for (const { fraction, policy, depth, ram, staged } of configs) {
   const vramBytes = Math.max(manifest.config.moe.topK * largestExpert, Math.round(fraction * expertBytes));
   const trials = [];
   for (let rep = 0; rep < Number(values.repeats); rep++) {
-    const backend = createCpuBackend();
-    const store = await ShardStore.open<DeviceBytes>({
+    // the staging prefetcher needs the store openModel opens: it is built right after, before any token runs
+    let staging: Prefetcher | null = null;
+    const { engine, store } = await openModel({
+      backend: createCpuBackend(),
+      manifestFrom: [dir],
+      modelId: id,
       sources: [new SlowSource(dir)],
-      ramBytes: Math.round(ram * expertBytes),
-      vram: { bytes: vramBytes, uploader: backendUploader(backend) },
-      meta: shardMeta(manifest),
-      numLayers: manifest.config.numLayers,
+      budgets: { vramBytes, ramBytes: Math.round(ram * expertBytes) },
       policy,
-    });
-    const staging = staged
-      ? new Prefetcher({
-          moe: manifest.config.moe,
-          hiddenSize: manifest.config.hiddenSize,
-          numLayers: manifest.config.numLayers,
-          rmsNormEps: manifest.config.rmsNormEps,
-          depth,
-          gate: (l) => gates[l] ?? null,
-          hashesOf: (l, e) => shardHashesOfExpert(manifest, l, e),
-          target: {
-            prefetch: (h, p, hint) => store.prefetch(h, p, { device: (hint?.layersAhead ?? 1) <= 1 }),
-            cancel: (h) => store.cancel(h),
-          },
-        })
-      : null;
-    const engine = await Engine.load({
-      backend,
-      source: { manifest, id, shard: (h) => store.get(h) },
-      store,
-      storeBudgets: { vramBytes, ramBytes: Math.round(ram * expertBytes) },
       prefetchDepth: staged ? 0 : depth,
-      ...(staging ? { observer: staging } : {}),
+      ...(staged ? { observer: { routed: (l, r, h) => staging!.routed(l, r, h) } satisfies LayerObserver } : {}),
     });
+    if (staged) {
+      staging = new Prefetcher({
+        moe: manifest.config.moe,
+        hiddenSize: manifest.config.hiddenSize,
+        numLayers: manifest.config.numLayers,
+        rmsNormEps: manifest.config.rmsNormEps,
+        depth,
+        gate: (l) => gates[l] ?? null,
+        hashesOf: (l, e) => shardHashesOfExpert(manifest, l, e),
+        target: {
+          prefetch: (h, p, hint) => store.prefetch(h, p, { device: (hint?.layersAhead ?? 1) <= 1 }),
+          cancel: (h) => store.cancel(h),
+        },
+      });
+    }
     const before = store.stats();
     const r = await generateAll(engine);
     const s = store.stats();

@@ -31,7 +31,7 @@ export const STORE_HELP = `storage:
   --cache-mib N          persistent tier budget (default: unlimited)
   --source S             where missing shards come from: an http(s) URL of a model directory, a
                          directory, or "swarm" (with --signal MULTIADDR); <model> may then be the model id
-  --prefetch-depth N     MoE layers predicted ahead (default 1; 0 turns prefetch off)`;
+  --prefetch-depth N     with --vram-mib: MoE layers predicted ahead (default 1; 0 turns prefetch off)`;
 
 interface StoreValues {
   'vram-mib'?: string;
@@ -58,6 +58,8 @@ export async function openCliModel(model: string, backendName: string, v: StoreV
     const vram = numberOption(v['vram-mib'], '--vram-mib');
     const ram = numberOption(v['ram-mib'], '--ram-mib');
     const cache = numberOption(v['cache-mib'], '--cache-mib');
+    const depth = numberOption(v['prefetch-depth'], '--prefetch-depth');
+    if (depth !== undefined && vram === undefined) throw new UsageError('--prefetch-depth applies to paged experts: give --vram-mib too');
     const opened = await openModelAt({
       model,
       backend,
@@ -69,7 +71,7 @@ export async function openCliModel(model: string, backendName: string, v: StoreV
         ...(ram !== undefined ? { ramBytes: ram * MIB } : {}),
         ...(cache !== undefined ? { persistentBytes: cache * MIB } : {}),
       },
-      prefetchDepth: numberOption(v['prefetch-depth'], '--prefetch-depth') ?? 1,
+      ...(depth !== undefined ? { prefetchDepth: depth } : {}),
       ...(onProgress ? { onProgress } : {}),
     });
     closers.push(opened.close);

@@ -106,8 +106,8 @@ export class ChatSession {
   private turn(ids: readonly number[], opts: ChatOptions): ChatReply {
     if (ids.length === 0) throw new EngineError('the prompt is empty');
     const room = this.contextTokens - ids.length;
-    if (room < 1) throw new ContextLengthError(ids.length, 1, this.contextTokens);
-    const maxTokens = opts.maxTokens ?? room;
+    // without a limit, a reply may fill what the context has left (at least one token)
+    const maxTokens = opts.maxTokens ?? Math.max(1, room);
     if (!(Number.isInteger(maxTokens) && maxTokens >= 1)) throw new RangeError(`maxTokens must be a positive integer, got ${maxTokens}`);
     if (maxTokens > room) throw new ContextLengthError(ids.length, maxTokens, this.contextTokens);
     const stops = opts.stop === undefined ? [] : typeof opts.stop === 'string' ? [opts.stop] : [...opts.stop];
@@ -134,7 +134,6 @@ export class ChatSession {
     try {
       await previous;
       if (signal?.aborted) return finish('abort');
-      // generate() claims the sequence at once; the loop below (even one step of it) releases it
       const gen = this.engine.generate(ids, { maxNewTokens: maxTokens, sequence: this.sequence, ...sampling(opts) });
       stats = gen.stats;
       const eos = this.engine.config.eosTokenIds;
@@ -146,6 +145,7 @@ export class ChatSession {
         text += step.text;
         feed.push({ text: step.text, id: t.id });
         if (step.stopped) return finish('stop');
+        await yieldToEventLoop();
       }
       const rest = stopper.flush();
       text += rest;
@@ -157,6 +157,26 @@ export class ChatSession {
       signal?.removeEventListener('abort', onAbort);
     }
   }
+}
+
+/**
+ * On the CPU backend a whole generation can run on microtasks alone, starving I/O: a server would
+ * neither send the streamed tokens nor notice a client leaving until the end. One macrotask turn
+ * per token lets both happen.
+ */
+function yieldToEventLoop(): Promise<void> {
+  const g = globalThis as { setImmediate?: (f: () => void) => unknown; scheduler?: { yield?: () => Promise<void> } };
+  if (typeof g.setImmediate === 'function') return new Promise((resolve) => g.setImmediate!(resolve));
+  if (typeof g.scheduler?.yield === 'function') return g.scheduler.yield();
+  // browsers clamp nested setTimeout(0) to 4 ms; a message is a macrotask without the clamp
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+      channel.port1.close();
+      resolve();
+    };
+    channel.port2.postMessage(null);
+  });
 }
 
 function sampling(o: SamplingOptions): SamplingOptions {

@@ -13,7 +13,7 @@ import { KvCache } from './kv-cache.ts';
 import { createSampler, type Sampler, type SamplingOptions } from './sampling.ts';
 import { Sequence } from './sequence.ts';
 import type { ModelSource } from './source.ts';
-import { loadTokenizer, type TextCodec } from './tokenizer.ts';
+import { TextStream, loadTokenizer, type TextCodec } from './tokenizer.ts';
 import type { ChatTemplate } from './chat-template.ts';
 import { storedExperts } from './stored-experts.ts';
 import { loadDenseWeights, type DenseWeights } from './weights.ts';
@@ -92,37 +92,6 @@ export interface Generation extends AsyncIterable<GeneratedToken> {
 
 function expertsOf(routing: (Routing | null)[], row: number): number[][] {
   return routing.map((r) => (r ? Array.from(r.experts.subarray(row * r.k, (row + 1) * r.k)) : []));
-}
-
-/**
- * Text of a growing list of ids, as deltas. Decoding restarts after each emitted newline (as
- * transformers' TextStreamer does), so the text of a long generation is not re-decoded from its
- * first token at every step.
- */
-class TextStream {
-  private readonly ids: number[] = [];
-  private lineStart = 0;
-  private shown = '';
-  private readonly codec: TextCodec | null;
-  constructor(codec: TextCodec | null) {
-    this.codec = codec;
-  }
-
-  push(id: number): string {
-    this.ids.push(id);
-    if (!this.codec) return '';
-    const text = this.codec.decode(this.ids.slice(this.lineStart));
-    // a token that ends inside a multi-byte character decodes to U+FFFD until the rest arrives
-    if (text.endsWith('\uFFFD')) return '';
-    const delta = text.slice(this.shown.length);
-    if (text.endsWith('\n')) {
-      this.lineStart = this.ids.length;
-      this.shown = '';
-    } else {
-      this.shown = text;
-    }
-    return delta;
-  }
 }
 
 export class Engine {
@@ -220,14 +189,19 @@ export class Engine {
     const sample = createSampler(opts);
     const stats: GenerationStats = { ...this.idleStats(), promptTokens: promptIds.length, gpuBytes: 0, expertBytes: 0, kvCacheBytes: KvCache.bytesPerToken(cfg) * capacity };
     const generation = { stats, prefillLogits: [] as Float32Array[], stepLogits: [] as Float32Array[], prefillRouting: [] as (Routing | null)[] };
-    if (seq) seq.busy = true;
-    const iterable = this.run(promptIds, opts, seq ?? new Sequence(this.backend, cfg, capacity), seq === undefined, sample, generation);
+    // a sequence of its own is made when iteration starts, so a generation never iterated holds no memory
+    const iterable = this.run(promptIds, opts, seq ?? capacity, sample, generation);
     return { [Symbol.asyncIterator]: () => iterable, ...generation };
   }
 
-  private async *run(promptIds: readonly number[], opts: GenerateOptions, seq: Sequence, own: boolean, sample: Sampler,
+  private async *run(promptIds: readonly number[], opts: GenerateOptions, sequence: Sequence | number, sample: Sampler,
     g: Omit<Generation, typeof Symbol.asyncIterator>): AsyncGenerator<GeneratedToken> {
     const cfg = this.config;
+    const own = typeof sequence === 'number';
+    const seq = own ? new Sequence(this.backend, cfg, sequence) : sequence;
+    // claimed when iteration starts (a generation never iterated holds nothing)
+    if (!own && seq.busy) throw new EngineError('this sequence is already generating; wait for that generation to finish');
+    seq.busy = true;
     const { stats } = g;
     const t0 = performance.now();
     this.prefetcher?.reset();

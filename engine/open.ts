@@ -8,7 +8,7 @@ import type { Backend, DeviceBytes } from '../kernels/index.ts';
 import { blake3Hex, decodeManifest, type Manifest } from '../manifests/index.ts';
 import { ShardStore, shardMeta, type PersistentBackend, type PolicyName, type ShardSource } from '../storage/index.ts';
 import { Engine } from './engine.ts';
-import { ModelLoadError } from './errors.ts';
+import { EngineError, ModelLoadError } from './errors.ts';
 import type { LayerObserver } from './forward.ts';
 import type { ModelSource } from './source.ts';
 import { backendUploader } from './stored-experts.ts';
@@ -96,13 +96,15 @@ export async function openModel(opts: OpenModelOptions): Promise<OpenedModel> {
 
   const budgets = opts.budgets ?? {};
   const paged = budgets.vramBytes !== undefined;
+  if (!paged && opts.prefetchDepth !== undefined) throw new EngineError('prefetchDepth applies to paged experts: give budgets.vramBytes too');
   const ramBytes = budgets.ramBytes ?? (paged ? 256 * MIB : 0);
   const vramBytes = budgets.vramBytes ?? manifest.totals.expertBytes;
   const servedBy = new Map<string, string>();
   const store = await ShardStore.open<DeviceBytes>({
     sources: opts.sources.map((s) => recordingSource(s, servedBy)),
     ramBytes,
-    vram: { bytes: vramBytes, uploader: backendUploader(opts.backend) },
+    // resident experts are uploaded once by the engine; only paged ones live in the VRAM tier
+    ...(paged ? { vram: { bytes: vramBytes, uploader: backendUploader(opts.backend) } } : {}),
     ...(opts.persistent ? { persistent: { backend: opts.persistent, bytes: budgets.persistentBytes ?? Number.MAX_SAFE_INTEGER } } : {}),
     meta: shardMeta(manifest),
     numLayers: manifest.config.numLayers,

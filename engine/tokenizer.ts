@@ -38,3 +38,34 @@ export async function loadTokenizer(files: Record<string, string>, read: (hash: 
   const source = chatTemplateSource(cfg, jinja ? dec.decode(jinja) : null);
   return { codec, chatTemplate: source === null ? null : createChatTemplate(source, cfg) };
 }
+
+/**
+ * Text of a growing list of ids, as deltas. Decoding restarts after each emitted newline (as
+ * transformers' TextStreamer does), so the text of a long generation is not re-decoded from its
+ * first token at every step.
+ */
+export class TextStream {
+  private readonly ids: number[] = [];
+  private lineStart = 0;
+  private shown = '';
+  private readonly codec: TextCodec | null;
+  constructor(codec: TextCodec | null) {
+    this.codec = codec;
+  }
+
+  push(id: number): string {
+    this.ids.push(id);
+    if (!this.codec) return '';
+    const text = this.codec.decode(this.ids.slice(this.lineStart));
+    // a token that ends inside a multi-byte character decodes to U+FFFD until the rest arrives
+    if (text.endsWith('\uFFFD')) return '';
+    const delta = text.slice(this.shown.length);
+    if (text.endsWith('\n')) {
+      this.lineStart = this.ids.length;
+      this.shown = '';
+    } else {
+      this.shown = text;
+    }
+    return delta;
+  }
+}

@@ -1,5 +1,5 @@
 import { createInterface } from 'node:readline';
-import { ChatSession, type ChatMessage, type ChatOptions, type ChatReply, type ChatResult } from '../../engine/index.ts';
+import { ChatSession, ContextLengthError, type ChatMessage, type ChatOptions, type ChatReply, type ChatResult } from '../../engine/index.ts';
 import { UsageError, numberOption, parseCommandArgs, type Command } from '../command.ts';
 import { BACKEND_HELP, backendOptions } from '../engine-setup.ts';
 import { STORE_HELP, openCliModel, storeOptions } from '../model-source.ts';
@@ -96,7 +96,8 @@ async function repl(session: ChatSession, turn: ChatOptions, system: string | un
           if (chat) reply = session.chat([...messages, { role: 'user', content: text }], opts);
           else reply = session.complete(transcript + text, opts);
         } catch (err) {
-          process.stderr.write(`error: ${(err as Error).message}\n`);
+          const hint = err instanceof ContextLengthError ? ' (/reset starts a new conversation)' : '';
+          process.stderr.write(`error: ${(err as Error).message}${hint}\n`);
           current = null;
           if (tty) rl.prompt();
           continue;

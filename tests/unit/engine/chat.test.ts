@@ -9,7 +9,7 @@ import {
   ChatSession, ChatTemplateError, ContextLengthError, Engine, NoChatTemplateError, StopMatcher, type ChatMessage, type ModelSource,
 } from '../../../engine/index.ts';
 import { modelDirSource } from '../../../engine/node.ts';
-import { createCpuBackend } from '../../../kernels/index.ts';
+import { createCpuBackend, createWebGpuBackend } from '../../../kernels/index.ts';
 import { makeChatModel } from '../../integration/chat-model.ts';
 
 const DEMO = new URL('../../../models/tiny-moe-text-q8_0', import.meta.url).pathname;
@@ -146,6 +146,21 @@ describe('ChatSession', () => {
     expect(r.usage.totalTokens).toBe(30);
     await session.close();
   });
+
+  // a continued prefill runs several query rows after a non-empty cache (startPos > 0), which
+  // plain generation never does: check it on the GPU kernels too (SwiftShader here: few tokens)
+  it('on WebGPU, a turn continued from the cache equals a fresh run', async () => {
+    const gpu = await Engine.load({ backend: await createWebGpuBackend(), source });
+    const session = new ChatSession(gpu);
+    const first = await session.chat(CONVERSATION, { maxTokens: 2 }).result;
+    const turn2: ChatMessage[] = [...CONVERSATION, { role: 'assistant', content: first.text }, { role: 'user', content: 'And then?' }];
+    const second = await session.chat(turn2, { maxTokens: 2 }).result;
+    expect(second.stats.reusedTokens).toBeGreaterThan(first.usage.promptTokens);
+    expect(second.stats.prefilledTokens).toBeGreaterThan(1);
+    const fresh = new ChatSession(gpu);
+    expect(second.ids).toEqual((await fresh.chat(turn2, { maxTokens: 2 }).result).ids);
+    await Promise.all([session.close(), fresh.close()]);
+  }, 400_000);
 
   it('a model without a template refuses chat with a typed error but completes text', async () => {
     const demo = await Engine.load({ backend: createCpuBackend(), source: await modelDirSource(DEMO) });
