@@ -9,6 +9,9 @@ import { join } from 'node:path';
 import type { LoadProgress, ManifestSource, OpenedModel } from '../engine/index.ts';
 import { openModelAt } from '../engine/node.ts';
 import { isHash } from '../manifests/index.ts';
+import type { PersistentBackend } from '../storage/index.ts';
+import { DirBackend } from '../storage/node.ts';
+import { DurableShardStorage, type SwarmPeer } from '../swarm/index.ts';
 import { UsageError, intFlag, numFlag, numberOption } from './command.ts';
 import { createBackend } from './engine-setup.ts';
 
@@ -53,7 +56,8 @@ export async function openCliModel(model: string, backendName: string, v: StoreV
   const backend = await createBackend(backendName);
   const closers: Array<() => Promise<void>> = [];
   try {
-    const source = await remoteSource(model, v, closers);
+    const shared: { persistent?: PersistentBackend } = {};
+    const source = await remoteSource(model, v, closers, shared);
     const vram = numberOption(v['vram-mib'], '--vram-mib');
     const ram = numberOption(v['ram-mib'], '--ram-mib');
     const cache = numberOption(v['cache-mib'], '--cache-mib');
@@ -64,6 +68,7 @@ export async function openCliModel(model: string, backendName: string, v: StoreV
       backend,
       ...(source ? { source } : {}),
       ...(v['cache-dir'] ? { cacheDir: v['cache-dir'] } : {}),
+      ...(shared.persistent ? { persistent: shared.persistent } : {}),
       budgets: {
         ...(vram !== undefined ? { vramBytes: vram * MIB } : {}),
         ...(ram !== undefined ? { ramBytes: ram * MIB } : {}),
@@ -81,7 +86,7 @@ export async function openCliModel(model: string, backendName: string, v: StoreV
 }
 
 /** --source as given; the swarm needs a peer, which the CLI (not the engine) starts. */
-async function remoteSource(model: string, v: StoreValues, closers: Array<() => Promise<void>>): Promise<string | ManifestSource | undefined> {
+async function remoteSource(model: string, v: StoreValues, closers: Array<() => Promise<void>>, shared: { persistent?: PersistentBackend }): Promise<string | ManifestSource | undefined> {
   const s = v.source;
   if (s === undefined) return undefined;
   if (s !== 'swarm') {
@@ -96,8 +101,12 @@ async function remoteSource(model: string, v: StoreValues, closers: Array<() => 
   const { checkSignalAddr } = await import('./commands/swarm-options.ts');
   for (const addr of v.signal) checkSignalAddr(addr);
   const { startNodePeer } = await import('../swarm/node.ts');
-  const dir = join(v['cache-dir'] ?? userCacheDir(model), 'swarm');
-  const peer = await startNodePeer({ signal: v.signal, dir, modelId: model });
+  const cacheDir = v['cache-dir'] ?? userCacheDir(model);
+  // One store on disk: the peer serves the cache directory the engine's persistent tier fills, and
+  // keeps nothing itself, so a shard is fetched and written once.
+  const storage = await DurableShardStorage.open(await DirBackend.open(cacheDir));
+  const peer: SwarmPeer = await startNodePeer({ signal: v.signal, dir: cacheDir, storage, modelId: model, keepFetched: false });
+  shared.persistent = storage.shared();
   closers.push(() => peer.stop());
   return { name: 'swarm', get: (h, signal) => peer.get(h, signal), getManifest: async () => {
     await peer.getManifest();

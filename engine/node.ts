@@ -26,6 +26,8 @@ export interface OpenModelAtOptions extends Omit<OpenModelOptions, 'manifestFrom
   source?: string | ManifestSource;
   /** The persistent tier: verified shards and the manifest kept in this directory across runs. */
   cacheDir?: string;
+  /** With cacheDir: that directory's shard store as the caller already opened it (a swarm peer serving it too). */
+  persistent?: OpenModelOptions['persistent'];
 }
 
 /**
@@ -52,7 +54,7 @@ export async function openModelAt(opts: OpenModelAtOptions): Promise<OpenedModel
     ...rest,
     manifestFrom,
     ...(byId ? { modelId: model } : {}),
-    ...(cacheDir ? { keepManifest: (bytes) => keepManifest(cacheDir, bytes), persistent: await DirBackend.open(cacheDir) } : {}),
+    ...(cacheDir ? { keepManifest: (bytes) => keepManifest(cacheDir, bytes), persistent: rest.persistent ?? await DirBackend.open(cacheDir) } : {}),
     sources: remote ? [remote as ShardSource] : [],
   });
 }

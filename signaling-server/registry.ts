@@ -73,6 +73,13 @@ export class PeerRegistry {
     return out.slice(0, limit);
   }
 
+  /** Drops a peer from one model's swarm (it stopped serving that model). */
+  withdraw(model: string, peer: string): void {
+    const peers = this.models.get(model);
+    peers?.delete(peer);
+    if (peers?.size === 0) this.models.delete(model);
+  }
+
   /** Drops a peer from every model (it disconnected). */
   remove(peer: string): void {
     for (const model of this.byPeer.get(peer) ?? []) this.drop(model, peer);

@@ -13,6 +13,7 @@ import { MODEL_FILES, blake3Hex } from '../manifests/index.ts';
 import { readRegularFile } from '../manifests/node.ts';
 import { FsShardStorage } from './fs-storage.ts';
 import { SwarmPeer, type SwarmPeerOptions } from './peer.ts';
+import type { ShardStorage } from './storage.ts';
 import { SwarmError, SwarmIntegrityError } from './errors.ts';
 import { shardListOf } from './model.ts';
 
@@ -44,6 +45,8 @@ export type NodePeerOptions = Omit<SwarmPeerOptions, 'node' | 'storage' | 'model
   modelId?: string;
   /** Model directory whose shards/ this peer serves and fills (created if absent). */
   dir: string;
+  /** Keep shards here instead of `<dir>/shards` (a store shared with the engine's persistent tier). */
+  storage?: ShardStorage;
 };
 
 /**
@@ -52,8 +55,8 @@ export type NodePeerOptions = Omit<SwarmPeerOptions, 'node' | 'storage' | 'model
  * shards are dropped as surplus replicas unless `evict` is set.
  */
 export async function startNodePeer(opts: NodePeerOptions): Promise<SwarmPeer> {
-  const storage = await FsShardStorage.open(opts.dir, { verify: opts.verifyExisting ?? true });
-  for (const r of storage.refused) opts.log?.(`not using ${r.hash.slice(0, 12)}: ${r.reason}`);
+  const storage = opts.storage ?? await FsShardStorage.open(opts.dir, { verify: opts.verifyExisting ?? true });
+  if (storage instanceof FsShardStorage) for (const r of storage.refused) opts.log?.(`not using ${r.hash.slice(0, 12)}: ${r.reason}`);
   let onDisk: Uint8Array | undefined;
   try {
     onDisk = await readRegularFile(join(opts.dir, MODEL_FILES.manifest));
@@ -63,7 +66,7 @@ export async function startNodePeer(opts: NodePeerOptions): Promise<SwarmPeer> {
   const manifestBytes = opts.manifestBytes ?? onDisk;
   const modelId = opts.modelId ?? (manifestBytes ? await blake3Hex(manifestBytes) : undefined);
   if (!modelId) throw new SwarmError(`${opts.dir} has no ${MODEL_FILES.manifest}: give the model id`);
-  const { listen, privateKey, dir: _dir, verifyExisting: _verify, ...rest } = opts;
+  const { listen, privateKey, dir: _dir, verifyExisting: _verify, storage: _storage, ...rest } = opts;
   const node = await createNodeLibp2p({ ...(listen ? { listen } : {}), ...(privateKey ? { privateKey } : {}) });
   try {
     // A directory with a manifest is a model someone converted or fetched: never drop its shards unasked.

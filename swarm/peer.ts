@@ -74,6 +74,26 @@ export interface SwarmPeerOptions {
    */
   evict?: boolean;
   log?: (line: string) => void;
+  /**
+   * The node belongs to the caller and may carry peers of other models (a server seeding several):
+   * shard requests are dispatched by model id, and stop() leaves the node running.
+   */
+  sharedNode?: boolean;
+}
+
+/** Bytes exchanged with one remote peer, both directions. */
+export interface PeerTraffic {
+  up: number;
+  down: number;
+}
+
+/** A shard this peer fetched from the swarm (the 'shard' event's detail). */
+export interface FetchedShard {
+  hash: string;
+  bytes: number;
+  /** The peers whose bytes made it up. */
+  from: string[];
+  ms: number;
 }
 
 interface Remote {
@@ -93,6 +113,8 @@ export interface SwarmStats {
   uploadedBytes: number;
   downloadedBytes: number;
   banned: string[];
+  /** Bytes exchanged with each peer this session. */
+  traffic: Record<string, PeerTraffic>;
 }
 
 const BUSY = 'busy';
@@ -110,6 +132,29 @@ class PeerStalledError extends SwarmProtocolError {
 const UNMEASURED_RATE = 50e6;
 const STALLED_RATE = 1;
 const MAX_KNOWN_PEERS = 1024;
+
+/** The peers (one per model) that answer shard requests on a node. */
+/** Verified bytes of a shard and the peers that supplied them. */
+interface Fetched {
+  bytes: Uint8Array;
+  from: string[];
+}
+
+const peersOnNode = new WeakMap<Libp2p, Map<string, SwarmPeer>>();
+
+/** Reads a shard-protocol request and hands it to the node's peer for that model. */
+async function dispatch(node: Libp2p, stream: Stream, conn: Connection): Promise<void> {
+  const from = `peer ${conn.remotePeer}`;
+  try {
+    const req = parseShardRequest(await new FrameReader(stream, from).readFrame(MAX_MESSAGE_BYTES), from);
+    const peer = peersOnNode.get(node)?.get(req.model);
+    if (peer) return await peer.answer(stream, conn, req);
+    await sendAll(stream, encodeFrame({ t: 'err', message: `this peer serves model${peersOnNode.get(node)!.size > 1 ? 's' : ''} ${[...peersOnNode.get(node)!.keys()].join(', ')}` }));
+    await stream.close();
+  } catch (err) {
+    stream.abort(err as Error);
+  }
+}
 
 /**
  * One member of a model's swarm. Finds peers through the signaling server and through the peers it
@@ -146,6 +191,7 @@ export class SwarmPeer extends EventTarget {
   /** When bytes of each shard being fetched last arrived: the give-up clock runs from there. */
   private readonly progressAt = new Map<string, number>();
   private readonly checker: SpotChecker;
+  private readonly traffic = new Map<string, PeerTraffic>();
 
   private constructor(opts: SwarmPeerOptions) {
     super();
@@ -181,6 +227,7 @@ export class SwarmPeer extends EventTarget {
       keepFetched: opts.keepFetched ?? true,
       evict: opts.evict ?? true,
       maxUploads: opts.maxUploads ?? 4,
+      sharedNode: opts.sharedNode ?? false,
     };
   }
 
@@ -189,7 +236,14 @@ export class SwarmPeer extends EventTarget {
     if (!/^[0-9a-f]{64}$/.test(opts.modelId)) throw new SwarmError(`model id "${opts.modelId}" is not a 64-digit hex BLAKE3 hash`);
     const peer = new SwarmPeer(opts);
     if (opts.manifestBytes) await peer.adoptManifest(opts.manifestBytes, 'the local manifest');
-    await peer.node.handle(SHARD_PROTOCOL, (stream, conn) => peer.serve(stream, conn), { maxInboundStreams: 64, maxOutboundStreams: 64 });
+    let onNode = peersOnNode.get(peer.node);
+    if (!onNode) {
+      onNode = new Map();
+      peersOnNode.set(peer.node, onNode);
+      await peer.node.handle(SHARD_PROTOCOL, (stream, conn) => dispatch(peer.node, stream, conn), { maxInboundStreams: 64, maxOutboundStreams: 64 });
+    }
+    if (onNode.has(peer.modelId)) throw new SwarmError(`this node already serves model ${peer.modelId}`);
+    onNode.set(peer.modelId, peer);
     peer.node.addEventListener('peer:disconnect', (e) => peer.forget(e.detail.toString(), 'disconnected'));
     peer.node.addEventListener('connection:open', (e) => {
       if (peer.banned.has(e.detail.remotePeer.toString())) void e.detail.close().catch(() => undefined);
@@ -224,7 +278,13 @@ export class SwarmPeer extends EventTarget {
     for (const t of this.timers) clearInterval(t);
     clearTimeout(this.announceTimer);
     clearTimeout(this.replicateTimer);
-    await this.node.stop();
+    const onNode = peersOnNode.get(this.node);
+    onNode?.delete(this.modelId);
+    if (!this.opts.sharedNode) await this.node.stop();
+    else if (onNode?.size === 0) {
+      peersOnNode.delete(this.node);
+      await this.node.unhandle(SHARD_PROTOCOL);
+    }
   }
 
   // ---------------------------------------------------------------- public reads
@@ -254,11 +314,16 @@ export class SwarmPeer extends EventTarget {
     let p = this.inflight.get(hash);
     if (!p) {
       // The shared fetch answers to the peer's lifetime, not to one caller's signal; callers race their own.
-      p = this.fetchShard(hash).finally(() => this.inflight.delete(hash));
+      // It stays in flight until stored, so a caller arriving in between neither misses storage nor fetches again.
+      p = this.fetchShard(hash).then(async (bytes) => {
+        // Storage that is full or failing must not cost the caller the verified bytes it asked for.
+        if (keep) await this.keep(hash, bytes).catch((err: unknown) => this.log(`keeping shard ${hash.slice(0, 12)}: ${why(err)}`));
+        return bytes;
+      }).finally(() => this.inflight.delete(hash));
       this.inflight.set(hash, p);
     }
     const kept = p.then(async (bytes) => {
-      if (keep) await this.keep(hash, bytes);
+      if (keep) await this.keep(hash, bytes).catch(() => undefined);
       return bytes;
     });
     return signal ? raceAbort(kept, signal) : kept;
@@ -333,6 +398,7 @@ export class SwarmPeer extends EventTarget {
       uploadedBytes: this.uploaded,
       downloadedBytes: this.downloaded,
       banned: [...this.banned],
+      traffic: Object.fromEntries([...this.traffic].map(([id, t]) => [id, { ...t }])),
     };
   }
 
@@ -406,7 +472,8 @@ export class SwarmPeer extends EventTarget {
 
   // ---------------------------------------------------------------- serving
 
-  private async serve(stream: Stream, conn: Connection): Promise<void> {
+  /** Answers one request of this peer's model (read by the node's dispatcher). */
+  async answer(stream: Stream, conn: Connection, req: ShardRequest): Promise<void> {
     const id = conn.remotePeer.toString();
     const from = `peer ${id}`;
     if (this.banned.has(id)) {
@@ -414,16 +481,12 @@ export class SwarmPeer extends EventTarget {
       return;
     }
     try {
-      const reader = new FrameReader(stream, from);
-      const req: ShardRequest = parseShardRequest(await reader.readFrame(MAX_MESSAGE_BYTES), from);
-      if (req.model !== this.modelId) {
-        await sendAll(stream, encodeFrame({ t: 'err', message: `this peer serves model ${this.modelId}` }));
-      } else if (req.t === 'have') {
+      if (req.t === 'have') {
         this.noteHave(id, req);
         await sendAll(stream, encodeFrame(this.haveMessage()));
       } else if (req.t === 'manifest') {
         if (!this.manifestRaw) await sendAll(stream, encodeFrame({ t: 'err', message: 'manifest not held' }));
-        else await this.sendBytes(stream, this.manifestRaw);
+        else await this.sendBytes(stream, this.manifestRaw, id);
       } else {
         const size = this.storage.sizeOf(req.hash);
         if (size === undefined || req.offset > size) {
@@ -433,7 +496,7 @@ export class SwarmPeer extends EventTarget {
         } else {
           try {
             const length = Math.min(req.length, size - req.offset);
-            await this.sendBytes(stream, await this.storage.read(req.hash, req.offset, length));
+            await this.sendBytes(stream, await this.storage.read(req.hash, req.offset, length), id);
           } finally {
             this.releaseUpload();
           }
@@ -475,7 +538,13 @@ export class SwarmPeer extends EventTarget {
     else this.uploads--;
   }
 
-  private async sendBytes(stream: Stream, bytes: Uint8Array): Promise<void> {
+  private trafficWith(id: string): PeerTraffic {
+    let t = this.traffic.get(id);
+    if (!t) this.traffic.set(id, (t = { up: 0, down: 0 }));
+    return t;
+  }
+
+  private async sendBytes(stream: Stream, bytes: Uint8Array, to?: string): Promise<void> {
     await sendAll(stream, encodeFrame({ t: 'bytes', length: bytes.length }));
     const step = this.limiter?.chunkBytes ?? WRITE_CHUNK;
     for (let o = 0; o < bytes.length; o += step) {
@@ -483,6 +552,7 @@ export class SwarmPeer extends EventTarget {
       await this.limiter?.take(chunk.length, this.stopping.signal);
       await sendAll(stream, chunk);
       this.uploaded += chunk.length;
+      if (to) this.trafficWith(to).up += chunk.length;
     }
   }
 
@@ -529,6 +599,7 @@ export class SwarmPeer extends EventTarget {
       const bytes = await reader.readExact(res.length, into, at);
       if (req.t === 'get') this.progressAt.set(req.hash, Date.now());
       this.downloaded += res.length;
+      this.trafficWith(id).down += res.length;
       this.measure(id, res.length, performance.now() - started);
       await stream.close().catch(() => undefined);
       return into ? into.subarray(at, at + res.length) : bytes;
@@ -742,6 +813,7 @@ export class SwarmPeer extends EventTarget {
     const signal = this.stopping.signal;
     const size = this.shards[this.index.get(hash)!]!.size;
     const started = Date.now();
+    const t0 = performance.now();
     const failed = new Set<string>();
     try {
       for (;;) {
@@ -754,8 +826,12 @@ export class SwarmPeer extends EventTarget {
           throw new ShardUnavailableError(`no peer of model ${this.modelId} delivered shard ${hash} within ${this.opts.unavailableAfterMs / 1000} s` +
             (claims > 0 ? ` (${claims} peer(s) claim to hold it)` : ''));
         }
-        const bytes = await this.fetchRound(hash, size, failed, signal);
-        if (bytes) return bytes;
+        const got = await this.fetchRound(hash, size, failed, signal);
+        if (got) {
+          const detail: FetchedShard = { hash, bytes: got.bytes.length, from: got.from, ms: performance.now() - t0 };
+          this.dispatchEvent(new CustomEvent('shard', { detail }));
+          return got.bytes;
+        }
       }
     } finally {
       this.progressAt.delete(hash);
@@ -763,7 +839,7 @@ export class SwarmPeer extends EventTarget {
   }
 
   /** One attempt at a shard from the current holders; null when it should be retried. */
-  private async fetchRound(hash: string, size: number, failed: Set<string>, signal: AbortSignal): Promise<Uint8Array | null> {
+  private async fetchRound(hash: string, size: number, failed: Set<string>, signal: AbortSignal): Promise<Fetched | null> {
     const cands = this.candidates(hash, failed);
     if (cands.length === 0) {
       // Holders that were busy or slow get another chance once something changes or a moment passes.
@@ -777,7 +853,7 @@ export class SwarmPeer extends EventTarget {
   }
 
   /** The whole shard from one peer; bans it if the bytes are wrong. Null when this peer failed. */
-  private async fetchWhole(hash: string, size: number, from: Remote, failed: Set<string>, signal?: AbortSignal): Promise<Uint8Array | null> {
+  private async fetchWhole(hash: string, size: number, from: Remote, failed: Set<string>, signal?: AbortSignal): Promise<Fetched | null> {
     let bytes: Uint8Array;
     try {
       bytes = await this.requestBytes(from.id, { t: 'get', model: this.modelId, hash, offset: 0, length: size || MAX_PIECE_BYTES }, MAX_PIECE_BYTES, size, signal);
@@ -791,7 +867,7 @@ export class SwarmPeer extends EventTarget {
       this.ban(from.id, `served shard ${hash} with wrong bytes`);
       return null;
     }
-    return bytes;
+    return { bytes, from: [from.id] };
   }
 
   /**
@@ -799,7 +875,7 @@ export class SwarmPeer extends EventTarget {
    * faster peers serve more. When the assembled bytes fail verification, a whole copy from single
    * peers finds the good bytes and every peer whose pieces differ from them is banned.
    */
-  private async fetchPieces(hash: string, size: number, cands: Remote[], failed: Set<string>, signal?: AbortSignal): Promise<Uint8Array | null> {
+  private async fetchPieces(hash: string, size: number, cands: Remote[], failed: Set<string>, signal?: AbortSignal): Promise<Fetched | null> {
     const piece = Math.max(this.opts.pieceBytes, Math.ceil(size / (16 * cands.length)));
     const out = new Uint8Array(size);
     const queue: number[] = [];
@@ -829,11 +905,11 @@ export class SwarmPeer extends EventTarget {
     await Promise.all(sources.map(worker));
     spare = [];
     if (queue.length > 0) return null;
-    if ((await blake3Hex(out)) === hash) return out;
+    if ((await blake3Hex(out)) === hash) return { bytes: out, from: [...new Set(servedBy.values())] };
 
     const contributors = new Set(servedBy.values());
     const exclude = new Set(failed);
-    let good: Uint8Array | null = null;
+    let good: Fetched | null = null;
     for (const c of this.candidates(hash, exclude)) {
       good = await this.fetchWhole(hash, size, c, exclude, signal);
       if (good) break;
@@ -844,7 +920,7 @@ export class SwarmPeer extends EventTarget {
     }
     for (const [offset, id] of servedBy) {
       const length = Math.min(piece, size - offset);
-      if (!sameBytes(out.subarray(offset, offset + length), good.subarray(offset, offset + length))) {
+      if (!sameBytes(out.subarray(offset, offset + length), good.bytes.subarray(offset, offset + length))) {
         this.ban(id, `served wrong bytes for piece ${offset} of shard ${hash}`);
       }
     }
