@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline';
 import { ChatSession, ContextLengthError, type ChatMessage, type ChatOptions, type ChatReply, type ChatResult } from '../../engine/index.ts';
-import { UsageError, numberOption, parseCommandArgs, type Command } from '../command.ts';
+import { UsageError, intFlag, numFlag, numberOption, parseCommandArgs, type Command } from '../command.ts';
 import { BACKEND_HELP, backendOptions } from '../engine-setup.ts';
 import { STORE_HELP, openCliModel, storeOptions } from '../model-source.ts';
 
@@ -26,11 +26,11 @@ ${STORE_HELP}`;
 
 const options = {
   system: { type: 'string' },
-  'max-tokens': { type: 'string' },
-  temperature: { type: 'string' },
-  'top-p': { type: 'string' },
-  seed: { type: 'string' },
-  context: { type: 'string' },
+  'max-tokens': intFlag(1, 1_000_000),
+  temperature: numFlag(0),
+  'top-p': numFlag(0, 1),
+  seed: intFlag(0),
+  context: intFlag(1),
   ...backendOptions,
   ...storeOptions,
 } as const;

@@ -18,6 +18,7 @@ import { ROOT } from './swarm-helpers.ts';
 
 const DEMO = join(ROOT, 'models/tiny-moe-text-q8_0');
 const ID = 'c'.repeat(64);
+const SIGNAL = '/ip4/127.0.0.1/tcp/1/ws/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp';
 
 async function run(args: string[]): Promise<{ code: number; err: string }> {
   const lines: string[] = [];
@@ -38,7 +39,20 @@ describe('command-line mistakes', () => {
     [['generate', DEMO, '--ids', '1', '--top-p', '7'], /--top-p expects a number in \[0, 1\]/],
     [['generate', DEMO, '--ids', '1', '--vram-mib', 'lots'], /--vram-mib expects a number/],
     [['signal', '--port', '70000'], /--port expects an integer in \[0, 65535\]/],
-    [['join', ID, '--signal', '/ip4/127.0.0.1/tcp/1/ws/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp', '--storage-mib', '1', '--replication', '0'], /--replication expects an integer in \[1, 64\]/],
+    [['join', ID, '--signal', SIGNAL, '--storage-mib', '1', '--replication', '0'], /--replication expects an integer in \[1, 64\]/],
+    // one numeric flag per command: each is refused at parse time, before anything loads or connects
+    [['serve', DEMO, '--port', '1.5'], /--port expects an integer in \[0, 65535\], got "1\.5"/],
+    [['serve', DEMO, '--context', '0'], /--context expects an integer ≥ 1/],
+    [['chat', DEMO, '--max-tokens=-1'], /--max-tokens expects an integer in \[1, 1000000\], got "-1"/],
+    [['chat', DEMO, '--temperature', 'hot'], /--temperature expects a number ≥ 0/],
+    [['chat', DEMO, '--seed', '0.5'], /--seed expects an integer ≥ 0/],
+    [['generate', DEMO, '--ids', '1', '--seed=-2'], /--seed expects an integer ≥ 0/],
+    [['demo', '--max-new', '1e9'], /--max-new expects an integer in \[0, 1000000\]/],
+    [['seed', DEMO, '--signal', SIGNAL, '--storage-mib=-1'], /--storage-mib expects a number ≥ 0/],
+    [['join', ID, '--signal', SIGNAL, '--heartbeat-ms', '10'], /--heartbeat-ms expects an integer in \[50, 3600000\]/],
+    [['fetch', ID, '--signal', SIGNAL, '--out', '/tmp/x', '--timeout-s', '0'], /--timeout-s expects a number ≥ 0\.001/],
+    [['signal', '--max-relay-s', 'forever'], /--max-relay-s expects a number ≥ 0\.001/],
+    [['synth', '--out', '/tmp/x', '--layers', '0'], /--layers expects an integer in \[1, 100000\]/],
     [['fetch', ID, '--signal', 'localhost:9090', '--out', '/tmp/x'], /--signal "localhost:9090" is not a multiaddr/],
     [['fetch', ID, '--signal', '/ip4/127.0.0.1/tcp/9090/ws', '--out', '/tmp/x'], /has no \/p2p\/<peer id> part/],
     [['generate', ID, '--ids', '1', '--source', 'swarm', '--signal', 'nope'], /--signal "nope" is not a multiaddr/],
