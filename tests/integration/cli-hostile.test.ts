@@ -52,6 +52,8 @@ describe('command-line mistakes', () => {
     [['join', ID, '--signal', SIGNAL, '--heartbeat-ms', '10'], /--heartbeat-ms expects an integer in \[50, 3600000\]/],
     [['fetch', ID, '--signal', SIGNAL, '--out', '/tmp/x', '--timeout-s', '0'], /--timeout-s expects a number ≥ 0\.001/],
     [['signal', '--max-relay-s', 'forever'], /--max-relay-s expects a number ≥ 0\.001/],
+    [['chat', DEMO, DEMO], /expected exactly one model/],
+    [['perplexity'], /expected exactly one model/],
     [['synth', '--out', '/tmp/x', '--layers', '0'], /--layers expects an integer in \[1, 100000\]/],
     [['fetch', ID, '--signal', 'localhost:9090', '--out', '/tmp/x'], /--signal "localhost:9090" is not a multiaddr/],
     [['fetch', ID, '--signal', '/ip4/127.0.0.1/tcp/9090/ws', '--out', '/tmp/x'], /has no \/p2p\/<peer id> part/],
