@@ -4,6 +4,7 @@
  * down; and the signaling server keeps serving while silent sockets and greedy peers try to
  * use up its limits.
  */
+import { spawnSync } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -88,6 +89,22 @@ describe('command-line mistakes', () => {
     }
     expect(userCacheDir(ID).startsWith(process.cwd())).toBe(false);
   });
+});
+
+describe('bench script mistakes', () => {
+  it.each([
+    ['serve.ts', '--clients', '1.5', /--clients expects an integer in \[1, 1024\], got "1\.5"/],
+    ['paged.ts', '--tokens', '0', /--tokens expects an integer ≥ 1/],
+    ['cpu-gemv.ts', '--reps', 'x', /--reps expects an integer ≥ 1/],
+    ['prefetch.ts', '--seqs', '2.5', /--seqs expects an integer ≥ 1/],
+    ['storage-wait.ts', '--mbps', '0', /--mbps expects a number ≥ 0\.001/],
+    ['convert.ts', '--synthetic-gb', 'lots', /--synthetic-gb expects a number/],
+    ['swarm.ts', '--peers', '2.5', /--peers expects an integer in \[1, 1000\]/],
+  ])('bench/%s %s %s → exit 2 naming the flag, before any work', (script, flag, value, message) => {
+    const r = spawnSync(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'bench', script), flag, value], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(message);
+  }, 60_000);
 });
 
 describe('signaling server limits', () => {
