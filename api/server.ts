@@ -12,7 +12,7 @@ import { ApiMetrics } from './metrics.ts';
 import type { OpenAiModel, Run, Usage } from './openai.ts';
 import { RequestQueue } from './queue.ts';
 import { parseChatRequest, parseCompletionRequest } from './request.ts';
-import { acceptWebSocket, type WsConnection } from './websocket.ts';
+import { webSocketEndpoint, type Endpoint } from './websocket.ts';
 
 export interface ApiServerOptions {
   models: OpenAiModel[];
@@ -30,8 +30,6 @@ export interface ApiServer {
   readonly metrics: ApiMetrics;
   close(): Promise<void>;
 }
-
-type Endpoint = 'chat.completions' | 'completions';
 
 interface Served {
   model: OpenAiModel;
@@ -164,6 +162,14 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     );
   });
 
+  const ws = webSocketEndpoint({
+    start: (endpoint, body, signal) => {
+      const { s, begin } = start(endpoint, body, signal);
+      return { model: s.model.id, queue: s.queue, begin };
+    },
+    countUsage,
+    metrics,
+  });
   // upgraded sockets leave the server's books: closing it must end them too
   const upgraded = new Set<Duplex>();
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -172,8 +178,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== '/v1/ws') return void socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
     if (!authorized(req, url)) return void socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n');
-    if (head.length) socket.unshift(head);
-    acceptWebSocket(req, socket, (ws) => webSocketSession(ws, start, countUsage, metrics));
+    ws.upgrade(req, socket, head);
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -189,60 +194,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     close: () => new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();
+      ws.close();
       for (const s of upgraded) s.destroy();
     }),
-  };
-}
-
-/**
- * One socket, one request at a time: `{"endpoint": "chat.completions" | "completions", ...body}`
- * in, each chunk as a message out, then `[DONE]`; errors as `{"error": …}`. Closing the socket
- * cancels the generation.
- */
-function webSocketSession(ws: WsConnection, start: (e: Endpoint, body: unknown, signal: AbortSignal) => { s: Served; begin: () => Run<unknown, unknown> },
-  countUsage: (model: string, u: Usage | undefined) => void, metrics: ApiMetrics) {
-  let ctl: AbortController | null = null;
-  const run = async (text: string) => {
-    ctl = new AbortController();
-    const signal = ctl.signal;
-    try {
-      let body: Record<string, unknown>;
-      try {
-        body = JSON.parse(text) as Record<string, unknown>;
-      } catch {
-        throw new ApiError(400, 'the message is not JSON');
-      }
-      const endpoint = body?.endpoint ?? 'chat.completions';
-      if (endpoint !== 'chat.completions' && endpoint !== 'completions') throw new ApiError(400, 'endpoint must be "chat.completions" or "completions"', { param: 'endpoint' });
-      const { endpoint: _drop, ...rest } = body;
-      const { s, begin } = start(endpoint, rest, signal);
-      const release = await s.queue.acquire(signal);
-      try {
-        for await (const chunk of begin().chunks()) {
-          ws.send(JSON.stringify(chunk));
-          countUsage(s.model.id, (chunk as { usage?: Usage }).usage);
-        }
-        ws.send('[DONE]');
-      } finally {
-        release();
-      }
-    } catch (err) {
-      if (!signal.aborted) ws.send(JSON.stringify(toApiError(err).body()));
-    } finally {
-      ctl = null;
-    }
-  };
-  return {
-    message: (text: string) => {
-      if (ctl) return ws.send(JSON.stringify(new ApiError(409, 'one request at a time on a socket; wait for [DONE]').body()));
-      void run(text);
-    },
-    close: () => {
-      if (ctl) {
-        metrics.count('doppler_api_disconnects_total', {});
-        ctl.abort(new Error('the socket closed'));
-      }
-    },
   };
 }
 

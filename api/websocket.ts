@@ -1,126 +1,92 @@
 /**
- * The server side of RFC 6455, as much as the API needs: the upgrade handshake, text messages
- * (fragmented or not) from masked client frames, ping/pong and close. Nothing outside Node's
- * http and crypto; browsers' and Node's own WebSocket clients talk to it.
+ * The server's WebSocket side at /v1/ws, on the `ws` package (handshake, framing, ping and limits
+ * are its job). Ours is the session: one request at a time per socket, `{"endpoint":
+ * "chat.completions" | "completions", ...body}` in, each chunk as a text message out, then
+ * `[DONE]`; errors as `{"error": …}`. Closing the socket cancels the generation.
  */
-import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer } from 'ws';
+import { ApiError, toApiError } from './errors.ts';
+import type { ApiMetrics } from './metrics.ts';
+import type { Run, Usage } from './openai.ts';
+import type { RequestQueue } from './queue.ts';
 
-const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+/** A message larger than this closes the socket with 1009 (the HTTP side's body limit, too). */
 const MAX_MESSAGE = 1 << 20;
 
-export interface WsConnection {
-  send(text: string): void;
-  close(code?: number, reason?: string): void;
-  readonly closed: boolean;
+export type Endpoint = 'chat.completions' | 'completions';
+
+/** What the server gives a socket: how to start a request, and where to count. */
+export interface WsContext {
+  start(endpoint: Endpoint, body: unknown, signal: AbortSignal): { model: string; queue: RequestQueue; begin: () => Run<unknown, unknown> };
+  countUsage(model: string, u: Usage | undefined): void;
+  metrics: ApiMetrics;
 }
 
-export interface WsHandlers {
-  message(text: string): void;
-  close(): void;
-}
-
-/** Completes the handshake on an `upgrade` request; returns null (after answering 400) when it is not a WebSocket one. */
-export function acceptWebSocket(req: IncomingMessage, socket: Duplex, handlers: (ws: WsConnection) => WsHandlers): WsConnection | null {
-  const key = req.headers['sec-websocket-key'];
-  if (req.headers.upgrade?.toLowerCase() !== 'websocket' || typeof key !== 'string') {
-    socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    return null;
-  }
-  const accept = createHash('sha1').update(key + GUID).digest('base64');
-  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
-  let closed = false;
-  const conn: WsConnection = {
-    send: (text) => {
-      if (!closed) socket.write(frame(1, Buffer.from(text, 'utf8')));
-    },
-    close: (code = 1000, reason = '') => {
-      if (closed) return;
-      closed = true;
-      const body = Buffer.alloc(2 + Buffer.byteLength(reason));
-      body.writeUInt16BE(code, 0);
-      body.write(reason, 2);
-      socket.end(frame(8, body));
-    },
-    get closed() {
-      return closed;
+/** Answers `upgrade` requests the server has already routed and authorized; `close()` ends every socket. */
+export function webSocketEndpoint(ctx: WsContext): { upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void; close(): void } {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE });
+  return {
+    upgrade: (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => session(ws, ctx)),
+    close: () => {
+      for (const ws of wss.clients) ws.terminate();
+      wss.close();
     },
   };
-  const h = handlers(conn);
-  let buf = Buffer.alloc(0);
-  let parts: Buffer[] = [];
-  let partBytes = 0;
-  socket.on('data', (chunk: Buffer) => {
-    buf = Buffer.concat([buf, chunk]);
-    for (;;) {
-      const f = parseFrame(buf);
-      if (f === 'incomplete') return;
-      if (f === 'bad') return conn.close(1002, 'protocol error');
-      buf = buf.subarray(f.length);
-      if (f.opcode === 8) return conn.close();
-      if (f.opcode === 9) socket.write(frame(10, f.payload));
-      if (f.opcode === 2) return conn.close(1003, 'text messages only');
-      if (f.opcode === 1 || f.opcode === 0) {
-        parts.push(f.payload);
-        partBytes += f.payload.length;
-        if (partBytes > MAX_MESSAGE) return conn.close(1009, 'message too large');
-        if (f.fin) {
-          const text = Buffer.concat(parts).toString('utf8');
-          parts = [];
-          partBytes = 0;
-          h.message(text);
+}
+
+function session(ws: WebSocket, ctx: WsContext): void {
+  const send = (text: string) => {
+    if (ws.readyState === WebSocket.OPEN) ws.send(text);
+  };
+  let ctl: AbortController | null = null;
+  const run = async (text: string) => {
+    ctl = new AbortController();
+    const signal = ctl.signal;
+    try {
+      const { endpoint, body } = parseMessage(text);
+      const { model, queue, begin } = ctx.start(endpoint, body, signal);
+      const release = await queue.acquire(signal);
+      try {
+        for await (const chunk of begin().chunks()) {
+          send(JSON.stringify(chunk));
+          ctx.countUsage(model, (chunk as { usage?: Usage }).usage);
         }
+        send('[DONE]');
+      } finally {
+        release();
       }
+    } catch (err) {
+      if (!signal.aborted) send(JSON.stringify(toApiError(err).body()));
+    } finally {
+      ctl = null;
     }
-  });
-  const ended = () => {
-    if (!closed) closed = true;
-    h.close();
   };
-  socket.once('close', ended);
-  socket.on('error', () => socket.destroy());
-  return conn;
+  ws.on('message', (data, isBinary) => {
+    if (isBinary) return ws.close(1003, 'text messages only');
+    if (ctl) return send(JSON.stringify(new ApiError(409, 'one request at a time on a socket; wait for [DONE]').body()));
+    void run(data.toString());
+  });
+  // protocol errors (an unmasked frame, a message over the limit) arrive here after `ws` has
+  // already closed the socket with the right code; unheard, they would crash the server
+  ws.on('error', () => {});
+  ws.on('close', () => {
+    if (!ctl) return;
+    ctx.metrics.count('doppler_api_disconnects_total', {});
+    ctl.abort(new Error('the socket closed'));
+  });
 }
 
-function frame(opcode: number, payload: Buffer): Buffer {
-  const n = payload.length;
-  const head = n < 126 ? Buffer.from([0x80 | opcode, n]) : n < 65536 ? Buffer.alloc(4) : Buffer.alloc(10);
-  if (n >= 126 && n < 65536) {
-    head[0] = 0x80 | opcode;
-    head[1] = 126;
-    head.writeUInt16BE(n, 2);
-  } else if (n >= 65536) {
-    head[0] = 0x80 | opcode;
-    head[1] = 127;
-    head.writeBigUInt64BE(BigInt(n), 2);
+function parseMessage(text: string): { endpoint: Endpoint; body: Record<string, unknown> } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new ApiError(400, 'the message is not JSON', { cause: err });
   }
-  return Buffer.concat([head, payload]);
-}
-
-function parseFrame(b: Buffer): { fin: boolean; opcode: number; payload: Buffer; length: number } | 'incomplete' | 'bad' {
-  if (b.length < 2) return 'incomplete';
-  const fin = (b[0]! & 0x80) !== 0;
-  const opcode = b[0]! & 0x0f;
-  if (b[0]! & 0x70) return 'bad';
-  // clients must mask what they send
-  if ((b[1]! & 0x80) === 0) return 'bad';
-  let len = b[1]! & 0x7f;
-  let at = 2;
-  if (len === 126) {
-    if (b.length < 4) return 'incomplete';
-    len = b.readUInt16BE(2);
-    at = 4;
-  } else if (len === 127) {
-    if (b.length < 10) return 'incomplete';
-    const big = b.readBigUInt64BE(2);
-    if (big > BigInt(MAX_MESSAGE)) return 'bad';
-    len = Number(big);
-    at = 10;
-  }
-  if (b.length < at + 4 + len) return 'incomplete';
-  const mask = b.subarray(at, at + 4);
-  const payload = Buffer.alloc(len);
-  for (let i = 0; i < len; i++) payload[i] = b[at + 4 + i]! ^ mask[i & 3]!;
-  return { fin, opcode, payload, length: at + 4 + len };
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ApiError(400, 'the message must be a JSON object');
+  const { endpoint = 'chat.completions', ...body } = parsed as Record<string, unknown>;
+  if (endpoint !== 'chat.completions' && endpoint !== 'completions') throw new ApiError(400, 'endpoint must be "chat.completions" or "completions"', { param: 'endpoint' });
+  return { endpoint, body };
 }

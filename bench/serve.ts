@@ -13,24 +13,22 @@
 import { fork } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parseArgs } from 'node:util';
 import { OpenAiModel } from '../api/index.ts';
 import { startApiServer } from '../api/node.ts';
 import { ChatSession } from '../engine/index.ts';
 import { openModelAt } from '../engine/node.ts';
 import { createCpuBackend, createWebGpuBackend } from '../kernels/index.ts';
-import { invocation } from './invocation.ts';
+import { benchArgs, invocation } from './invocation.ts';
+import { intFlag } from '../cli/command.ts';
 
-const { values } = parseArgs({
-  options: {
-    role: { type: 'string', default: 'client' },
-    backend: { type: 'string', default: 'cpu' },
-    clients: { type: 'string', default: '8' },
-    requests: { type: 'string', default: '3' },
-    'max-tokens': { type: 'string', default: '32' },
-    model: { type: 'string', default: 'models/tiny-moe-text-q8_0' },
-    out: { type: 'string' },
-  },
+const { values } = benchArgs({
+  role: { type: 'string', default: 'client' },
+  backend: { type: 'string', default: 'cpu' },
+  clients: { ...intFlag(1, 1024), default: '8' },
+  requests: { ...intFlag(1), default: '3' },
+  'max-tokens': { ...intFlag(1), default: '32' },
+  model: { type: 'string', default: 'models/tiny-moe-text-q8_0' },
+  out: { type: 'string' },
 });
 
 const PROMPTS = [

@@ -14,7 +14,6 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parseArgs } from 'node:util';
 import { openModel, type Engine, type LayerObserver } from '../engine/index.ts';
 import { openModelAt } from '../engine/node.ts';
 import { createCpuBackend } from '../kernels/index.ts';
@@ -23,20 +22,19 @@ import { Prefetcher } from '../router/index.ts';
 import type { PolicyName, ShardSource } from '../storage/index.ts';
 import { DirSource } from '../storage/node.ts';
 import { layerGates } from './gates.ts';
-import { invocation } from './invocation.ts';
+import { benchArgs, invocation } from './invocation.ts';
+import { intFlag, numFlag } from '../cli/command.ts';
 
-const { values } = parseArgs({
-  options: {
-    model: { type: 'string', default: 'models/tiny-moe-text-q8_0' },
-    golden: { type: 'string', default: '../shared/fixtures/tiny-moe-text/golden.json' },
-    tokens: { type: 'string', default: '32' },
-    budget: { type: 'string', default: '0.25,0.5' },
-    'latency-ms': { type: 'string', default: '4' },
-    mbps: { type: 'string', default: '400' },
-    repeats: { type: 'string', default: '3' },
-    out: { type: 'string', default: 'bench/results/storage-wait.json' },
-    help: { type: 'boolean', short: 'h' },
-  },
+const { values } = benchArgs({
+  model: { type: 'string', default: 'models/tiny-moe-text-q8_0' },
+  golden: { type: 'string', default: '../shared/fixtures/tiny-moe-text/golden.json' },
+  tokens: { ...intFlag(1), default: '32' },
+  budget: { type: 'string', default: '0.25,0.5' },
+  'latency-ms': { ...numFlag(0), default: '4' },
+  mbps: { ...numFlag(0.001), default: '400' },
+  repeats: { ...intFlag(1), default: '3' },
+  out: { type: 'string', default: 'bench/results/storage-wait.json' },
+  help: { type: 'boolean', short: 'h' },
 });
 if (values.help) {
   process.stdout.write('usage: node bench/storage-wait.ts [--model DIR] [--tokens N] [--budget FRACTION,...] [--latency-ms MS] [--mbps MB/s] [--out FILE]\n');

@@ -48,6 +48,12 @@ interface StoreValues {
 
 const MIB = 2 ** 20;
 
+/** The one model a command takes: a directory, or a model id with --source. */
+export function oneModel(positionals: readonly string[]): string {
+  if (positionals.length !== 1) throw new UsageError('expected exactly one model (a directory, or a model id with --source)');
+  return positionals[0]!;
+}
+
 /**
  * Opens <model> the way the storage flags say, through the engine's one entry point: all experts
  * resident unless --vram-mib pages them; shards from the model directory, --source, or the swarm.

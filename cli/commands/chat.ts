@@ -1,8 +1,8 @@
 import { createInterface } from 'node:readline';
 import { ChatSession, ContextLengthError, type ChatMessage, type ChatOptions, type ChatReply, type ChatResult } from '../../engine/index.ts';
-import { UsageError, numberOption, parseCommandArgs, type Command } from '../command.ts';
+import { intFlag, numFlag, numberOption, parseCommandArgs, type Command } from '../command.ts';
 import { BACKEND_HELP, backendOptions } from '../engine-setup.ts';
-import { STORE_HELP, openCliModel, storeOptions } from '../model-source.ts';
+import { STORE_HELP, oneModel, openCliModel, storeOptions } from '../model-source.ts';
 
 const usage = `usage: doppler chat <model> [options]
 
@@ -26,11 +26,11 @@ ${STORE_HELP}`;
 
 const options = {
   system: { type: 'string' },
-  'max-tokens': { type: 'string' },
-  temperature: { type: 'string' },
-  'top-p': { type: 'string' },
-  seed: { type: 'string' },
-  context: { type: 'string' },
+  'max-tokens': intFlag(1, 1_000_000),
+  temperature: numFlag(0),
+  'top-p': numFlag(0, 1),
+  seed: intFlag(0),
+  context: intFlag(1),
   ...backendOptions,
   ...storeOptions,
 } as const;
@@ -41,7 +41,7 @@ export const command: Command = {
   usage,
   async run(argv) {
     const { values, positionals } = parseCommandArgs(argv, options);
-    if (positionals.length !== 1) throw new UsageError('expected exactly one model (a directory, or a model id with --source)');
+    const model = oneModel(positionals);
     const context = numberOption(values.context, '--context');
     const topP = numberOption(values['top-p'], '--top-p');
     const turnOptions: ChatOptions = {
@@ -50,7 +50,7 @@ export const command: Command = {
       seed: numberOption(values.seed, '--seed') ?? 0,
       ...(topP !== undefined ? { topP } : {}),
     };
-    const opened = await openCliModel(positionals[0]!, values.backend, values);
+    const opened = await openCliModel(model, values.backend, values);
     const session = new ChatSession(opened.engine, context !== undefined ? { contextTokens: context } : {});
     try {
       await repl(session, turnOptions, values.system);

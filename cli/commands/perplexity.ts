@@ -1,6 +1,6 @@
 import { UsageError, parseCommandArgs, type Command } from '../command.ts';
 import { BACKEND_HELP, backendOptions } from '../engine-setup.ts';
-import { STORE_HELP, openCliModel, storeOptions } from '../model-source.ts';
+import { STORE_HELP, oneModel, openCliModel, storeOptions } from '../model-source.ts';
 import { readRegularFile } from '../../manifests/node.ts';
 
 const usage = `usage: doppler perplexity <model> --ids-file F [--json]
@@ -28,7 +28,7 @@ export const command: Command = {
   usage,
   async run(argv) {
     const { values, positionals } = parseCommandArgs(argv, { 'ids-file': { type: 'string' }, json: { type: 'boolean' }, ...backendOptions, ...storeOptions });
-    if (positionals.length !== 1) throw new UsageError('expected exactly one model (a directory, or a model id with --source)');
+    const model = oneModel(positionals);
     if (!values['ids-file']) throw new UsageError('--ids-file is required');
     let data: unknown;
     try {
@@ -37,7 +37,7 @@ export const command: Command = {
       throw new UsageError(`${values['ids-file']}: cannot read it as JSON (${(err as Error).message})`, { cause: err });
     }
     const seqs = sequencesOf(data, values['ids-file']);
-    const { engine, close } = await openCliModel(positionals[0]!, values.backend, values);
+    const { engine, close } = await openCliModel(model, values.backend, values);
     const r = await engine.perplexity(seqs).finally(close);
     if (values.json) process.stdout.write(JSON.stringify({ ...r, sequences: seqs.length }) + '\n');
     else process.stdout.write(`NLL ${r.nll.toFixed(5)} nats over ${r.tokens} tokens (perplexity ${r.perplexity.toFixed(3)})\n`);

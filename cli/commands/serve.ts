@@ -1,7 +1,7 @@
 import { OpenAiModel } from '../../api/index.ts';
 import { startApiServer } from '../../api/node.ts';
 import { ChatSession } from '../../engine/index.ts';
-import { UsageError, numberOption, parseCommandArgs, type Command } from '../command.ts';
+import { UsageError, intFlag, numberOption, parseCommandArgs, type Command } from '../command.ts';
 import { BACKEND_HELP, backendOptions } from '../engine-setup.ts';
 import { STORE_HELP, openCliModel, storeOptions } from '../model-source.ts';
 
@@ -25,10 +25,10 @@ ${BACKEND_HELP}
 ${STORE_HELP}`;
 
 const options = {
-  port: { type: 'string' },
+  port: intFlag(0, 65535),
   host: { type: 'string' },
   'api-key': { type: 'string' },
-  context: { type: 'string' },
+  context: intFlag(1),
   ...backendOptions,
   ...storeOptions,
 } as const;

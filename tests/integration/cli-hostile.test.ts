@@ -4,6 +4,7 @@
  * down; and the signaling server keeps serving while silent sockets and greedy peers try to
  * use up its limits.
  */
+import { spawnSync } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,6 +19,7 @@ import { ROOT } from './swarm-helpers.ts';
 
 const DEMO = join(ROOT, 'models/tiny-moe-text-q8_0');
 const ID = 'c'.repeat(64);
+const SIGNAL = '/ip4/127.0.0.1/tcp/1/ws/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp';
 
 async function run(args: string[]): Promise<{ code: number; err: string }> {
   const lines: string[] = [];
@@ -38,7 +40,22 @@ describe('command-line mistakes', () => {
     [['generate', DEMO, '--ids', '1', '--top-p', '7'], /--top-p expects a number in \[0, 1\]/],
     [['generate', DEMO, '--ids', '1', '--vram-mib', 'lots'], /--vram-mib expects a number/],
     [['signal', '--port', '70000'], /--port expects an integer in \[0, 65535\]/],
-    [['join', ID, '--signal', '/ip4/127.0.0.1/tcp/1/ws/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp', '--storage-mib', '1', '--replication', '0'], /--replication expects an integer in \[1, 64\]/],
+    [['join', ID, '--signal', SIGNAL, '--storage-mib', '1', '--replication', '0'], /--replication expects an integer in \[1, 64\]/],
+    // one numeric flag per command: each is refused at parse time, before anything loads or connects
+    [['serve', DEMO, '--port', '1.5'], /--port expects an integer in \[0, 65535\], got "1\.5"/],
+    [['serve', DEMO, '--context', '0'], /--context expects an integer ≥ 1/],
+    [['chat', DEMO, '--max-tokens=-1'], /--max-tokens expects an integer in \[1, 1000000\], got "-1"/],
+    [['chat', DEMO, '--temperature', 'hot'], /--temperature expects a number ≥ 0/],
+    [['chat', DEMO, '--seed', '0.5'], /--seed expects an integer ≥ 0/],
+    [['generate', DEMO, '--ids', '1', '--seed=-2'], /--seed expects an integer ≥ 0/],
+    [['demo', '--max-new', '1e9'], /--max-new expects an integer in \[0, 1000000\]/],
+    [['seed', DEMO, '--signal', SIGNAL, '--storage-mib=-1'], /--storage-mib expects a number ≥ 0/],
+    [['join', ID, '--signal', SIGNAL, '--heartbeat-ms', '10'], /--heartbeat-ms expects an integer in \[50, 3600000\]/],
+    [['fetch', ID, '--signal', SIGNAL, '--out', '/tmp/x', '--timeout-s', '0'], /--timeout-s expects a number ≥ 0\.001/],
+    [['signal', '--max-relay-s', 'forever'], /--max-relay-s expects a number ≥ 0\.001/],
+    [['chat', DEMO, DEMO], /expected exactly one model/],
+    [['perplexity'], /expected exactly one model/],
+    [['synth', '--out', '/tmp/x', '--layers', '0'], /--layers expects an integer in \[1, 100000\]/],
     [['fetch', ID, '--signal', 'localhost:9090', '--out', '/tmp/x'], /--signal "localhost:9090" is not a multiaddr/],
     [['fetch', ID, '--signal', '/ip4/127.0.0.1/tcp/9090/ws', '--out', '/tmp/x'], /has no \/p2p\/<peer id> part/],
     [['generate', ID, '--ids', '1', '--source', 'swarm', '--signal', 'nope'], /--signal "nope" is not a multiaddr/],
@@ -72,6 +89,22 @@ describe('command-line mistakes', () => {
     }
     expect(userCacheDir(ID).startsWith(process.cwd())).toBe(false);
   });
+});
+
+describe('bench script mistakes', () => {
+  it.each([
+    ['serve.ts', '--clients', '1.5', /--clients expects an integer in \[1, 1024\], got "1\.5"/],
+    ['paged.ts', '--tokens', '0', /--tokens expects an integer ≥ 1/],
+    ['cpu-gemv.ts', '--reps', 'x', /--reps expects an integer ≥ 1/],
+    ['prefetch.ts', '--seqs', '2.5', /--seqs expects an integer ≥ 1/],
+    ['storage-wait.ts', '--mbps', '0', /--mbps expects a number ≥ 0\.001/],
+    ['convert.ts', '--synthetic-gb', 'lots', /--synthetic-gb expects a number/],
+    ['swarm.ts', '--peers', '2.5', /--peers expects an integer in \[1, 1000\]/],
+  ])('bench/%s %s %s → exit 2 naming the flag, before any work', (script, flag, value, message) => {
+    const r = spawnSync(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'bench', script), flag, value], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(message);
+  }, 60_000);
 });
 
 describe('signaling server limits', () => {

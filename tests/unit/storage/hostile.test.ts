@@ -20,16 +20,20 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** One shard fetched into a store with no RAM tier (every later get reads the disk) and written to `dir`. */
+async function storedShard() {
+  const shards = await makeShards(1, SIZE);
+  const src = new MemorySource('m', shards);
+  const store = await ShardStore.open({ sources: [src], ramBytes: 0, persistent: { backend: await DirBackend.open(dir), bytes: 10 * SIZE } });
+  const hash = shards[0]!.hash;
+  await store.get(hash);
+  await store.flush();
+  return { shards, src, store, hash, path: join(dir, 'shards', hash) };
+}
+
 describe('persistent files replaced during a run', () => {
   it('a file this store wrote, then overwritten by another process, is verified, dropped and refetched', async () => {
-    const shards = await makeShards(1, SIZE);
-    const src = new MemorySource('m', shards);
-    // no RAM tier: the second get must come from disk
-    const store = await ShardStore.open({ sources: [src], ramBytes: 0, persistent: { backend: await DirBackend.open(dir), bytes: 10 * SIZE } });
-    const hash = shards[0]!.hash;
-    await store.get(hash);
-    await store.flush();
-    const path = join(dir, 'shards', hash);
+    const { shards, src, store, hash, path } = await storedShard();
     await writeFile(path, corrupt(await readFile(path)));
     expect(await store.get(hash)).toEqual(shards[0]!.bytes);
     await store.flush();
@@ -39,14 +43,9 @@ describe('persistent files replaced during a run', () => {
   });
 
   it('a file swapped for a FIFO is refused without blocking, and the shard comes from the source', async () => {
-    const shards = await makeShards(1, SIZE);
-    const src = new MemorySource('m', shards);
-    const store = await ShardStore.open({ sources: [src], ramBytes: 0, persistent: { backend: await DirBackend.open(dir), bytes: 10 * SIZE } });
-    const hash = shards[0]!.hash;
-    await store.get(hash);
-    await store.flush();
-    await rm(join(dir, 'shards', hash));
-    execFileSync('mkfifo', [join(dir, 'shards', hash)]);
+    const { shards, store, hash, path } = await storedShard();
+    await rm(path);
+    execFileSync('mkfifo', [path]);
     expect(await store.get(hash)).toEqual(shards[0]!.bytes);
     await store.close();
   }, 20_000);
