@@ -15,8 +15,9 @@
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { WeightDtype } from '../manifests/index.ts';
+import { FORMATS, tensorLayout, WEIGHT_DTYPES, type WeightDtype } from '../manifests/index.ts';
 import { createCpuBackend, createWebGpuBackend, defaultGemvShape, weightByteLength, type WebGpuBackend } from '../kernels/index.ts';
+import { unitWeights } from '../kernels/wgsl/matmul.wgsl.ts';
 
 export interface KernelBenchOptions {
   small?: boolean;
@@ -24,7 +25,7 @@ export interface KernelBenchOptions {
   log?: (line: string) => void;
 }
 
-const DTYPES: WeightDtype[] = ['f32', 'f16', 'q8_0', 'q4_0'];
+const DTYPES: readonly WeightDtype[] = WEIGHT_DTYPES;
 /** [N (out features), K (in features)]: Mixtral w1/w3 and w2, a 4096² attention projection, DeepSeek-V3 expert gate/up and down. */
 const SHAPES: Array<[number, number, string]> = [
   [14336, 4096, 'mixtral-8x7b w1/w3'],
@@ -56,6 +57,16 @@ const SWEEP: GemvConfig[] = [
 const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
 /** Three significant digits, so SwiftShader's tiny rates do not print as 0. */
 const sig = (x: number): number => Number(x.toPrecision(3));
+
+/** Filler bytes of an n×k weight made plausible by the format's own synth rule (small finite values and scales). */
+function weightFiller(dtype: WeightDtype, n: number, k: number): Uint8Array {
+  const f = FORMATS[dtype];
+  const { blocks, mainBytes, scalesOffset, byteLength } = tensorLayout(f, n, k);
+  const data = filler(byteLength);
+  f.synth.main(data.subarray(0, mainBytes));
+  f.synth.scales?.(data.subarray(scalesOffset, scalesOffset + blocks * f.scaleBytes));
+  return data;
+}
 
 /** Random-looking bytes without paying for a random number per byte. */
 function filler(bytes: number): Uint8Array {
@@ -219,7 +230,7 @@ interface GemvResult {
 
 /** The M=1 shape chosen before narrow units (wide units, x staged for f16 and block formats), for before/after. */
 function previousDefaultShape(dtype: WeightDtype, n: number, k: number): GemvConfig {
-  const tpr = Math.min(32, Math.max(4, 2 ** Math.floor(Math.log2(Math.max(1, k / { f32: 4, f16: 8, q8_0: 16, q4_0: 32 }[dtype] / 4)))));
+  const tpr = Math.min(32, Math.max(4, 2 ** Math.floor(Math.log2(Math.max(1, k / unitWeights(dtype) / 4)))));
   const rpt = [4, 2].find((r) => n / ((256 / tpr) * r) >= 512) ?? 1;
   return cfg(tpr, rpt, dtype !== 'f32', false, 1);
 }
@@ -227,12 +238,7 @@ function previousDefaultShape(dtype: WeightDtype, n: number, k: number): GemvCon
 async function gemv(be: WebGpuBackend, n: number, k: number, dtype: WeightDtype, l2Bytes: number, iters: number, sweep: boolean, raw: number, label: string): Promise<GemvResult> {
   const bytes = weightByteLength(dtype, n, k);
   const copies = Math.max(2, Math.ceil(l2Bytes / bytes));
-  const data = filler(bytes);
-  if (dtype === 'f16' || dtype === 'q8_0' || dtype === 'q4_0') {
-    // keep halves finite and small (f16 values or block scales): exponent bits 01110
-    const halfStart = dtype === 'f16' ? 0 : bytes - Math.ceil((n * k) / 32 / 2) * 4;
-    for (let i = halfStart + 1; i < bytes; i += 2) data[i] = (data[i]! & 0x83) | 0x38;
-  }
+  const data = weightFiller(dtype, n, k);
   const srcs = Array.from({ length: copies }, () => be.upload(data));
   const ws = srcs.map((s) => be.weight(s, 0, dtype, n, k));
   const x = be.act(1, k);
@@ -279,7 +285,7 @@ async function gemv(be: WebGpuBackend, n: number, k: number, dtype: WeightDtype,
 }
 
 async function gemm(be: WebGpuBackend, m: number, n: number, k: number, dtype: WeightDtype, iters: number, label: string) {
-  const src = be.upload(filler(weightByteLength(dtype, n, k)).map((b, i) => (i % 2 === 1 ? (b & 0x83) | 0x38 : b)));
+  const src = be.upload(weightFiller(dtype, n, k));
   const w = be.weight(src, 0, dtype, n, k);
   const x = be.act(m, k);
   const out = be.act(m, n);
@@ -323,10 +329,7 @@ async function selfCheck(be: WebGpuBackend): Promise<{ configs: number; maxRelEr
   let worst = 0;
   let configs = 0;
   for (const dtype of DTYPES) {
-    const data = filler(weightByteLength(dtype, n, k));
-    const halfStart = dtype === 'f32' ? data.length : dtype === 'f16' ? 0 : data.length - Math.ceil((n * k) / 64) * 4;
-    for (let i = halfStart + 1; i < data.length; i += 2) data[i] = (data[i]! & 0x83) | 0x38;
-    if (dtype === 'f32') for (let i = 3; i < data.length; i += 4) data[i] = (data[i]! & 0x83) | 0x38;
+    const data = weightFiller(dtype, n, k);
     const ref = cpu.act(1, n);
     const xc = cpu.act(1, k);
     cpu.write(xc, xs);
@@ -435,7 +438,7 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Rec
 
 export const KERNEL_BENCH_USAGE = `usage: doppler bench kernels [--json] [--out FILE] [--small] [--no-sweep]
 
-Decode GEMV (M=1) time and effective GB/s of weight bytes per weight layout (f32, f16, q8_0, q4_0)
+Decode GEMV (M=1) time and effective GB/s of weight bytes per weight layout (every format in manifests/formats/)
 on real model shapes, next to a raw streaming read of the same device; prefill GEMM GFLOP/s (M=128);
 upload GB/s of 64 MiB through staging buffers vs queue.writeBuffer.
 

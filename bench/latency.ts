@@ -9,20 +9,21 @@
  *   (on a GPU host: bundled by bench/gpu-host.sh, run as node .gpu-host/latency.mjs --out latency.json)
  */
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { Engine } from '../engine/index.ts';
-import { modelDirSource } from '../engine/node.ts';
+import { openModelAt } from '../engine/node.ts';
 import { createCpuBackend, createWebGpuBackend, type Backend } from '../kernels/index.ts';
-import { invocation } from './invocation.ts';
+import { intFlag } from '../cli/command.ts';
+import { benchArgs, invocation } from './invocation.ts';
 
-const { values } = parseArgs({
-  options: {
-    out: { type: 'string' },
-    model: { type: 'string', default: 'models/tiny-moe-text-q8_0' },
-    tokens: { type: 'string', default: '64' },
-    backend: { type: 'string', default: 'webgpu' },
-  },
+const { values } = benchArgs({
+  out: { type: 'string' },
+  model: { type: 'string', default: 'models/tiny-moe-text-q8_0' },
+  tokens: { ...intFlag(2), default: '64' },
+  backend: { type: 'string', default: 'webgpu' },
 });
+if (values.backend !== 'webgpu' && values.backend !== 'cpu') {
+  process.stderr.write(`--backend must be webgpu or cpu, got ${values.backend}\n`);
+  process.exit(2);
+}
 const gpu = values.backend === 'webgpu' ? await createWebGpuBackend() : null;
 const inner: Backend = gpu ?? createCpuBackend();
 
@@ -58,7 +59,7 @@ const timed = new Proxy(inner, {
   },
 });
 
-const engine = await Engine.load({ backend: timed, source: await modelDirSource(values.model!) });
+const { engine } = await openModelAt({ model: values.model!, backend: timed });
 const prompt = engine.encode('In the beginning');
 // one warm-up generation compiles every pipeline the decode uses
 for await (const _ of engine.generate(prompt, { maxNewTokens: 2, stopOnEos: false })) { /* warm-up */ }

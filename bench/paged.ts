@@ -2,9 +2,10 @@
  * Larger-than-VRAM decoding: a random-weight model of a real shape (default mixtral-8x7b at q4_0),
  * decoded with the routed experts paged through the shard store under a VRAM budget (default a
  * quarter of the expert bytes), with and without prefetch, next to the same model fully resident.
- * Writes one JSON object (stdout, and --out FILE).
+ * Writes one JSON object (stdout, and --out FILE). gpt-oss as released: --preset gpt-oss-120b
+ * --quant f16 --expert-quant mxfp4.
  *
- *   node bench/paged.ts [--preset mixtral-8x7b] [--quant q4_0] [--layers N] [--tokens 32] [--prompt 16]
+ *   node bench/paged.ts [--preset mixtral-8x7b] [--quant q4_0] [--expert-quant Q] [--layers N] [--tokens 32] [--prompt 16]
  *                       [--vram-fraction 0.25] [--dir /tmp/doppler-paged] [--resident-only] [--out FILE]
  * --resident-only skips the paged runs (and the RAM tier): resident decode and prefill of a
  * --prompt-token prompt, with the engine's counters per token and GPU memory next to model bytes.
@@ -13,7 +14,6 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { Engine, backendUploader, type GenerationStats, type ModelSource } from '../engine/index.ts';
 import { modelDirSource } from '../engine/node.ts';
 import { createWebGpuBackend, type DeviceBytes } from '../kernels/index.ts';
@@ -21,20 +21,20 @@ import { MODEL_FILES, type WeightDtype } from '../manifests/index.ts';
 import { PRESETS, synth } from '../manifests/node.ts';
 import { ShardStore, shardMeta, type StoreStats } from '../storage/index.ts';
 import { DirSource } from '../storage/node.ts';
-import { invocation } from './invocation.ts';
+import { benchArgs, invocation } from './invocation.ts';
+import { intFlag, numFlag } from '../cli/command.ts';
 
-const { values } = parseArgs({
-  options: {
-    preset: { type: 'string', default: 'mixtral-8x7b' },
-    quant: { type: 'string', default: 'q4_0' },
-    layers: { type: 'string' },
-    tokens: { type: 'string', default: '32' },
-    prompt: { type: 'string', default: '16' },
-    'resident-only': { type: 'boolean', default: false },
-    'vram-fraction': { type: 'string', default: '0.25' },
-    dir: { type: 'string', default: '/tmp/doppler-paged' },
-    out: { type: 'string' },
-  },
+const { values } = benchArgs({
+  preset: { type: 'string', default: 'mixtral-8x7b' },
+  quant: { type: 'string', default: 'q4_0' },
+  'expert-quant': { type: 'string' },
+  layers: intFlag(1),
+  tokens: { ...intFlag(1), default: '32' },
+  prompt: { ...intFlag(1), default: '16' },
+  'resident-only': { type: 'boolean', default: false },
+  'vram-fraction': { ...numFlag(0, 1), default: '0.25' },
+  dir: { type: 'string', default: '/tmp/doppler-paged' },
+  out: { type: 'string' },
 });
 const preset = PRESETS[values.preset!];
 if (!preset) throw new Error(`unknown preset ${values.preset}`);
@@ -45,7 +45,7 @@ const log = (s: string) => process.stderr.write(`${s}\n`);
 
 let t = performance.now();
 if (!existsSync(join(dir, MODEL_FILES.manifest))) {
-  await synth({ arch: preset.arch, preset: values.preset!, quant: values.quant as WeightDtype, out: dir,
+  await synth({ arch: preset.arch, preset: values.preset!, quant: values.quant as WeightDtype, expertQuant: (values['expert-quant'] ?? values.quant) as WeightDtype, out: dir,
     // one thread: worker scripts do not survive bundling for the GPU host
     workers: 1, ...(layers !== undefined ? { layers } : {}) });
 }
@@ -103,8 +103,8 @@ let vramBudget: number | null = null;
 let fromRam: ModelSource = model;
 // the paged runs share the backend and one store: RAM holds the whole model (verified once, up
 // front), so they measure RAM → VRAM paging, not disk reads or hashing
-async function pagedRun(store: ShardStore<DeviceBytes>, prefetchDepth: number) {
-  const engine = await Engine.load({ backend, source: fromRam, store, prefetchDepth });
+async function pagedRun(store: ShardStore<DeviceBytes>, vramBytes: number, prefetchDepth: number) {
+  const engine = await Engine.load({ backend, source: fromRam, store, storeBudgets: { vramBytes, ramBytes: m.totals.bytes + 2 ** 30 }, prefetchDepth });
   const before = store.stats();
   const t1 = performance.now();
   const run = await decode(engine);
@@ -128,9 +128,9 @@ if (!values['resident-only']) {
   warmVerifyGBps = m.totals.bytes / 1e9 / ((performance.now() - t) / 1000);
   log(`RAM tier warm: ${warmVerifyGBps.toFixed(2)} GB/s read + verified`);
   fromRam = { manifest: m, id: model.id, shard: (h) => store.get(h) };
-  const withoutPrefetch = await pagedRun(store, 0);
+  const withoutPrefetch = await pagedRun(store, vramBudget, 0);
   log(`paged, no prefetch: ${withoutPrefetch.result.decodeTokPerS.toFixed(2)} tok/s`);
-  const withPrefetch = await pagedRun(store, 1);
+  const withPrefetch = await pagedRun(store, vramBudget, 1);
   log(`paged + prefetch: ${withPrefetch.result.decodeTokPerS.toFixed(2)} tok/s`);
   paged = { withPrefetch, withoutPrefetch };
 }

@@ -2,20 +2,28 @@
  * What each weight format costs in quality on the trained fixture tiny-moe-text: validation NLL
  * (transformers' float32 value beside it) and the golden prompts' greedy continuations.
  *
- *   node_modules/.bin/node bench/quality.ts [--backend cpu|webgpu]   → bench/results/quality.json
+ *   node_modules/.bin/node bench/quality.ts [--backend cpu|webgpu] [--formats f32,q8_0,q4_0+mxfp4,…] [--out FILE]
+ *
+ * A format `A+B` stores dense matrices as A and routed experts as B. Results go to --out, or to
+ * bench/results/quality.json when that does not exist yet (a committed result is never overwritten
+ * without --out); the JSON is printed either way.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Engine } from '../engine/index.ts';
-import { modelDirSource } from '../engine/node.ts';
+import { openModelAt } from '../engine/node.ts';
 import { createCpuBackend, createWebGpuBackend } from '../kernels/index.ts';
-import type { WeightDtype } from '../manifests/index.ts';
+import { isWeightDtype, type WeightDtype } from '../manifests/index.ts';
 import { convert } from '../manifests/node.ts';
 import { invocation } from './invocation.ts';
 
-const { values } = parseArgs({ options: { backend: { type: 'string', default: 'cpu' } } });
+const { values } = parseArgs({ options: { backend: { type: 'string', default: 'cpu' }, formats: { type: 'string', default: 'f32,f16,q8_0,q4_0' }, out: { type: 'string' } } });
+const formats = values.formats.split(',').map((f) => {
+  const [quant, expertQuant = quant] = f.split('+');
+  if (!isWeightDtype(quant) || !isWeightDtype(expertQuant)) throw new Error(`--formats: unknown format in "${f}"`);
+  return { quant: quant as WeightDtype, expertQuant: expertQuant as WeightDtype };
+});
 const source = new URL('../../shared/fixtures/tiny-moe-text', import.meta.url).pathname;
 const golden = JSON.parse(readFileSync(join(source, 'golden.json'), 'utf8')) as {
   prompts: { text: string; input_ids: number[]; greedy_ids: number[]; greedy_text: string }[];
@@ -24,12 +32,12 @@ const golden = JSON.parse(readFileSync(join(source, 'golden.json'), 'utf8')) as 
 };
 
 const rows = [];
-for (const quant of ['f32', 'f16', 'q8_0', 'q4_0'] as WeightDtype[]) {
+for (const { quant, expertQuant } of formats) {
   const dir = mkdtempSync(join(tmpdir(), 'doppler-quality-'));
   try {
-    const { manifest } = await convert({ source, out: dir, quant });
+    const { manifest } = await convert({ source, out: dir, quant, expertQuant });
     const backend = values.backend === 'webgpu' ? await createWebGpuBackend() : createCpuBackend();
-    const engine = await Engine.load({ backend, source: await modelDirSource(dir) });
+    const { engine } = await openModelAt({ model: dir, backend });
     const prompts = [];
     for (const p of golden.prompts) {
       const ids: number[] = [];
@@ -41,8 +49,8 @@ for (const quant of ['f32', 'f16', 'q8_0', 'q4_0'] as WeightDtype[]) {
       prompts.push({ prompt: p.text, text, sameIdsAsTransformers: JSON.stringify(ids) === JSON.stringify(p.greedy_ids) });
     }
     const { nll } = await engine.perplexity(golden.val_seq_ids);
-    rows.push({ quant, modelBytes: manifest.totals.bytes, nll, nllIncrease: (nll - golden.val_nll_f32) / golden.val_nll_f32, perplexity: Math.exp(nll), prompts });
-    console.error(`${quant}: NLL ${nll.toFixed(5)} (${(((nll - golden.val_nll_f32) / golden.val_nll_f32) * 100).toFixed(3)}%)`);
+    rows.push({ quant, expertQuant, modelBytes: manifest.totals.bytes, nll, nllIncrease: (nll - golden.val_nll_f32) / golden.val_nll_f32, perplexity: Math.exp(nll), prompts });
+    console.error(`${quant}${expertQuant !== quant ? `+${expertQuant}` : ''}: ${manifest.totals.bytes} bytes, NLL ${nll.toFixed(5)} (${(((nll - golden.val_nll_f32) / golden.val_nll_f32) * 100).toFixed(3)}%)`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -55,4 +63,8 @@ const out = {
   tokens: golden.val_seq_ids.length * (golden.val_seq_ids[0]!.length - 1),
   rows,
 };
-writeFileSync(new URL('./results/quality.json', import.meta.url), JSON.stringify(out, null, 2) + '\n');
+const text = JSON.stringify(out, null, 2) + '\n';
+const committed = new URL('./results/quality.json', import.meta.url);
+if (values.out) writeFileSync(values.out, text);
+else if (!existsSync(committed)) writeFileSync(committed, text);
+console.log(text);

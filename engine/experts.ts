@@ -24,13 +24,15 @@ export interface ExpertProvider {
   slabs(layer: number): ExpertSlabs | null;
 }
 
-/** Binds an expert's three matrices inside its uploaded shard(s). */
+/** Binds an expert's three matrices (and their biases, where the model has them) inside its uploaded shard(s). */
 export function expertWeights(backend: Backend, table: TensorTable, layer: number, expert: number, deviceOf: (shard: number) => DeviceBytes): MlpWeights {
   const bind = (part: string) => {
     const t = table.get(`layers.${layer}.moe.experts.${expert}.${part}`);
     return bindWeight(backend, deviceOf(t.shard), t);
   };
-  return { gate: bind('gate'), up: bind('up'), down: bind('down') };
+  const w: MlpWeights = { gate: bind('gate'), up: bind('up'), down: bind('down') };
+  if (table.config.moe.expertBias) w.bias = { gate: bind('gate_bias'), up: bind('up_bias'), down: bind('down_bias') };
+  return w;
 }
 
 const KINDS = ['gate', 'up', 'down'] as const;

@@ -5,7 +5,7 @@
  * token needs before it asks for them.
  */
 import type { Act, Backend } from '../kernels/index.ts';
-import type { ModelConfig } from '../manifests/index.ts';
+import { ropeOf, type ModelConfig, type Rope, type RopeFrequencies } from '../manifests/index.ts';
 import { dispatchByExpert, route, type Routing } from '../router/index.ts';
 import { DeviceStep, DeviceStepNonFinite } from './device-step.ts';
 import { NonFiniteError } from './errors.ts';
@@ -62,13 +62,21 @@ export class Transformer {
   private readonly backend: Backend;
   private readonly weights: DenseWeights;
   private readonly experts: ExpertProvider;
+  /** Frequencies computed once here (per pass only for dynamic NTK); refuses a rope type it cannot compute. */
+  private readonly rope: Rope;
   private expertWaitMs = 0;
 
-  constructor(backend: Backend, cfg: ModelConfig, weights: DenseWeights, experts: ExpertProvider) {
+  constructor(backend: Backend, cfg: ModelConfig, weights: DenseWeights, experts: ExpertProvider, rope: Rope = ropeOf(cfg)) {
     this.backend = backend;
     this.cfg = cfg;
+    this.rope = rope;
     this.weights = weights;
     this.experts = experts;
+  }
+
+  /** Longest context this model runs (max_position_embeddings; unbounded with dynamic NTK RoPE). */
+  get maxContext(): number {
+    return this.rope.maxContext;
   }
 
   async forward(ids: readonly number[], cache: KvCache, allLogits: boolean, observer?: LayerObserver, opts: ForwardOptions = {}): Promise<ForwardResult> {
@@ -82,16 +90,19 @@ export class Transformer {
     }
     const scratch = new Scratch(backend);
     this.expertWaitMs = 0;
+    cache.reserve(m);
+    const freq = this.rope.at(start + m);
     // finiteness flags are read without stalling the queue; each is checked before the step commits
     const guards: Promise<void>[] = [];
     // one token, experts resident, no one watching each layer: route and check on the device, read back once
     const device = observer || allLogits || opts.perLayer ? null : DeviceStep.plan(backend, cfg, weights.layers, this.experts, m, opts.greedy === true, (r, c) => scratch.act(r, c));
-    const guard = (layer: number, a: Act, where: string) => {
-      // on the device, the final hidden state's check covers every block's (see DeviceStepNonFinite)
+    // firstRow: the token position of row 0 of `a` (the last position when only it is kept)
+    const guard = (layer: number, a: Act, where: string, firstRow = start) => {
+      // on the device, the final hidden state's and the logits' checks cover every block's (see DeviceStepNonFinite)
       if (device) return;
       const checked = backend.finiteRows(a).then((ok) => {
         const row = ok.indexOf(false);
-        if (row >= 0) throw new NonFiniteError(layer, start + row, where);
+        if (row >= 0) throw new NonFiniteError(layer, firstRow + row, where);
       });
       // observed later, in layer order; this keeps an early rejection from counting as unhandled
       checked.catch(() => {});
@@ -107,8 +118,8 @@ export class Transformer {
         const x = scratch.act(m, cfg.hiddenSize);
         backend.rmsnorm(h, lw.attnNorm, x, cfg.rmsNormEps);
         const attnOut = lw.attention.kind === 'standard'
-          ? this.standardAttention(lw.attention, x, l, cache, start, scratch)
-          : this.latentAttention(lw.attention, x, l, cache, start, scratch);
+          ? this.standardAttention(lw.attention, x, l, cache, start, freq, scratch)
+          : this.latentAttention(lw.attention, x, l, cache, start, freq, scratch);
         backend.add(h, attnOut, h);
         guard(l, h, 'after attention');
         const xn = scratch.act(m, cfg.hiddenSize);
@@ -135,6 +146,8 @@ export class Transformer {
       if (last !== h) backend.copy(h, m - 1, 0, last, 0, 0, 1, cfg.hiddenSize);
       const normed = scratch.act(last.rows, cfg.hiddenSize);
       backend.rmsnorm(last, weights.finalNorm, normed, cfg.rmsNormEps);
+      const lastStart = allLogits ? start : start + m - 1;
+      guard(cfg.numLayers, normed, 'after the final norm', lastStart);
       const logits = scratch.act(last.rows, cfg.vocabSize);
       backend.matmul(normed, weights.lmHead, logits);
       if (device) {
@@ -146,11 +159,16 @@ export class Transformer {
           throw new NonFiniteError(cfg.numLayers - 1, start, 'final hidden state (not reproduced layer by layer)');
         });
         cache.length = start + m;
+        cache.settle();
         return { logits: done.logits, rows: 1, routing: done.routing, expertWaitMs: 0, token: done.token };
       }
       const host = await backend.read(logits);
       await Promise.all(guards);
+      // a bad LM head gives NaN logits from a finite hidden state; sampling would pick a token anyway
+      const bad = host.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new NonFiniteError(cfg.numLayers, lastStart + Math.floor(bad / cfg.vocabSize), 'in the logits');
       cache.length = start + m;
+      cache.settle();
       return { logits: host, rows: last.rows, routing, expertWaitMs: this.expertWaitMs };
     } finally {
       await Promise.allSettled(guards);
@@ -159,7 +177,7 @@ export class Transformer {
     }
   }
 
-  private standardAttention(a: StandardAttention, x: Act, l: number, cache: KvCache, start: number, s: Scratch): Act {
+  private standardAttention(a: StandardAttention, x: Act, l: number, cache: KvCache, start: number, freq: RopeFrequencies, s: Scratch): Act {
     const { backend, cfg } = this;
     const m = x.rows;
     const hd = cfg.headDim;
@@ -169,6 +187,11 @@ export class Transformer {
     backend.matmul(x, a.q, q);
     backend.matmul(x, a.k, k);
     backend.matmul(x, a.v, v);
+    if (a.bias) {
+      backend.addBias(q, a.bias.q, q);
+      backend.addBias(k, a.bias.k, k);
+      backend.addBias(v, a.bias.v, v);
+    }
     let qr = q;
     let kr = k;
     if (a.qNorm && a.kNorm) {
@@ -177,17 +200,19 @@ export class Transformer {
       backend.rmsnorm(q, a.qNorm, qr, cfg.rmsNormEps);
       backend.rmsnorm(k, a.kNorm, kr, cfg.rmsNormEps);
     }
-    const rope = { headStride: hd, ropeOffset: 0, ropeDim: hd, startPos: start, theta: cfg.ropeTheta, interleaved: cfg.ropeInterleaved };
+    const rope = { headStride: hd, ropeOffset: 0, ropeDim: hd, startPos: start, theta: cfg.ropeTheta, interleaved: cfg.ropeInterleaved, ...freq };
     backend.rope(qr, { ...rope, heads: cfg.numHeads });
     backend.rope(kr, { ...rope, heads: cfg.numKvHeads });
-    backend.copy(kr, 0, 0, cache.keys[l]!, start, 0, m, kr.cols);
-    backend.copy(v, 0, 0, cache.values[l]!, start, 0, m, v.cols);
+    cache.put('keys', l, kr, 0, start, m, kr.cols);
+    cache.put('values', l, v, 0, start, m, v.cols);
     const ctx = s.act(m, cfg.numHeads * hd);
     backend.attention(qr, cache.keys[l]!, cache.values[l]!, ctx, {
-      heads: cfg.numHeads, kvHeads: cfg.numKvHeads, dk: hd, dv: hd, startPos: start, scale: 1 / Math.sqrt(hd),
+      heads: cfg.numHeads, kvHeads: cfg.numKvHeads, dk: hd, dv: hd, startPos: start, scale: 1 / Math.sqrt(hd), ...cache.attentionOf(l),
+      ...(a.sinks ? { sinks: a.sinks } : {}),
     });
     const out = s.act(m, cfg.hiddenSize);
     backend.matmul(ctx, a.o, out);
+    if (a.bias) backend.addBias(out, a.bias.o, out);
     return out;
   }
 
@@ -195,7 +220,7 @@ export class Transformer {
    * Absorbed MLA: q_nope is mapped into the latent space per head (W_kᵀ), so every head attends
    * over the cached latent directly; the attention-weighted latent is mapped up to values (W_v).
    */
-  private latentAttention(a: LatentAttention, x: Act, l: number, cache: KvCache, start: number, s: Scratch): Act {
+  private latentAttention(a: LatentAttention, x: Act, l: number, cache: KvCache, start: number, freq: RopeFrequencies, s: Scratch): Act {
     const { backend, cfg } = this;
     const mla = cfg.mla!;
     const m = x.rows;
@@ -215,7 +240,7 @@ export class Transformer {
     }
     const q = s.act(m, heads * qkDim);
     backend.matmul(qIn, a.q, q);
-    const rope = { startPos: start, theta: cfg.ropeTheta, interleaved: cfg.ropeInterleaved, ropeOffset: 0, ropeDim };
+    const rope = { startPos: start, theta: cfg.ropeTheta, interleaved: cfg.ropeInterleaved, ropeOffset: 0, ropeDim, ...freq };
     backend.rope(q, { ...rope, heads, headStride: qkDim, ropeOffset: nope });
 
     // gather each head's no-RoPE part contiguously, by viewing rows of heads as rows of their own
@@ -235,13 +260,13 @@ export class Transformer {
     backend.copy(kva, 0, 0, latent, 0, 0, m, rank);
     const latentNormed = s.act(m, rank);
     backend.rmsnorm(latent, a.kvANorm, latentNormed, cfg.rmsNormEps);
-    const c = cache.keys[l]!;
-    backend.copy(latentNormed, 0, 0, c, start, 0, m, rank);
-    backend.copy(kva, 0, rank, c, start, rank, m, ropeDim);
+    cache.put('keys', l, latentNormed, 0, start, m, rank);
+    cache.put('keys', l, kva, rank, start, m, ropeDim, rank);
 
     const ctxLatent = s.act(m, heads * rank);
+    const c = cache.keys[l]!;
     backend.attention(qFull, c, c, ctxLatent, {
-      heads, kvHeads: 1, dk: latentWidth, dv: rank, startPos: start, scale: mla.softmaxScale, vColOffset: 0,
+      heads, kvHeads: 1, dk: latentWidth, dv: rank, startPos: start, scale: mla.softmaxScale, vColOffset: 0, ...cache.attentionOf(l),
     });
     const ctx = s.act(m, heads * mla.vHeadDim);
     backend.matmulHeads(ctxLatent, a.valueUp, ctx, heads);
@@ -250,15 +275,29 @@ export class Transformer {
     return out;
   }
 
-  private mlp(w: MlpWeights, x: Act, out: Act, intermediate: number, s: Scratch, accumulate = false): void {
+  /** A gated MLP: silu(gate) · up, or gpt-oss's clamped SwiGLU for `clamped`; biases where the weights have them. */
+  private mlp(w: MlpWeights, x: Act, out: Act, intermediate: number, s: Scratch, accumulate = false, clamped?: { alpha: number; limit: number }): void {
     const { backend } = this;
     const g = s.act(x.rows, intermediate);
     const u = s.act(x.rows, intermediate);
     const a = s.act(x.rows, intermediate);
     backend.matmul(x, w.gate, g);
     backend.matmul(x, w.up, u);
-    backend.swiglu(g, u, a);
-    backend.matmul(a, w.down, out, accumulate);
+    if (w.bias) {
+      backend.addBias(g, w.bias.gate, g);
+      backend.addBias(u, w.bias.up, u);
+    }
+    if (clamped) backend.swigluClamped(g, u, a, clamped.alpha, clamped.limit);
+    else backend.swiglu(g, u, a);
+    if (!w.bias) {
+      backend.matmul(a, w.down, out, accumulate);
+      return;
+    }
+    // the bias belongs to this MLP's output alone, not to what `out` already holds
+    const y = accumulate ? s.act(x.rows, out.cols) : out;
+    backend.matmul(a, w.down, y);
+    backend.addBias(y, w.bias.down, y);
+    if (accumulate) backend.add(out, y, out);
   }
 
   /**
@@ -305,7 +344,7 @@ export class Transformer {
           backend.gather(x, rows, xe);
         }
         const y = s.act(n, cfg.hiddenSize);
-        this.mlp(weights[j]!, xe, y, inter, s);
+        this.mlp(weights[j]!, xe, y, inter, s, false, cfg.moe.clampedSwiglu);
         backend.scatterAdd(y, rows, d.scales.slice(from, from + n), out);
       }
     }

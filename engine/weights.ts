@@ -4,7 +4,7 @@
  * ExpertProvider so a store can page them in and out.
  */
 import type { Backend, DeviceBytes, Weight } from '../kernels/index.ts';
-import { dequantize, matrixDims, quantize, tensorByName, type Manifest, type ModelConfig, type TensorEntry, type WeightDtype } from '../manifests/index.ts';
+import { dequantize, fitsRow, matrixDims, quantize, tensorByName, type Manifest, type ModelConfig, type TensorEntry, type WeightDtype } from '../manifests/index.ts';
 import { ModelLoadError } from './errors.ts';
 import type { ModelSource } from './source.ts';
 
@@ -12,6 +12,8 @@ export interface MlpWeights {
   gate: Weight;
   up: Weight;
   down: Weight;
+  /** gpt-oss experts: biases added after each projection. */
+  bias?: { gate: Weight; up: Weight; down: Weight };
 }
 
 export interface StandardAttention {
@@ -22,6 +24,10 @@ export interface StandardAttention {
   o: Weight;
   qNorm: Weight | null;
   kNorm: Weight | null;
+  /** gpt-oss: biases added after each projection. */
+  bias: { q: Weight; k: Weight; v: Weight; o: Weight } | null;
+  /** gpt-oss: each head's sink logit. */
+  sinks: Weight | null;
 }
 
 /**
@@ -83,6 +89,9 @@ export class TensorTable {
   has(name: string): boolean {
     return this.byName.has(name);
   }
+  get config(): ModelConfig {
+    return this.manifest.config;
+  }
   get(name: string): TensorEntry {
     const t = this.byName.get(name);
     if (!t) throw new ModelLoadError(`model "${this.manifest.name}" has no tensor "${name}", which ${this.manifest.config.architecture} needs`);
@@ -132,7 +141,7 @@ export async function loadDenseWeights(backend: Backend, source: ModelSource): P
   const host = (name: string): Float32Array => hostTensors.get(name)!;
   /** A weight built at load from host data (MLA's split kv_b), stored in the source tensor's format where its width allows. */
   const derived = (data: Float32Array, rows: number, cols: number, like: WeightDtype): Weight => {
-    const dtype: WeightDtype = like === 'q8_0' || like === 'q4_0' ? (cols % 32 === 0 ? like : 'f16') : like;
+    const dtype: WeightDtype = fitsRow(like, cols) ? like : 'f16';
     const d = backend.upload(quantize(data, rows, cols, dtype));
     bytes += d.byteLength;
     return backend.weight(d, 0, dtype, rows, cols);
@@ -151,6 +160,8 @@ export async function loadDenseWeights(backend: Backend, source: ModelSource): P
       o: w(`${p}.attn.o`),
       qNorm: cfg.qkNorm ? w(`${p}.attn.q_norm`) : null,
       kNorm: cfg.qkNorm ? w(`${p}.attn.k_norm`) : null,
+      bias: cfg.attentionBias ? { q: w(`${p}.attn.q_bias`), k: w(`${p}.attn.k_bias`), v: w(`${p}.attn.v_bias`), o: w(`${p}.attn.o_bias`) } : null,
+      sinks: cfg.attentionSinks ? w(`${p}.attn.sinks`) : null,
     };
     const dense = cfg.moe.denseLayers.includes(l);
     layers.push({

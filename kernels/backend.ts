@@ -50,11 +50,26 @@ export interface AttentionParams {
   /** q/k head width and v head width. */
   dk: number;
   dv: number;
-  /** Query row i sits at position startPos + i and sees cache rows 0..startPos+i (causal). */
+  /** Query row i sits at position startPos + i and sees positions 0..startPos+i (causal). */
   startPos: number;
   scale: number;
+  /**
+   * Sliding window: query position p sees only positions p - window + 1 .. p (itself and the
+   * window - 1 before it, as transformers masks `kv_idx > q_idx - sliding_window`). Absent: all.
+   */
+  window?: number;
+  /**
+   * The caches are ring buffers: position t sits in row t % cacheRows. At least window - 1 + M
+   * rows, so no row a query needs was overwritten by this call's keys. Absent: row t.
+   */
+  cacheRows?: number;
   /** Column in the v cache where kv head 0's values begin (MLA reads values from the latent part of the k cache). */
   vColOffset?: number;
+  /**
+   * Attention sinks (gpt-oss): an f32 vector [1, heads] of logits, one per query head, that join
+   * each softmax denominator unscaled and attend to nothing: p_t = e^(s_t) / (Σ e^(s_u) + e^(sink)).
+   */
+  sinks?: Weight;
 }
 
 /** The router fields of a model's MoE config (router/routing.ts defines the arithmetic). */
@@ -150,6 +165,13 @@ export interface Backend {
   rope(x: Act, p: RopeParams): void;
   /** out = silu(gate) * up, elementwise. */
   swiglu(gate: Act, up: Act, out: Act): void;
+  /**
+   * gpt-oss's clamped SwiGLU, elementwise: g = min(gate, limit), u = clamp(up, -limit, limit),
+   * out = (u + 1) · g · sigmoid(alpha · g).
+   */
+  swigluClamped(gate: Act, up: Act, out: Act, alpha: number, limit: number): void;
+  /** out[r, :] = x[r, :] + bias, bias an f32 vector (rows = 1, cols = x.cols); out may alias x. */
+  addBias(x: Act, bias: Weight, out: Act): void;
   /** out = a + b, elementwise (out may alias a). */
   add(a: Act, b: Act, out: Act): void;
   /** dst[dstRow + i, dstCol + j] = src[srcRow + i, srcCol + j] for i < rows, j < cols. */
@@ -168,7 +190,8 @@ export interface Backend {
    * Routes each row of router logits [tokens, E] exactly as router/ does (router/routing.ts): out
    * [tokens, 2k] receives the row's k expert ids (as f32 values, best first, lower id first among
    * equals) in columns 0..k-1 and their weights in columns k..2k-1. `bias` is DeepSeek-V3's
-   * e_score_correction_bias (f32, [1, E]) for sigmoid_group_limited, null otherwise. A row with a
+   * e_score_correction_bias (f32, [1, E]) for sigmoid_group_limited, null otherwise; topk_softmax
+   * (gpt-oss) is refused, it is routed on the CPU. A row with a
    * non-finite logit gets ids still in 0..E-1 (the reference backend: NaN weights), so callers
    * must check the logits' finiteness (`finiteTo`) before trusting a row.
    */

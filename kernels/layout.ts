@@ -1,17 +1,15 @@
 /**
- * Where the parts of a weight live inside its bytes (manifests/types.ts defines the layouts). Both
+ * Where the parts of a weight live inside its bytes (manifests/formats/ defines the layouts). Both
  * backends need this: the CPU one to decode rows, the WebGPU one to size bindings and find scales.
  */
-import { QUANT_BLOCK, tensorByteLength, type WeightDtype } from '../manifests/index.ts';
+import { FORMATS, scalesOffset, tensorByteLength, type WeightDtype } from '../manifests/index.ts';
 
 export class KernelError extends Error {
   override name = 'KernelError';
 }
 
-/** Bytes of the quants array of a block-format tensor (where its scales begin). */
-export function quantBytes(dtype: 'q8_0' | 'q4_0', rows: number, cols: number): number {
-  return ((rows * cols) / QUANT_BLOCK) * (dtype === 'q8_0' ? 32 : 16);
-}
+/** Byte offset of a tensor's scales array (where its block scales begin). */
+export const scaleByteOffset = scalesOffset;
 
 /** Stored byte length of a rows×cols tensor (the format's own definition). */
 export const weightByteLength = tensorByteLength;
@@ -22,8 +20,10 @@ export function checkWeight(regionBytes: number, byteOffset: number, dtype: Weig
     throw new KernelError(`weight shape ${rows}×${cols} is not a positive integer shape`);
   }
   if (byteOffset % 4 !== 0) throw new KernelError(`weight byteOffset ${byteOffset} is not 4-byte aligned`);
-  if ((dtype === 'q8_0' || dtype === 'q4_0') && cols % QUANT_BLOCK !== 0) {
-    throw new KernelError(`${dtype} weight ${rows}×${cols}: cols must be a multiple of ${QUANT_BLOCK}`);
+  const format = FORMATS[dtype];
+  if (!format) throw new KernelError(`unknown weight format ${JSON.stringify(dtype)}`);
+  if (cols % format.block !== 0) {
+    throw new KernelError(`${dtype} weight ${rows}×${cols}: cols must be a multiple of ${format.block}`);
   }
   const len = weightByteLength(dtype, rows, cols);
   if (byteOffset + len > regionBytes) {

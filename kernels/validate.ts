@@ -94,7 +94,12 @@ export function checkScatterAdd(y: Act, rows: Uint32Array, scale: Float32Array, 
 
 export function checkAttention(q: Act, k: Act, v: Act, out: Act, p: AttentionParams): void {
   const vOff = p.vColOffset ?? 0;
+  const rows = p.cacheRows ?? p.startPos + q.rows;
+  const windowOk = p.window === undefined || (Number.isInteger(p.window) && p.window > 0);
+  const ringOk = p.cacheRows === undefined || (p.window !== undefined && Number.isInteger(p.cacheRows) && p.cacheRows >= Math.min(p.startPos + q.rows, p.window - 1 + q.rows));
   const ok =
+    windowOk &&
+    ringOk &&
     p.heads > 0 &&
     p.kvHeads > 0 &&
     p.heads % p.kvHeads === 0 &&
@@ -106,11 +111,22 @@ export function checkAttention(q: Act, k: Act, v: Act, out: Act, p: AttentionPar
     out.cols === p.heads * p.dv &&
     k.cols >= p.kvHeads * p.dk &&
     v.cols >= vOff + p.kvHeads * p.dv &&
-    k.rows >= p.startPos + q.rows &&
-    v.rows >= p.startPos + q.rows;
+    k.rows >= rows &&
+    v.rows >= rows;
   if (!ok) {
-    throw new KernelError(`attention: q ${shape(q)}, k ${shape(k)}, v ${shape(v)}, out ${shape(out)} do not fit ${JSON.stringify(p)}`);
+    throw new KernelError(`attention: q ${shape(q)}, k ${shape(k)}, v ${shape(v)}, out ${shape(out)} do not fit ${JSON.stringify({ ...p, sinks: p.sinks && shape(p.sinks) })}`);
   }
+  if (p.sinks) checkVector('attention sinks', p.sinks, p.heads);
+}
+
+/** A bias-like weight: an f32 vector of n values. */
+function checkVector(what: string, w: Weight, n: number): void {
+  if (w.rows !== 1 || w.cols !== n || w.dtype !== 'f32') throw new KernelError(`${what}: expected an f32 vector of ${n}, got ${w.dtype} ${shape(w)}`);
+}
+
+export function checkAddBias(x: Act, bias: Weight, out: Act): void {
+  checkVector('addBias', bias, x.cols);
+  if (out.rows !== x.rows || out.cols !== x.cols) throw new KernelError(`addBias: x ${shape(x)} into ${shape(out)}`);
 }
 
 /** Inverse frequencies of RoPE pair j, rounded to f32 as transformers computes them. */
@@ -121,8 +137,11 @@ export function ropeInvFreq(p: RopeParams): Float32Array {
   return f;
 }
 
-/** The shapes and router settings `route` accepts: the same rules router/ enforces, checked before any kernel runs. */
-export function checkRoute(logits: Act, p: RouteParams, bias: Weight | null, out: Act): void {
+/**
+ * The shapes and router settings `route` accepts: the same rules router/ enforces, checked before
+ * any kernel runs. gpt-oss's topk_softmax has no kernel and is refused by name.
+ */
+export function checkRoute(logits: Act, p: RouteParams, bias: Weight | null, out: Act): asserts p is RouteParams & { router: 'softmax_topk' | 'sigmoid_group_limited' } {
   const e = p.numExperts;
   if (!Number.isInteger(e) || e <= 0 || e > ROUTE_MAX_EXPERTS) throw new KernelError(`route: numExperts must be in 1..${ROUTE_MAX_EXPERTS}, got ${e}`);
   if (!Number.isInteger(p.topK) || p.topK <= 0 || p.topK > e) throw new KernelError(`route: topK must be in 1..${e}, got ${p.topK}`);
@@ -133,6 +152,7 @@ export function checkRoute(logits: Act, p: RouteParams, bias: Weight | null, out
     if (bias !== null) throw new KernelError('route: softmax_topk routing takes no correction bias');
     return;
   }
+  if (p.router === 'topk_softmax') throw new KernelError('route: topk_softmax (gpt-oss) routing has no kernel; it is routed on the CPU');
   if (p.router !== 'sigmoid_group_limited') throw new KernelError(`route: unknown router kind "${String(p.router)}"`);
   if (!Number.isInteger(p.nGroup) || p.nGroup <= 0 || e % p.nGroup !== 0 || e / p.nGroup < 2) {
     throw new KernelError(`route: nGroup ${p.nGroup} must divide ${e} experts into groups of at least 2`);

@@ -1,19 +1,15 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { openSources } from './convert.ts';
+import { openSources, type SourceJob } from './convert.ts';
 import { writeShards } from './model-writer.ts';
 import { shardsOf, type WorkerSlot } from './shard-workers.ts';
 import { encodeTensor } from './tensor-encoder.ts';
-import type { WeightDtype } from './types.ts';
 
-interface Job extends WorkerSlot {
-  source: string;
-  quant: WeightDtype;
-  shardBytes: number;
+interface Job extends WorkerSlot, SourceJob {
   shardsDir: string;
 }
 
 const job = workerData as Job;
-const { plan, sources, ckpt } = await openSources(job.source, job.quant, job.shardBytes);
+const { plan, sources, ckpt } = await openSources(job);
 try {
   const { items, indices } = shardsOf(plan.shards, job);
   const hashes = await writeShards({ ...plan, shards: items }, job.shardsDir, (sink, t) => encodeTensor(sink, t, sources.get(t.spec.name)!), (p) => {

@@ -1,16 +1,17 @@
-import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { normaliseConfig } from './config.ts';
 import { CheckpointError, ConfigError } from './errors.ts';
-import { sourceOf, type RowSource } from './hf-source.ts';
+import { refuseUnhonoured, sourceOf, type RowSource } from './hf-source.ts';
 import { commitManifest, prepareModelDir, writeShards, type Progress } from './model-writer.ts';
 import { manifestOfPlan, planModel, type ModelPlan } from './plan.ts';
 import { Checkpoint } from './safetensors.ts';
 import { storeBlob } from './shard-sink.ts';
+import { readRegularFile } from './regular-file.ts';
 import { runShardWorkers } from './shard-workers.ts';
 import { encodeTensor } from './tensor-encoder.ts';
-import type { Manifest, WeightDtype } from './types.ts';
+import { describeSourceQuantization, sourceQuantization } from './source-quant.ts';
+import type { Manifest, SourceInfo, WeightDtype } from './types.ts';
 
 export const DEFAULT_SHARD_MIB = 64;
 const PARALLEL_MIN_BYTES = 256 * 1024 * 1024;
@@ -33,7 +34,10 @@ export interface ConvertOptions {
   source: string;
   /** RDRR model directory to write (created if needed; an existing complete model in it stays intact until the new manifest replaces it). */
   out: string;
+  /** Storage of the large matrices (default f16). */
   quant?: WeightDtype;
+  /** Storage of the routed experts' matrices (default: `quant`); e.g. mxfp4 keeps gpt-oss's experts as released. */
+  expertQuant?: WeightDtype;
   shardMiB?: number;
   /** Manifest name; defaults to the source directory's name. */
   name?: string;
@@ -48,22 +52,33 @@ export interface ConvertResult {
   manifestBytes: Uint8Array;
 }
 
+/** What the encoding threads need to rebuild the same sources and plan. */
+export interface SourceJob {
+  source: string;
+  quant: WeightDtype;
+  expertQuant: WeightDtype;
+  shardBytes: number;
+}
+
 /** Config, plan and a row source for every planned tensor; fails (naming the file) before anything is written. */
-export async function openSources(source: string, quant: WeightDtype, shardBytes: number): Promise<{ plan: ModelPlan; sources: Map<string, RowSource>; ckpt: Checkpoint }> {
-  const configPath = join(source, 'config.json');
+export async function openSources(job: SourceJob): Promise<{ plan: ModelPlan; sources: Map<string, RowSource>; ckpt: Checkpoint; sourceInfo: SourceInfo }> {
+  const configPath = join(job.source, 'config.json');
   let rawConfig: unknown;
   try {
-    rawConfig = JSON.parse(await readFile(configPath, 'utf8'));
+    rawConfig = JSON.parse(new TextDecoder().decode(await readRegularFile(configPath)));
   } catch (err) {
-    throw new ConfigError(`${configPath}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : `not valid JSON (${(err as Error).message})`}`, { cause: err });
+    throw new ConfigError(`${configPath}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : err instanceof SyntaxError ? `not valid JSON (${err.message})` : (err as Error).message}`, { cause: err });
   }
   const config = normaliseConfig(rawConfig, configPath);
-  const plan = planModel(config, quant, shardBytes);
-  const ckpt = await Checkpoint.open(source);
+  const sourceQuant = sourceQuantization(rawConfig, configPath);
+  const plan = planModel(config, job.quant, job.shardBytes, job.expertQuant);
+  const ckpt = await Checkpoint.open(job.source);
   try {
+    refuseUnhonoured(ckpt, config.architecture);
     const sources = new Map<string, RowSource>();
-    for (const t of plan.tensors) sources.set(t.spec.name, sourceOf(ckpt, config.architecture, t.spec, source));
-    return { plan, sources, ckpt };
+    for (const t of plan.tensors) sources.set(t.spec.name, sourceOf(ckpt, config.architecture, t.spec, job.source, sourceQuant));
+    const dtypes = [...new Set([...sources.values()].map((s) => s.sourceDtype))].sort();
+    return { plan, sources, ckpt, sourceInfo: { dtypes, quantization: describeSourceQuantization(sourceQuant) } };
   } catch (err) {
     await ckpt.close();
     throw err;
@@ -74,12 +89,13 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
   const quant = opts.quant ?? 'f16';
   const shardBytes = Math.floor((opts.shardMiB ?? DEFAULT_SHARD_MIB) * 1024 * 1024);
   if (!(shardBytes > 0)) throw new ConfigError(`shard size must be positive, got ${opts.shardMiB} MiB`);
-  const { plan, sources, ckpt } = await openSources(opts.source, quant, shardBytes);
+  const job: SourceJob = { source: opts.source, quant, expertQuant: opts.expertQuant ?? quant, shardBytes };
+  const { plan, sources, ckpt, sourceInfo } = await openSources(job);
   try {
     const tokenizerBytes = new Map<string, Uint8Array>();
     for (const f of TOKENIZER_FILES) {
       try {
-        tokenizerBytes.set(f, await readFile(join(opts.source, f)));
+        tokenizerBytes.set(f, await readRegularFile(join(opts.source, f)));
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new CheckpointError(`${join(opts.source, f)}: unreadable (${(err as Error).message})`, { cause: err });
       }
@@ -92,10 +108,10 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     const hashes =
       workers === 1
         ? await writeShards(plan, shardsDir, (sink, t) => encodeTensor(sink, t, sources.get(t.spec.name)!), opts.onProgress)
-        : await runShardWorkers(new URL('./convert-worker.ts', import.meta.url), { source: opts.source, quant, shardBytes, shardsDir }, sizes, workers, opts.onProgress);
+        : await runShardWorkers(new URL('./convert-worker.ts', import.meta.url), { ...job, shardsDir }, sizes, workers, opts.onProgress);
     const tokenizer: Record<string, string> = {};
     for (const [f, bytes] of tokenizerBytes) tokenizer[f] = await storeBlob(shardsDir, bytes);
-    const manifest = manifestOfPlan(plan, opts.name ?? basename(resolve(opts.source)), hashes, tokenizer);
+    const manifest = manifestOfPlan(plan, opts.name ?? basename(resolve(opts.source)), hashes, tokenizer, sourceInfo);
     const { id, manifestBytes } = await commitManifest(opts.out, manifest);
     return { manifest, id, manifestBytes };
   } finally {

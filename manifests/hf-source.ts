@@ -1,14 +1,23 @@
 import { CheckpointError } from './errors.ts';
+import { gptOssExpert, type ExpertPart } from './gpt-oss-source.ts';
 import type { TensorSpec } from './layout.ts';
 import { matrixDims } from './quant.ts';
 import type { Checkpoint, SafetensorsTensor } from './safetensors.ts';
-import type { Architecture } from './types.ts';
+import type { EncodedRows } from './formats/index.ts';
+import { fp8Table } from './fp8.ts';
+import { fp8Rows } from './packed-sources.ts';
+import type { SourceQuantization } from './source-quant.ts';
+import type { Architecture, WeightDtype } from './types.ts';
 
 /** Rows of one canonical tensor, as f32, read on demand so memory stays bounded. */
 export interface RowSource {
   rows: number;
   cols: number;
+  /** How the checkpoint stores it (a safetensors dtype, or MXFP4): recorded in the manifest. */
+  sourceDtype: string;
   read(first: number, count: number): Promise<Float32Array>;
+  /** Set when the checkpoint already stores the rows in one of our formats: they are copied as they are, not re-quantized. */
+  native?: { dtype: WeightDtype; read(first: number, count: number): Promise<EncodedRows> };
 }
 
 const ATTN: Record<string, string> = {
@@ -17,13 +26,32 @@ const ATTN: Record<string, string> = {
 };
 const MIXTRAL_EXPERT: Record<string, string> = { gate: 'w1', down: 'w2', up: 'w3' };
 
+/** Architectures whose forward pass has no attention sinks and no Linear biases. */
+const NO_SINKS_OR_BIASES: ReadonlySet<string> = new Set<Architecture>(['mixtral', 'qwen3_moe', 'deepseek_v3']);
+
+/**
+ * Attention sinks (`*.sinks`) and Linear biases (`*.bias`) change the math, and these
+ * architectures have no place for them: converting without them would give a model that runs
+ * silently wrong, so a checkpoint carrying one is refused, naming the tensor.
+ */
+export function refuseUnhonoured(ckpt: Checkpoint, arch: Architecture): void {
+  if (!NO_SINKS_OR_BIASES.has(arch)) return;
+  for (const [name, t] of ckpt.tensors) {
+    if (/\.(sinks|bias)$/.test(name)) {
+      throw new CheckpointError(`${t.file}: tensor ${name} (${name.endsWith('.sinks') ? 'attention sinks' : 'a bias'}) is not supported for architecture ${arch}`);
+    }
+  }
+}
+
 /**
  * Where a canonical tensor lives in a Hugging Face checkpoint. Routed experts come either one
  * tensor per expert (what transformers saves: `experts.{e}.w1` / `experts.{e}.gate_proj`) or fused
  * (transformers 5 in-memory layout: `experts.gate_up_proj` [E, 2I, H] with gate rows first, and
- * `experts.down_proj` [E, H, I]; the older [E, H, 2I] / [E, I, H] layouts are transposed).
+ * `experts.down_proj` [E, H, I]; the older [E, H, 2I] / [E, I, H] layouts are transposed); gpt-oss
+ * has its own (gpt-oss-source.ts, MXFP4 packed included). FP8 tensors are read with their block
+ * scales (`quant` says their block size).
  */
-export function sourceOf(ckpt: Checkpoint, arch: Architecture, spec: TensorSpec, ckptName: string): RowSource {
+export function sourceOf(ckpt: Checkpoint, arch: Architecture, spec: TensorSpec, ckptName: string, quant: SourceQuantization = null): RowSource {
   const { rows, cols } = matrixDims(spec.shape);
   const direct = (names: string[]): RowSource | null => {
     for (const n of names) {
@@ -33,7 +61,7 @@ export function sourceOf(ckpt: Checkpoint, arch: Architecture, spec: TensorSpec,
       if (flat.length !== 2 || flat[0] !== rows || flat[1] !== cols) {
         throw new CheckpointError(`${t.file}: tensor ${n} has shape [${t.shape.join(', ')}], config.json implies [${spec.shape.join(', ')}]`);
       }
-      return rowsOf(ckpt, t, 0, rows, cols);
+      return fp8Table(t.dtype) ? fp8Rows(ckpt, t, quant, rows, cols) : rowsOf(ckpt, t, 0, rows, cols);
     }
     return null;
   };
@@ -55,8 +83,13 @@ export function sourceOf(ckpt: Checkpoint, arch: Architecture, spec: TensorSpec,
   else if (rest === 'ffn_norm') names = [`${L}.post_attention_layernorm.weight`];
   else if ((mm = rest.match(/^attn\.(\w+)$/)) && ATTN[mm[1]!]) names = [`${L}.self_attn.${ATTN[mm[1]!]}.weight`];
   else if ((mm = rest.match(/^mlp\.(gate|up|down)$/))) names = [`${L}.mlp.${mm[1]}_proj.weight`];
-  else if (rest === 'moe.router') names = moePrefixes.map((p) => `${p}.gate.weight`);
-  else if (rest === 'moe.router_bias') names = [`${L}.mlp.gate.e_score_correction_bias`];
+  else if ((mm = rest.match(/^attn\.(q|k|v|o)_bias$/))) names = [`${L}.self_attn.${ATTN[mm[1]!]}.bias`];
+  else if (rest === 'attn.sinks') names = [`${L}.self_attn.sinks`];
+  else if (rest === 'moe.router') names = arch === 'gpt_oss' ? [`${L}.mlp.router.weight`] : moePrefixes.map((p) => `${p}.gate.weight`);
+  else if (rest === 'moe.router_bias') names = [arch === 'gpt_oss' ? `${L}.mlp.router.bias` : `${L}.mlp.gate.e_score_correction_bias`];
+  else if (arch === 'gpt_oss' && (mm = rest.match(/^moe\.experts\.(\d+)\.(gate|up|down)(_bias)?$/))) {
+    return gptOssExpert(ckpt, `${L}.mlp`, Number(mm[1]), mm[2] as ExpertPart, mm[3] !== undefined, rows, cols, ckptName, spec.name);
+  }
   else if ((mm = rest.match(/^moe\.shared\.(gate|up|down)$/))) names = [`${L}.mlp.shared_experts.${mm[1]}_proj.weight`];
   else if ((mm = rest.match(/^moe\.experts\.(\d+)\.(gate|up|down)$/))) {
     const e = Number(mm[1]);
@@ -68,7 +101,7 @@ export function sourceOf(ckpt: Checkpoint, arch: Architecture, spec: TensorSpec,
 }
 
 function rowsOf(ckpt: Checkpoint, t: SafetensorsTensor, base: number, rows: number, cols: number): RowSource {
-  return { rows, cols, read: (first, count) => ckpt.readRows(t, base + first, count, cols) };
+  return { rows, cols, sourceDtype: t.dtype, read: (first, count) => ckpt.readRows(t, base + first, count, cols) };
 }
 
 function fusedExpert(ckpt: Checkpoint, prefixes: string[], e: number, part: 'gate' | 'up' | 'down', rows: number, cols: number): RowSource | null {
@@ -87,18 +120,22 @@ function fusedExpert(ckpt: Checkpoint, prefixes: string[], e: number, part: 'gat
   return null;
 }
 
-/** Expert e of an input-major fused tensor [E, in, out]: reads the expert's slice once, serves rows of its transpose. */
-function transposedSlice(ckpt: Checkpoint, t: SafetensorsTensor, e: number, inDim: number, outDim: number, colStart: number, rows: number): RowSource {
+/**
+ * Expert e of an input-major fused tensor [E, in, out]: reads the expert's slice once, serves rows
+ * of its transpose. Row r is column colStart + r · colStep of the slice.
+ */
+export function transposedSlice(ckpt: Checkpoint, t: SafetensorsTensor, e: number, inDim: number, outDim: number, colStart: number, rows: number, colStep = 1): RowSource {
   let slice: Promise<Float32Array> | null = null;
   return {
     rows,
     cols: inDim,
+    sourceDtype: t.dtype,
     read: async (first, count) => {
       slice ??= ckpt.readRows(t, e * inDim, inDim, outDim);
       const src = await slice;
       const out = new Float32Array(count * inDim);
       for (let r = 0; r < count; r++) {
-        const c = colStart + first + r;
+        const c = colStart + (first + r) * colStep;
         for (let i = 0; i < inDim; i++) out[r * inDim + i] = src[i * outDim + c]!;
       }
       return out;

@@ -1,7 +1,8 @@
-import { QUANT_BLOCK, TENSOR_ALIGN, type ModelConfig, type WeightDtype } from './types.ts';
+import { fitsRow } from './formats/index.ts';
+import { TENSOR_ALIGN, type ModelConfig, type WeightDtype } from './types.ts';
 
 /** What a tensor is for decides how it is stored: matrices take the requested quantization, the rest stay f32. */
-export type TensorRole = 'matrix' | 'norm' | 'router';
+export type TensorRole = 'matrix' | 'norm' | 'router' | 'bias';
 
 export interface TensorSpec {
   /** Canonical name (types.ts lists them). */
@@ -54,6 +55,13 @@ export function architectureTensors(config: ModelConfig): { dense: TensorSpec[];
         vec(`${p}.attn.q_norm`, config.headDim);
         vec(`${p}.attn.k_norm`, config.headDim);
       }
+      if (config.attentionBias) {
+        vec(`${p}.attn.q_bias`, config.numHeads * config.headDim, 'bias');
+        vec(`${p}.attn.k_bias`, config.numKvHeads * config.headDim, 'bias');
+        vec(`${p}.attn.v_bias`, config.numKvHeads * config.headDim, 'bias');
+        vec(`${p}.attn.o_bias`, H, 'bias');
+      }
+      if (config.attentionSinks) vec(`${p}.attn.sinks`, config.numHeads, 'bias');
     }
     vec(`${p}.ffn_norm`, H);
     if (!isMoeLayer(config, l)) {
@@ -62,7 +70,7 @@ export function architectureTensors(config: ModelConfig): { dense: TensorSpec[];
     }
     const moe = config.moe;
     dense.push({ name: `${p}.moe.router`, shape: [moe.numExperts, H], role: 'router' });
-    if (moe.router === 'sigmoid_group_limited') vec(`${p}.moe.router_bias`, moe.numExperts, 'router');
+    if (moe.router !== 'softmax_topk') vec(`${p}.moe.router_bias`, moe.numExperts, 'router');
     if (moe.numSharedExperts > 0) mlp(`${p}.moe.shared`, moe.sharedIntermediateSize);
     for (let e = 0; e < moe.numExperts; e++) experts.push(...expertTensors(config, l, e));
   }
@@ -77,19 +85,29 @@ export function expertTensors(config: ModelConfig, layer: number, expert: number
   const I = config.moe.expertIntermediateSize;
   const p = `layers.${layer}.moe.experts.${expert}`;
   const at = { layer, expert };
-  return [
+  const specs: TensorSpec[] = [
     { name: `${p}.gate`, shape: [I, H], role: 'matrix', expert: at },
     { name: `${p}.up`, shape: [I, H], role: 'matrix', expert: at },
     { name: `${p}.down`, shape: [H, I], role: 'matrix', expert: at },
   ];
+  if (config.moe.expertBias) {
+    specs.push(
+      { name: `${p}.gate_bias`, shape: [I], role: 'bias', expert: at },
+      { name: `${p}.up_bias`, shape: [I], role: 'bias', expert: at },
+      { name: `${p}.down_bias`, shape: [H], role: 'bias', expert: at },
+    );
+  }
+  return specs;
 }
 
-/** The dtype a tensor gets: matrices the requested one (f16 when a row is not whole 32-weight blocks), others f32. */
-export function storedDtype(spec: Pick<TensorSpec, 'shape' | 'role'>, quant: WeightDtype): WeightDtype {
+/**
+ * The dtype a tensor gets: matrices the requested one (`expertQuant` for routed experts; f16 when a
+ * row is not whole blocks of it), others f32.
+ */
+export function storedDtype(spec: Pick<TensorSpec, 'shape' | 'role' | 'expert'>, quant: WeightDtype, expertQuant: WeightDtype = quant): WeightDtype {
   if (spec.role !== 'matrix') return 'f32';
-  const cols = spec.shape[spec.shape.length - 1]!;
-  if ((quant === 'q8_0' || quant === 'q4_0') && cols % QUANT_BLOCK !== 0) return 'f16';
-  return quant;
+  const q = spec.expert ? expertQuant : quant;
+  return fitsRow(q, spec.shape[spec.shape.length - 1]!) ? q : 'f16';
 }
 
 export function alignUp(n: number, a: number = TENSOR_ALIGN): number {

@@ -25,13 +25,15 @@ export interface PlannedShard {
 export interface ModelPlan {
   config: ModelConfig;
   quant: WeightDtype;
+  /** Routed experts' quantization (the same as `quant` unless asked otherwise). */
+  expertQuant: WeightDtype;
   shards: PlannedShard[];
   /** Manifest order: dense tensors, then each expert's tensors. */
   tensors: PlannedTensor[];
   experts: { layer: number; expert: number; shards: number[] }[];
 }
 
-export function planModel(config: ModelConfig, quant: WeightDtype, shardBytes: number): ModelPlan {
+export function planModel(config: ModelConfig, quant: WeightDtype, shardBytes: number, expertQuant: WeightDtype = quant): ModelPlan {
   const { dense, experts } = architectureTensors(config);
   const shards: PlannedShard[] = [];
   const tensors: PlannedTensor[] = [];
@@ -39,7 +41,7 @@ export function planModel(config: ModelConfig, quant: WeightDtype, shardBytes: n
     const used: number[] = [];
     let current: PlannedShard | null = null;
     for (const spec of specs) {
-      const dtype = storedDtype(spec, quant);
+      const dtype = storedDtype(spec, quant, expertQuant);
       const { rows, cols } = matrixDims(spec.shape);
       const length = tensorByteLength(dtype, rows, cols);
       let offset = current ? alignUp(current.size) : 0;
@@ -58,15 +60,18 @@ export function planModel(config: ModelConfig, quant: WeightDtype, shardBytes: n
   };
   pack(dense, 'dense');
   const expertList: ModelPlan['experts'] = [];
-  for (let i = 0; i < experts.length; i += 3) {
+  for (let i = 0; i < experts.length; ) {
     const at = experts[i]!.expert!;
-    expertList.push({ layer: at.layer, expert: at.expert, shards: pack(experts.slice(i, i + 3), 'expert') });
+    let end = i + 1;
+    while (end < experts.length && experts[end]!.expert!.layer === at.layer && experts[end]!.expert!.expert === at.expert) end++;
+    expertList.push({ layer: at.layer, expert: at.expert, shards: pack(experts.slice(i, end), 'expert') });
+    i = end;
   }
-  return { config, quant, shards, tensors, experts: expertList };
+  return { config, quant, expertQuant, shards, tensors, experts: expertList };
 }
 
-/** The manifest of a plan once its shards' hashes are known. */
-export function manifestOfPlan(plan: ModelPlan, name: string, hashes: string[], tokenizer: Record<string, string>): Manifest {
+/** The manifest of a plan once its shards' hashes are known; `source` records what the checkpoint stored (convert). */
+export function manifestOfPlan(plan: ModelPlan, name: string, hashes: string[], tokenizer: Record<string, string>, source?: Manifest['source']): Manifest {
   const shards: ShardEntry[] = plan.shards.map((s, i) => ({ hash: hashes[i]!, size: s.size, kind: s.kind }));
   const tensors: TensorEntry[] = plan.tensors.map((t) => ({
     name: t.spec.name,
@@ -96,6 +101,8 @@ export function manifestOfPlan(plan: ModelPlan, name: string, hashes: string[], 
     name,
     config: plan.config,
     quant: plan.quant,
+    ...(plan.expertQuant !== plan.quant ? { expertQuant: plan.expertQuant } : {}),
+    ...(source ? { source } : {}),
     tensors,
     shards,
     experts,

@@ -31,6 +31,9 @@ export const PRESETS: Record<string, { arch: Architecture; config: Record<string
       max_position_embeddings: 163840, rms_norm_eps: 1e-6, tie_word_embeddings: false, bos_token_id: 0, eos_token_id: 1,
     },
   },
+  // openai/gpt-oss-20b and -120b as their config.json spell them (experts released in MXFP4; synth picks the format)
+  'gpt-oss-20b': { arch: 'gpt_oss', config: gptOss(24, 32) },
+  'gpt-oss-120b': { arch: 'gpt_oss', config: gptOss(36, 128) },
   'mixtral-tiny': {
     arch: 'mixtral',
     config: {
@@ -57,3 +60,14 @@ export const PRESETS: Record<string, { arch: Architecture; config: Record<string
     },
   },
 };
+
+function gptOss(layers: number, experts: number): Record<string, unknown> {
+  return {
+    model_type: 'gpt_oss', vocab_size: 201088, hidden_size: 2880, intermediate_size: 2880, head_dim: 64, num_hidden_layers: layers,
+    num_attention_heads: 64, num_key_value_heads: 8, num_local_experts: experts, num_experts_per_tok: 4, experts_per_token: 4,
+    attention_bias: true, swiglu_limit: 7.0, sliding_window: 128, layer_types: Array.from({ length: layers }, (_, i) => (i % 2 === 0 ? 'sliding_attention' : 'full_attention')),
+    rope_theta: 150000, rope_scaling: { rope_type: 'yarn', factor: 32.0, beta_fast: 32.0, beta_slow: 1.0, truncate: false, original_max_position_embeddings: 4096 },
+    max_position_embeddings: 131072, initial_context_length: 4096, rms_norm_eps: 1e-5, tie_word_embeddings: false, hidden_act: 'silu',
+    eos_token_id: 200002, pad_token_id: 199999,
+  };
+}

@@ -1,8 +1,8 @@
 import { createCipheriv, createHash, type Cipher } from 'node:crypto';
 import type { PlannedTensor } from './plan.ts';
-import { isBlockDtype, matrixDims } from './quant.ts';
+import { FORMATS, tensorLayout } from './formats/index.ts';
+import { matrixDims } from './quant.ts';
 import type { ShardSink } from './shard-sink.ts';
-import { QUANT_BLOCK } from './types.ts';
 
 const CHUNK = 8 * 1024 * 1024;
 
@@ -32,23 +32,12 @@ export async function writeSynthTensor(sink: ShardSink, t: PlannedTensor, seed: 
       await sink.write(chunk);
     }
   };
-  switch (t.dtype) {
-    case 'f32':
-      // exponent 120: |w| in [2^-7, 2^-6)
-      await emit(n * 4, (c) => patchBits32(c, 0x807fffff, 0x3c000000));
-      break;
-    case 'f16':
-      // exponent 8: |w| in [2^-7, 2^-6)
-      await emit(n * 2, (c) => patchBits16(c, 0x83ff, 0x2000));
-      break;
-    default: {
-      if (!isBlockDtype(t.dtype)) throw new Error(`unknown dtype ${t.dtype}`);
-      const nb = n / QUANT_BLOCK;
-      await emit(nb * (t.dtype === 'q8_0' ? 32 : 16), () => undefined);
-      // Scales: exponent 4 (q8_0, d ≈ 2^-11, |w| ≤ ~0.12) or 6 (q4_0, d ≈ 2^-9, |w| ≤ ~0.03).
-      await sink.padTo(start + ((sink.position - start + 3) & ~3));
-      await emit(nb * 2, (c) => patchBits16(c, 0x83ff, t.dtype === 'q8_0' ? 0x1000 : 0x1800));
-    }
+  const f = FORMATS[t.dtype];
+  const { blocks, mainBytes } = tensorLayout(f, rows, cols);
+  await emit(mainBytes, f.synth.main);
+  if (f.synth.scales) {
+    await sink.padTo(start + ((sink.position - start + 3) & ~3));
+    await emit(blocks * f.scaleBytes, f.synth.scales);
   }
   await sink.padTo(start + ((sink.position - start + 3) & ~3));
 }
@@ -56,22 +45,4 @@ export async function writeSynthTensor(sink: ShardSink, t: PlannedTensor, seed: 
 function keystream(cipher: Cipher, zeros: Uint8Array, len: number): Uint8Array {
   const out = cipher.update(zeros.subarray(0, len));
   return new Uint8Array(out.buffer, out.byteOffset, out.length);
-}
-
-function patchBits16(c: Uint8Array, keep: number, set: number): void {
-  // Chunks are CHUNK-sized (even) except the last, whose length is also even here.
-  const u = c.byteOffset % 2 === 0 ? new Uint16Array(c.buffer, c.byteOffset, c.length >> 1) : null;
-  if (u) for (let i = 0; i < u.length; i++) u[i] = (u[i]! & keep) | set;
-  else for (let i = 0; i + 1 < c.length; i += 2) {
-    const v = ((c[i]! | (c[i + 1]! << 8)) & keep) | set;
-    c[i] = v & 0xff;
-    c[i + 1] = v >>> 8;
-  }
-}
-
-function patchBits32(c: Uint8Array, keep: number, set: number): void {
-  const copy = c.byteOffset % 4 === 0 ? c : c.slice();
-  const u = new Uint32Array(copy.buffer, copy.byteOffset, copy.length >> 2);
-  for (let i = 0; i < u.length; i++) u[i] = ((u[i]! & keep) | set) >>> 0;
-  if (copy !== c) c.set(copy);
 }

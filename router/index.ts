@@ -3,6 +3,8 @@ export {
   route,
   routeSoftmaxTopk,
   routeSigmoidGroupLimited,
+  routeTopkSoftmax,
+  type TopkSoftmaxConfig,
   topkInto,
   type Routing,
   type SoftmaxTopkConfig,

@@ -12,6 +12,9 @@
  *   Because the mask value is 0.0 and c may be negative (a negative bias), a masked expert can
  *   outrank a kept one: transformers then runs an expert outside the chosen groups, and so do we.
  *
+ * - topk_softmax (GptOssTopKRouter): l = logits + bias (the router Linear's bias); top-k of l;
+ *   w = softmax over the k chosen l.
+ *
  * Ties: torch's CPU topk (partial_sort / nth_element on value only) promises no order among equal
  * values. We make it deterministic: the lower index wins among equals, for groups and experts.
  *
@@ -46,6 +49,8 @@ export type GroupLimitedConfig = Pick<
   MoeConfig,
   'numExperts' | 'topK' | 'normTopkProb' | 'nGroup' | 'topkGroup' | 'routedScalingFactor'
 >;
+
+export type TopkSoftmaxConfig = Pick<MoeConfig, 'numExperts' | 'topK'>;
 
 const f32 = Math.fround;
 
@@ -186,13 +191,44 @@ export function routeSigmoidGroupLimited(logits: Float32Array, bias: Float32Arra
   return { tokens, k, numExperts: e, experts, weights, groups, topkGroup, groupSize };
 }
 
-/** Route with the model's configured router. `bias` is the layer's e_score_correction_bias (DeepSeek-V3). */
+/**
+ * gpt-oss routing (GptOssTopKRouter): l = logits + bias in f32 (the router Linear's bias), top-k
+ * of l, weights = softmax over the k chosen values (f32), no renormalisation or scaling.
+ */
+export function routeTopkSoftmax(logits: Float32Array, bias: Float32Array | null, cfg: TopkSoftmaxConfig): Routing {
+  const e = cfg.numExperts;
+  const k = cfg.topK;
+  const tokens = tokensOf(logits, e);
+  checkK(k, e);
+  if (bias !== null && bias.length !== e) throw new RouterError(`router bias has ${bias.length} entries, expected ${e}`);
+  const experts = new Int32Array(tokens * k);
+  const weights = new Float32Array(tokens * k);
+  const biased = new Float32Array(e);
+  for (let t = 0; t < tokens; t++) {
+    checkFinite(logits, t, e);
+    for (let i = 0; i < e; i++) biased[i] = bias === null ? logits[t * e + i]! : logits[t * e + i]! + bias[i]!;
+    topkInto(biased, 0, e, k, experts, t * k);
+    // best first, so the first chosen value is the max
+    const max = biased[experts[t * k]!]!;
+    let sum = 0;
+    for (let j = 0; j < k; j++) sum += Math.exp(biased[experts[t * k + j]!]! - max);
+    for (let j = 0; j < k; j++) weights[t * k + j] = f32(Math.exp(biased[experts[t * k + j]!]! - max) / sum);
+  }
+  return { tokens, k, numExperts: e, experts, weights, groups: null, topkGroup: 0, groupSize: 0 };
+}
+
+/**
+ * Route with the model's configured router. `bias` is the layer's router bias: DeepSeek-V3's
+ * e_score_correction_bias (selection only), gpt-oss's router Linear bias (added to the logits).
+ */
 export function route(logits: Float32Array, moe: MoeConfig, bias: Float32Array | null = null): Routing {
   switch (moe.router) {
     case 'softmax_topk':
       return routeSoftmaxTopk(logits, moe);
     case 'sigmoid_group_limited':
       return routeSigmoidGroupLimited(logits, bias, moe);
+    case 'topk_softmax':
+      return routeTopkSoftmax(logits, bias, moe);
     default:
       throw new RouterError(`unknown router kind "${String(moe.router)}"`);
   }

@@ -9,20 +9,24 @@ import { checkWeight, KernelError } from '../layout.ts';
 import * as v from '../validate.ts';
 import { routeSigmoidGroupLimited, routeSoftmaxTopk } from '../../router/index.ts';
 import { RowDecoder } from './decode.ts';
+import { jsMemory, type HostMemory, type HostRegion } from './memory.ts';
 
 class CpuBytes implements DeviceBytes {
-  readonly bytes: Uint8Array;
+  readonly region: HostRegion;
   released = false;
-  constructor(bytes: Uint8Array) {
-    this.bytes = bytes;
+  constructor(region: HostRegion) {
+    this.region = region;
   }
   get byteLength(): number {
-    return this.bytes.byteLength;
+    return this.region.byteLength;
+  }
+  get bytes(): Uint8Array {
+    return this.region.bytes();
   }
 }
 
 interface Storage {
-  data: Float32Array;
+  region: HostRegion;
   freed: boolean;
 }
 
@@ -37,7 +41,7 @@ class CpuAct implements Act {
   }
   get data(): Float32Array {
     if (this.storage.freed) throw new KernelError(`activation [${this.rows}, ${this.cols}] was used after freeAct`);
-    return this.storage.data;
+    return this.storage.region.floats();
   }
 }
 
@@ -47,14 +51,21 @@ class CpuWeight implements Weight {
   readonly dtype: WeightDtype;
   readonly rows: number;
   readonly cols: number;
-  readonly decoder: RowDecoder;
+  private cached: { buffer: ArrayBufferLike; decoder: RowDecoder } | null = null;
   constructor(src: CpuBytes, byteOffset: number, dtype: WeightDtype, rows: number, cols: number) {
     this.src = src;
     this.byteOffset = byteOffset;
     this.dtype = dtype;
     this.rows = rows;
     this.cols = cols;
-    this.decoder = new RowDecoder(src.bytes, byteOffset, dtype, rows, cols);
+  }
+  /** Rebuilt when the bytes' buffer changes (a WebAssembly memory that grew). */
+  get decoder(): RowDecoder {
+    const bytes = (this.src as CpuBytes).bytes;
+    if (this.cached?.buffer !== bytes.buffer) {
+      this.cached = { buffer: bytes.buffer, decoder: new RowDecoder(bytes, this.byteOffset, this.dtype, this.rows, this.cols) };
+    }
+    return this.cached.decoder;
   }
 }
 
@@ -71,7 +82,34 @@ function asWeight(w: Weight): CpuWeight {
 
 const silu = (g: number): number => g / (1 + Math.exp(-g));
 
-export function createCpuBackend(): Backend {
+/** transformers' GptOssExperts._apply_gate on one element. */
+function clampedSwiglu(gate: number, up: number, alpha: number, limit: number): number {
+  const g = Math.min(gate, limit);
+  const u = Math.min(Math.max(up, -limit), limit);
+  return (u + 1) * (g / (1 + Math.exp(-alpha * g)));
+}
+
+/** The f32 storage of a CPU-backend activation (the WASM backend passes its address to its kernels). */
+export function hostFloats(a: Act): Float32Array {
+  return asAct(a).data;
+}
+
+/** The bytes a CPU-backend weight lives in; the weight starts at `w.byteOffset` into them. */
+export function hostWeightBytes(w: Weight): Uint8Array {
+  return (asWeight(w).src as CpuBytes).bytes;
+}
+
+/** The bytes of a CPU-backend upload. */
+export function hostBytes(b: DeviceBytes): Uint8Array {
+  if (!(b instanceof CpuBytes) || b.released) throw new KernelError('bytes do not belong to the CPU backend or were released');
+  return b.bytes;
+}
+
+/**
+ * The reference backend over `memory` (the JS heap unless a caller brings its own, as the WASM
+ * backend does).
+ */
+export function createCpuBackend(memory: HostMemory = jsMemory): Backend {
   let bytesHeld = 0;
   const counts = zeroCounters();
   // ops since the last wait: a wait then counts as one submission, as on a GPU
@@ -91,8 +129,9 @@ export function createCpuBackend(): Backend {
 
   function matmulRows(x: Float32Array, xStride: number, xCol: number, M: number, K: number, w: CpuWeight, row0: number, N: number, out: Float32Array, outStride: number, outCol: number, accumulate: boolean): void {
     const wr = new Float32Array(K);
+    const decoder = w.decoder;
     for (let n = 0; n < N; n++) {
-      w.decoder.decode(row0 + n, wr);
+      decoder.decode(row0 + n, wr);
       for (let m = 0; m < M; m++) {
         const xo = m * xStride + xCol;
         let s = 0;
@@ -108,15 +147,18 @@ export function createCpuBackend(): Backend {
     counters: () => ({ ...counts }),
 
     upload(bytes) {
-      const copy = new Uint8Array((bytes.byteLength + 3) & ~3);
+      const region = memory.alloc((bytes.byteLength + 3) & ~3);
       counts.uploadedBytes += bytes.byteLength;
-      copy.set(bytes);
-      bytesHeld += copy.byteLength;
-      return new CpuBytes(copy);
+      region.bytes().set(bytes);
+      bytesHeld += region.byteLength;
+      return new CpuBytes(region);
     },
     releaseBytes(b) {
       const c = b as CpuBytes;
-      if (!c.released) bytesHeld -= c.bytes.byteLength;
+      if (!c.released) {
+        bytesHeld -= c.region.byteLength;
+        memory.free(c.region);
+      }
       c.released = true;
     },
     weight(src, byteOffset, dtype, rows, cols) {
@@ -128,9 +170,9 @@ export function createCpuBackend(): Backend {
     act(rows, cols, zeroed = true) {
       v.checkActShape(rows, cols);
       bytesHeld += rows * cols * 4;
-      const data = new Float32Array(rows * cols);
-      if (!zeroed) data.fill(NaN);
-      return new CpuAct(rows, cols, { data, freed: false });
+      const region = memory.alloc(rows * cols * 4);
+      if (!zeroed) region.floats().fill(NaN);
+      return new CpuAct(rows, cols, { region, freed: false });
     },
     view(a, rows, cols) {
       const c = asAct(a);
@@ -140,7 +182,10 @@ export function createCpuBackend(): Backend {
     },
     freeAct(a) {
       const c = asAct(a);
-      if (!c.storage.freed) bytesHeld -= c.storage.data.byteLength;
+      if (!c.storage.freed) {
+        bytesHeld -= c.storage.region.byteLength;
+        memory.free(c.storage.region);
+      }
       c.storage.freed = true;
     },
     write(a, data, rowOffset = 0) {
@@ -167,8 +212,9 @@ export function createCpuBackend(): Backend {
       const w = asWeight(table);
       const o = asAct(out).data;
       const row = new Float32Array(w.cols);
+      const decoder = w.decoder;
       ids.forEach((id, i) => {
-        w.decoder.decode(id, row);
+        decoder.decode(id, row);
         o.set(row, i * w.cols);
       });
     },
@@ -213,6 +259,23 @@ export function createCpuBackend(): Backend {
       const o = asAct(out).data;
       for (let i = 0; i < o.length; i++) o[i] = silu(g[i]!) * u[i]!;
     },
+    swigluClamped(gate, up, out, alpha, limit) {
+      v.checkSameShape('swigluClamped', gate, up, out);
+      op();
+      const g = asAct(gate).data;
+      const u = asAct(up).data;
+      const o = asAct(out).data;
+      for (let i = 0; i < o.length; i++) o[i] = clampedSwiglu(g[i]!, u[i]!, alpha, limit);
+    },
+    addBias(x, bias, out) {
+      v.checkAddBias(x, bias, out);
+      op();
+      const b = new Float32Array(x.cols);
+      asWeight(bias).decoder.decode(0, b);
+      const xs = asAct(x).data;
+      const os = asAct(out).data;
+      for (let i = 0; i < os.length; i++) os[i] = xs[i]! + b[i % x.cols]!;
+    },
     add(a, b, out) {
       v.checkSameShape('add', a, b, out);
       op();
@@ -253,7 +316,9 @@ export function createCpuBackend(): Backend {
     attention(q, k, vc, out, p) {
       v.checkAttention(q, k, vc, out, p);
       op();
-      attentionRef(asAct(q), asAct(k), asAct(vc), asAct(out), p);
+      let sinks: Float32Array | null = null;
+      if (p.sinks) asWeight(p.sinks).decoder.decode(0, (sinks = new Float32Array(p.heads)));
+      attentionRef(asAct(q), asAct(k), asAct(vc), asAct(out), p, sinks);
     },
     route(logits, p, bias, out) {
       v.checkRoute(logits, p, bias, out);
@@ -388,36 +453,41 @@ function ropeInPlace(x: CpuAct, p: RopeParams): void {
   }
 }
 
-function attentionRef(q: CpuAct, k: CpuAct, vc: CpuAct, out: CpuAct, p: AttentionParams): void {
+/** A sink is one more logit in the softmax whose value vector is zero. */
+function attentionRef(q: CpuAct, k: CpuAct, vc: CpuAct, out: CpuAct, p: AttentionParams, sinks: Float32Array | null): void {
   const group = p.heads / p.kvHeads;
   const vOff = p.vColOffset ?? 0;
+  const rows = p.cacheRows ?? Infinity;
   const qd = q.data;
   const kd = k.data;
   const vd = vc.data;
   const od = out.data;
   const scores = new Float64Array(p.startPos + q.rows);
   for (let i = 0; i < q.rows; i++) {
-    const n = p.startPos + i + 1;
+    const pos = p.startPos + i;
+    const lo = p.window === undefined ? 0 : Math.max(0, pos - p.window + 1);
+    const n = pos + 1 - lo;
     for (let h = 0; h < p.heads; h++) {
       const g = Math.floor(h / group);
       const qo = i * q.cols + h * p.dk;
-      let max = -Infinity;
-      for (let t = 0; t < n; t++) {
-        const ko = t * k.cols + g * p.dk;
+      const sink = sinks ? sinks[h]! : -Infinity;
+      let max = sink;
+      for (let j = 0; j < n; j++) {
+        const ko = ((lo + j) % rows) * k.cols + g * p.dk;
         let s = 0;
         for (let c = 0; c < p.dk; c++) s += qd[qo + c]! * kd[ko + c]!;
-        scores[t] = s * p.scale;
-        if (scores[t]! > max) max = scores[t]!;
+        scores[j] = s * p.scale;
+        if (scores[j]! > max) max = scores[j]!;
       }
-      let sum = 0;
-      for (let t = 0; t < n; t++) {
-        scores[t] = Math.exp(scores[t]! - max);
-        sum += scores[t]!;
+      let sum = sinks ? Math.exp(sink - max) : 0;
+      for (let j = 0; j < n; j++) {
+        scores[j] = Math.exp(scores[j]! - max);
+        sum += scores[j]!;
       }
       const oo = i * out.cols + h * p.dv;
       for (let c = 0; c < p.dv; c++) {
         let acc = 0;
-        for (let t = 0; t < n; t++) acc += scores[t]! * vd[t * vc.cols + vOff + g * p.dv + c]!;
+        for (let j = 0; j < n; j++) acc += scores[j]! * vd[((lo + j) % rows) * vc.cols + vOff + g * p.dv + c]!;
         od[oo + c] = acc / sum;
       }
     }

@@ -5,11 +5,12 @@
  */
 import type { WeightDtype } from '../../manifests/index.ts';
 import { zeroCounters, type Act, type AttentionParams, type Backend, type DeviceBytes, type ExpertSlabs, type RopeParams, type Weight } from '../backend.ts';
-import { checkWeight, KernelError, quantBytes, weightByteLength } from '../layout.ts';
+import { checkWeight, KernelError, scaleByteOffset, weightByteLength } from '../layout.ts';
 import * as v from '../validate.ts';
 import { ATTN_WG, attentionCombineSource, attentionSource } from '../wgsl/attention.wgsl.ts';
 import type { KernelSource } from '../wgsl/common.wgsl.ts';
-import { binarySource, copySource, ELEMENTWISE_WG, embedSource, fillSource, gatherSource, scaledCopySource, scatterAddSource } from '../wgsl/elementwise.wgsl.ts';
+import { addBiasSource, binarySource, copySource, ELEMENTWISE_WG, embedSource, fillSource, gatherSource, scaledCopySource, scatterAddSource } from '../wgsl/elementwise.wgsl.ts';
+import { GPU_FORMATS } from '../wgsl/formats/index.ts';
 import { GEMM_TILE, gemmSource, gemvCanStageX, gemvFits, gemvSource, gemvUnits, gemvUnitWords, type GemvShape } from '../wgsl/matmul.wgsl.ts';
 import { ropeSource, ROPE_WG } from '../wgsl/rope.wgsl.ts';
 import { routeSource, ROUTE_WG, type RouteShape } from '../wgsl/routing.wgsl.ts';
@@ -107,7 +108,7 @@ export function defaultGemvShape(dtype: WeightDtype, m: number, n: number, k: nu
   }
   const narrow = dtype !== 'f32';
   const tpr = narrow ? Math.min(128, Math.max(4, pow2Floor(gemvUnits(dtype, true, k) / 2))) : Math.min(64, Math.max(4, pow2Floor(gemvUnits(dtype, false, k) / 4)));
-  let rpt = { f32: 1, f16: 2, q8_0: 4, q4_0: 4 }[dtype];
+  let rpt = GPU_FORMATS[dtype].gemvRows;
   while (rpt > 1 && n / ((256 / tpr) * rpt) < 256) rpt /= 2;
   const unroll = software ? 1 : dtype === 'f16' ? 4 : 2;
   return { tpr, rpt, stageX: false, narrow, unroll };
@@ -362,7 +363,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     if (size > limits.maxStorageBufferBindingSize) {
       throw new KernelError(`${w.dtype} weight ${w.rows}×${w.cols} is ${size} bytes; this device binds at most ${limits.maxStorageBufferBindingSize}`);
     }
-    const wS = w.dtype === 'q8_0' || w.dtype === 'q4_0' ? wB + quantBytes(w.dtype, w.rows, w.cols) / 4 : 0;
+    const wS = wB + scaleByteOffset(w.dtype, w.rows, w.cols) / 4;
     return { binding: { buffer: buf, offset: base, size }, wB, wS };
   }
 
@@ -373,7 +374,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
       throw new KernelError(`an expert slab of ${buf.size} bytes exceeds this device's largest binding (${limits.maxStorageBufferBindingSize})`);
     }
     const wB = w.byteOffset / 4;
-    const wS = w.dtype === 'q8_0' || w.dtype === 'q4_0' ? wB + quantBytes(w.dtype, w.rows, w.cols) / 4 : 0;
+    const wS = wB + scaleByteOffset(w.dtype, w.rows, w.cols) / 4;
     return { binding: { buffer: buf }, wB, wS };
   }
 
@@ -695,6 +696,20 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
       v.checkSameShape('swiglu', gate, up, out);
       binary('swiglu', asAct(gate), asAct(up), asAct(out));
     },
+    swigluClamped(gate, up, out, alpha, limit) {
+      v.checkSameShape('swigluClamped', gate, up, out);
+      binary('swigluClamped', asAct(gate), asAct(up), asAct(out), { alpha, limit });
+    },
+    addBias(x, bias, out) {
+      v.checkAddBias(x, bias, out);
+      const gx = asAct(x);
+      const o = asAct(out);
+      const wb = weightBinding(asWeight(bias));
+      const inPlace = gx.storage === o.storage;
+      const count = x.rows * x.cols;
+      const buffers = inPlace ? [whole(o), wb.binding] : [whole(o), wb.binding, whole(gx)];
+      dispatch(`addBias:${inPlace}`, () => addBiasSource(inPlace), buffers, { count, cols: x.cols, wB: wb.wB }, linearGrid(Math.ceil(count / ELEMENTWISE_WG)));
+    },
     add(a, b, out) {
       v.checkSameShape('add', a, b, out);
       binary('add', asAct(a), asAct(b), asAct(out));
@@ -742,17 +757,26 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
       const gv = asAct(vc);
       const vec4K = p.dk % 4 === 0 && k.cols % 4 === 0;
       const pairs = q.rows * p.heads;
-      const maxKeys = p.startPos + q.rows;
-      const splits = attentionSplits(pairs, maxKeys);
-      const chunk = roundUp(Math.ceil(maxKeys / splits), ATTN_WG);
-      const params = { M: q.rows, heads: p.heads, group: p.heads / p.kvHeads, startPos: p.startPos, qStride: q.cols, kStride: k.cols, vStride: vc.cols, vOff: p.vColOffset ?? 0, outStride: out.cols, scale: p.scale, splits, chunk };
+      // with a window, no query of this call sees a position before kBase
+      const kBase = p.window === undefined ? 0 : Math.max(0, p.startPos - p.window + 1);
+      const span = p.startPos + q.rows - kBase;
+      const splits = attentionSplits(pairs, span);
+      const chunk = roundUp(Math.ceil(span / splits), ATTN_WG);
+      const sinks = p.sinks ? weightBinding(asWeight(p.sinks)) : null;
+      const params = {
+        M: q.rows, heads: p.heads, group: p.heads / p.kvHeads, startPos: p.startPos, qStride: q.cols, kStride: k.cols, vStride: vc.cols,
+        vOff: p.vColOffset ?? 0, outStride: out.cols, window: p.window ?? 0, rows: p.cacheRows ?? k.rows, kBase, scale: p.scale, splits, chunk,
+        sinkOff: sinks?.wB ?? 0,
+      };
+      const extra = sinks ? [sinks.binding] : [];
+      const variant = `${p.dk}:${p.dv}:${vec4K}:${sinks !== null}`;
       withDistinctOut(asAct(out), [gq, gk, gv], false, (o) => {
         if (splits === 1) {
-          dispatch(`attention:${p.dk}:${p.dv}:${vec4K}`, () => attentionSource(p.dk, p.dv, vec4K), [whole(o), whole(gq), whole(gk), whole(gv)], params, linearGrid(pairs));
+          dispatch(`attention:${variant}`, () => attentionSource(p.dk, p.dv, vec4K, false, sinks !== null), [whole(o), whole(gq), whole(gk), whole(gv), ...extra], params, linearGrid(pairs));
           return;
         }
         const part = newStorage(pairs * splits, p.dv + 2);
-        dispatch(`attention-split:${p.dk}:${p.dv}:${vec4K}`, () => attentionSource(p.dk, p.dv, vec4K, true), [{ buffer: part.buffer }, whole(gq), whole(gk), whole(gv)], params, linearGrid(pairs * splits));
+        dispatch(`attention-split:${variant}`, () => attentionSource(p.dk, p.dv, vec4K, true, sinks !== null), [{ buffer: part.buffer }, whole(gq), whole(gk), whole(gv), ...extra], params, linearGrid(pairs * splits));
         const count = pairs * p.dv;
         dispatch('attention-combine', attentionCombineSource, [whole(o), { buffer: part.buffer }], { count, heads: p.heads, splits, dv: p.dv, outStride: out.cols }, linearGrid(Math.ceil(count / ATTN_WG)));
         releaseStorage(part);
@@ -836,7 +860,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     },
   };
 
-  function binary(op: 'add' | 'swiglu', a: GpuAct, b: GpuAct, out: GpuAct): void {
+  function binary(op: 'add' | 'swiglu' | 'swigluClamped', a: GpuAct, b: GpuAct, out: GpuAct, extra: Record<string, number> = {}): void {
     const aliasA = a.storage === out.storage;
     const aliasB = b.storage === out.storage;
     const alias = aliasA && aliasB ? 'ab' : aliasA ? 'a' : aliasB ? 'b' : 'none';
@@ -846,7 +870,7 @@ export async function createWebGpuBackend(opts: { device?: GPUDevice } = {}): Pr
     const count = out.rows * out.cols;
     if (count === 0) return;
     // a and b may share one buffer (read-only twice is fine) while out is separate.
-    dispatch(`${op}:${alias}`, () => binarySource(op, alias), buffers, { count }, linearGrid(Math.ceil(count / ELEMENTWISE_WG)));
+    dispatch(`${op}:${alias}`, () => binarySource(op, alias), buffers, { count, ...extra }, linearGrid(Math.ceil(count / ELEMENTWISE_WG)));
   }
 
   return backend;

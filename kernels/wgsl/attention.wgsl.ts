@@ -1,5 +1,7 @@
 /**
- * Causal grouped-query attention over a KV cache, any head widths (MLA's 576/512 included).
+ * Causal grouped-query attention over a KV cache, any head widths (MLA's 576/512 included), with
+ * an optional sliding window (query position p sees p - window + 1 .. p) over a cache that may be
+ * a ring buffer (position t in row t % rows).
  *
  * One workgroup per (query row, head). It walks the visible keys in tiles of ATTN_WG: each thread
  * scores one key against the query (kept in workgroup memory), the tile's max and sum meet in tree
@@ -13,10 +15,10 @@ export const ATTN_WG = 64;
 
 /**
  * `split`: flash-decoding for few (row, head) pairs over long caches. Workgroup (row, head, s)
- * covers keys [s·chunk, (s+1)·chunk) and writes its partial (m, l, acc[dv]) to `o` (stride dv + 2);
+ * covers positions [kBase + s·chunk, kBase + (s+1)·chunk) and writes its partial (m, l, acc[dv]) to `o` (stride dv + 2);
  * attentionCombineSource merges the splits. Without it, decode would run one workgroup per head.
  */
-export function attentionSource(dk: number, dv: number, vec4K: boolean, split = false): KernelSource {
+export function attentionSource(dk: number, dv: number, vec4K: boolean, split = false, sinks = false): KernelSource {
   const params = [
     ['splits', 'u32'],
     ['chunk', 'u32'],
@@ -29,7 +31,11 @@ export function attentionSource(dk: number, dv: number, vec4K: boolean, split = 
     ['vStride', 'u32'],
     ['vOff', 'u32'],
     ['outStride', 'u32'],
+    ['window', 'u32'],
+    ['rows', 'u32'],
+    ['kBase', 'u32'],
     ['scale', 'f32'],
+    ['sinkOff', 'u32'],
   ] as const;
   const NV = Math.ceil(dv / ATTN_WG);
   const WG = ATTN_WG;
@@ -37,11 +43,11 @@ export function attentionSource(dk: number, dv: number, vec4K: boolean, split = 
     ? '@group(0) @binding(3) var<storage, read> k: array<vec4<f32>>;'
     : '@group(0) @binding(3) var<storage, read> k: array<f32>;';
   const score = vec4K
-    ? `      let kb = (t * p.kStride + g * DK) / 4u;
+    ? `      let kb = (row * p.kStride + g * DK) / 4u;
       var a = vec4<f32>(0.0);
       for (var c = 0u; c < DK / 4u; c++) { a = fma(vec4<f32>(qs[4u * c], qs[4u * c + 1u], qs[4u * c + 2u], qs[4u * c + 3u]), k[kb + c], a); }
       sc = a.x + a.y + a.z + a.w;`
-    : `      let kb = t * p.kStride + g * DK;
+    : `      let kb = row * p.kStride + g * DK;
       var a = 0.0;
       for (var c = 0u; c < DK; c++) { a = fma(qs[c], k[kb + c], a); }
       sc = a;`;
@@ -49,7 +55,7 @@ export function attentionSource(dk: number, dv: number, vec4K: boolean, split = 
 @group(0) @binding(2) var<storage, read> q: array<f32>;
 ${kDecl}
 @group(0) @binding(4) var<storage, read> v: array<f32>;
-const DK = ${dk}u;
+${sinks ? '@group(0) @binding(5) var<storage, read> sinks: array<u32>;\n' : ''}const DK = ${dk}u;
 const DV = ${dv}u;
 const WG = ${WG}u;
 var<workgroup> qs: array<f32, ${dk}>;
@@ -65,14 +71,29 @@ fn main(${LINEAR_ENTRY_ARGS}) {
   let g = h / p.group;
   for (var c = li; c < DK; c += WG) { qs[c] = q[i * p.qStride + h * DK + c] * p.scale; }
   workgroupBarrier();
-  let n = min(p.startPos + i + 1u, (sp + 1u) * p.chunk);
+  // keys [lo, pos] are visible; this split covers [kBase + sp·chunk, kBase + (sp+1)·chunk)
+  let pos = p.startPos + i;
+  let lo = select(0u, pos + 1u - min(pos + 1u, p.window), p.window > 0u);
+  let n = min(pos + 1u, p.kBase + (sp + 1u) * p.chunk);
   var mRun = -3.0e38;
   var l = 0.0;
+${
+    sinks
+      ? `  // the head's sink is one more logit with a zero value vector; split 0 alone counts it, so the
+  // combine step sees it exactly once
+  if (sp == 0u) {
+    mRun = bitcast<f32>(sinks[p.sinkOff + h]);
+    l = 1.0;
+  }`
+      : ''
+  }
   var acc: array<f32, ${NV}>;
-  for (var t0 = sp * p.chunk; t0 < n; t0 += WG) {
+  for (var t0 = max(lo, p.kBase + sp * p.chunk); t0 < n; t0 += WG) {
     let t = t0 + li;
+    let r0 = t0 % p.rows;
     var sc = -3.0e38;
     if (t < n) {
+      let row = (r0 + li) % p.rows;
 ${score}
     }
     red[li] = sc;
@@ -99,8 +120,13 @@ ${score}
       let c = li + j * WG;
       if (c < DV) {
         var a = acc[j] * alpha;
-        let vb = t0 * p.vStride + p.vOff + g * DV + c;
-        for (var tt = 0u; tt < cnt; tt++) { a = fma(ps[tt], v[vb + tt * p.vStride], a); }
+        let vc = p.vOff + g * DV + c;
+        // consecutive positions sit in consecutive rows, wrapping at the end of a ring
+        var row = r0;
+        for (var tt = 0u; tt < cnt; tt++) {
+          a = fma(ps[tt], v[row * p.vStride + vc], a);
+          row = select(row + 1u, 0u, row + 1u == p.rows);
+        }
         acc[j] = a;
       }
     }

@@ -1,4 +1,4 @@
-/** Element-parallel kernels: fill, add, swiglu, region copy, gather, scatter-add, embedding lookup. */
+/** Element-parallel kernels: fill, add, swiglu (plain and clamped), bias add, region copy, gather, scatter-add, embedding lookup. */
 import type { WeightDtype } from '../../manifests/index.ts';
 import { LINEAR_ENTRY_ARGS, LINEAR_WGID, paramsStruct, weightAccess, WEIGHT_PARAMS, type KernelSource } from './common.wgsl.ts';
 
@@ -25,16 +25,27 @@ export function fillSource(): KernelSource {
  * o = f(a, b) elementwise. `alias` says which input is the output buffer itself (bound once, as
  * read_write), since WebGPU forbids binding one buffer both read-only and writable in a dispatch.
  */
-export function binarySource(op: 'add' | 'swiglu', alias: 'none' | 'a' | 'b' | 'ab'): KernelSource {
-  const params = [['count', 'u32']] as const;
+export function binarySource(op: 'add' | 'swiglu' | 'swigluClamped', alias: 'none' | 'a' | 'b' | 'ab'): KernelSource {
+  const params = op === 'swigluClamped' ? ([['count', 'u32'], ['alpha', 'f32'], ['limit', 'f32']] as const) : ([['count', 'u32']] as const);
   const aName = alias === 'a' || alias === 'ab' ? 'o' : 'a';
   const bName = alias === 'b' || alias === 'ab' ? 'o' : 'b';
   let bindings = '@group(0) @binding(1) var<storage, read_write> o: array<f32>;\n';
   if (aName === 'a') bindings += '@group(0) @binding(2) var<storage, read> a: array<f32>;\n';
   if (bName === 'b') bindings += `@group(0) @binding(${aName === 'a' ? 3 : 2}) var<storage, read> b: array<f32>;\n`;
-  const expr = op === 'add' ? `${aName}[e] + ${bName}[e]` : `silu(${aName}[e]) * ${bName}[e]`;
-  const silu = 'fn silu(g: f32) -> f32 { return g / (1.0 + exp(-g)); }\n';
-  return { params, code: `${head(params)}${bindings}${silu}${entry(`  o[e] = ${expr};`)}` };
+  const expr = { add: `${aName}[e] + ${bName}[e]`, swiglu: `silu(${aName}[e]) * ${bName}[e]`, swigluClamped: `clampedSwiglu(${aName}[e], ${bName}[e])` }[op];
+  // gpt-oss: g = min(gate, limit), u = clamp(up, ±limit), (u + 1) · g · σ(alpha · g)
+  const fns = `fn silu(g: f32) -> f32 { return g / (1.0 + exp(-g)); }
+${op === 'swigluClamped' ? 'fn clampedSwiglu(gate: f32, up: f32) -> f32 { let g = min(gate, p.limit); let u = clamp(up, -p.limit, p.limit); return (u + 1.0) * (g / (1.0 + exp(-p.alpha * g))); }\n' : ''}`;
+  return { params, code: `${head(params)}${bindings}${fns}${entry(`  o[e] = ${expr};`)}` };
+}
+
+/** o[r, c] = x[r, c] + bias[c]; bias is an f32 vector inside a weight binding (word p.wB on). `inPlace`: x is o. */
+export function addBiasSource(inPlace: boolean): KernelSource {
+  const params = [['count', 'u32'], ['cols', 'u32'], ['wB', 'u32']] as const;
+  const bindings = `@group(0) @binding(1) var<storage, read_write> o: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<u32>;
+${inPlace ? '' : '@group(0) @binding(3) var<storage, read> x: array<f32>;\n'}`;
+  return { params, code: `${head(params)}${bindings}${entry(`  o[e] = ${inPlace ? 'o' : 'x'}[e] + bitcast<f32>(w[p.wB + e % p.cols]);`)}` };
 }
 
 /** dst[dstRow + i, dstCol + j] = src[srcRow + i, srcCol + j]; `same` when both are one buffer. */

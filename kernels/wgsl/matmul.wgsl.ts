@@ -8,12 +8,12 @@
  *   by side, each thread owns RPT rows so that the x values it loads serve several rows, UNROLL
  *   units per thread are loaded before any is used (bytes in flight), and partial sums meet in
  *   subgroup shuffles and a tree reduction in workgroup memory. Units are 16 bytes (wide) or, for
- *   f16 and block formats, narrow so that x loads stay coalesced (see gemvUnit). Block formats
- *   decode with the float-magic trick (bits | 0x4B000000 is 2^23 + bits as a float), avoiding slow
- *   int→float conversions.
+ *   f16 and block formats, narrow so that x loads stay coalesced (see gemvUnit). Each format's
+ *   decode (bit tricks that avoid slow int→float conversions) is in formats/.
  */
 import type { WeightDtype } from '../../manifests/index.ts';
 import { paramsStruct, weightAccess, WEIGHT_PARAMS, type KernelSource } from './common.wgsl.ts';
+import { GPU_FORMATS, type GemvUnit } from './formats/index.ts';
 
 export const GEMM_TILE = 64;
 
@@ -104,7 +104,7 @@ export interface GemvShape {
 
 /** Weights per 16-byte unit of the main array. */
 export function unitWeights(dtype: WeightDtype): number {
-  return { f32: 4, f16: 8, q8_0: 16, q4_0: 32 }[dtype];
+  return GPU_FORMATS[dtype].unit(false).weights;
 }
 
 /** Whether the gemv kernel can run: whole units per row, x and the tensor 16-byte aligned. */
@@ -112,84 +112,14 @@ export function gemvFits(dtype: WeightDtype, k: number, xCols: number, wordBase:
   return k % unitWeights(dtype) === 0 && xCols % 4 === 0 && wordBase % 4 === 0;
 }
 
-const U4 = (a: number, b: number, c: number, d: number): string => `vec4<u32>(${a}u, ${b}u, ${c}u, ${d}u)`;
-const q8Vec = (word: string): string =>
-  `(bitcast<vec4<f32>>(((vec4<u32>(${word}) >> ${U4(0, 8, 16, 24)}) & vec4<u32>(255u)) ^ vec4<u32>(0x4B000080u)) - vec4<f32>(8388736.0))`;
-const q4Vec = (word: string, s: number[]): string =>
-  `(bitcast<vec4<f32>>(((vec4<u32>(${word}) >> ${U4(s[0]!, s[1]!, s[2]!, s[3]!)}) & vec4<u32>(15u)) | vec4<u32>(0x4B000000u)) - vec4<f32>(8388616.0))`;
-const LO = [0, 8, 16, 24];
-const HI = [4, 12, 20, 28];
 /**
- * Narrow-unit decode of one word without a shift per value: a field at bit s ≤ 15 (bytes) or ≤ 19
- * (nibbles) is masked in place and given the exponent 23 - s, so the float is 2^(23-s) + field
- * exactly; fields above that come from the word shifted down 16 bits once. Two integer ops per
- * value instead of three.
+ * What one lane loads per row per step (formats/ defines each format's units). Wide units are 16
+ * bytes (a q4_0 unit is a whole block), so a lane's x values lie 32-128 bytes from its neighbours'
+ * and each warp-wide x load touches up to 32 cache lines. Narrow units keep x loads coalesced as in
+ * f32, so consecutive lanes read consecutive x.
  */
-const q8Word = (w: string): string =>
-  `(bitcast<vec4<f32>>((vec4<u32>(${w}, ${w}, ${w} >> 16u, ${w} >> 16u) & ${U4(0xff, 0xff00, 0xff, 0xff00)}) ^ vec4<u32>(0x4B000080u, 0x47008000u, 0x4B000080u, 0x47008000u)) - vec4<f32>(8388736.0, 32896.0, 8388736.0, 32896.0))`;
-const q4WordLo = (w: string): string =>
-  `(bitcast<vec4<f32>>((vec4<u32>(${w}, ${w}, ${w}, ${w} >> 16u) & ${U4(0xf, 0xf00, 0xf0000, 0xf00)}) | vec4<u32>(0x4B000000u, 0x47000000u, 0x43000000u, 0x47000000u)) - vec4<f32>(8388616.0, 32776.0, 136.0, 32776.0))`;
-const q4WordHi = (w: string): string =>
-  `(bitcast<vec4<f32>>((vec4<u32>(${w}, ${w}, ${w} >> 16u, ${w} >> 16u) & ${U4(0xf0, 0xf000, 0xf0, 0xf000)}) | vec4<u32>(0x49000000u, 0x45000000u, 0x49000000u, 0x45000000u)) - vec4<f32>(524296.0, 2056.0, 524296.0, 2056.0))`;
-
-/**
- * What one lane loads per row per step and how it maps onto x. Wide units are 16 bytes (a q4_0
- * unit is a whole block), so a lane's x values lie 32-128 bytes from its neighbours' and each
- * warp-wide x load touches up to 32 cache lines. Narrow units keep x loads coalesced as in f32:
- * f16 takes 8 bytes (4 weights: one x vec4), q8_0 one word (4 weights: one x vec4), q4_0 one word
- * (its low nibbles meet x vec4 j of the block, its high nibbles vec4 j + 4), so consecutive lanes
- * read consecutive x.
- */
-interface GemvUnit {
-  /** WGSL type of one unit in the weight binding. */
-  load: string;
-  /** Weights per unit. */
-  weights: number;
-  /** Decoded vec4<f32>s of unit `q` with the index (in x vec4s from the row start) each meets, for unit index `u`. */
-  parts(q: string, u: string): Array<[string, string]>;
-  /** Block index of global unit `gu` (block formats). */
-  block: ((gu: string) => string) | null;
-}
-
 export function gemvUnit(dtype: WeightDtype, narrow: boolean): GemvUnit {
-  if (narrow && dtype === 'f16') {
-    return { load: 'vec2<u32>', weights: 4, parts: (q, u) => [[`vec4<f32>(unpack2x16float(${q}.x), unpack2x16float(${q}.y))`, u]], block: null };
-  }
-  if (narrow && dtype === 'q8_0') return { load: 'u32', weights: 4, parts: (q, u) => [[q8Word(q), u]], block: (gu) => `(${gu} >> 3u)` };
-  if (narrow && dtype === 'q4_0') {
-    return {
-      load: 'u32',
-      weights: 8,
-      parts: (q, u) => [
-        [q4WordLo(q), `(${u} + (${u} & 0xFFFFFFFCu))`],
-        [q4WordHi(q), `(${u} + (${u} & 0xFFFFFFFCu) + 4u)`],
-      ],
-      block: (gu) => `(${gu} >> 2u)`,
-    };
-  }
-  const w4 = unitWeights(dtype) / 4;
-  const at = (u: string, i: number): string => `(${u} * ${w4}u + ${i}u)`;
-  const cs = ['x', 'y', 'z', 'w'];
-  switch (dtype) {
-    case 'f32':
-      return { load: 'vec4<u32>', weights: 4, parts: (q, u) => [[`bitcast<vec4<f32>>(${q})`, at(u, 0)]], block: null };
-    case 'f16':
-      return {
-        load: 'vec4<u32>',
-        weights: 8,
-        parts: (q, u) => [0, 1].map((i) => [`vec4<f32>(unpack2x16float(${q}.${cs[2 * i]}), unpack2x16float(${q}.${cs[2 * i + 1]}))`, at(u, i)]),
-        block: null,
-      };
-    case 'q8_0':
-      return { load: 'vec4<u32>', weights: 16, parts: (q, u) => cs.map((c, i) => [q8Vec(`${q}.${c}`), at(u, i)]), block: (gu) => `(${gu} >> 1u)` };
-    case 'q4_0':
-      return {
-        load: 'vec4<u32>',
-        weights: 32,
-        parts: (q, u) => [...cs.map((c, i): [string, string] => [q4Vec(`${q}.${c}`, LO), at(u, i)]), ...cs.map((c, i): [string, string] => [q4Vec(`${q}.${c}`, HI), at(u, i + 4)])],
-        block: (gu) => gu,
-      };
-  }
+  return GPU_FORMATS[dtype].unit(narrow);
 }
 
 /** Units per weight row in the layout the shape reads. */
@@ -289,8 +219,7 @@ ${Array.from({ length: Math.log2(sgRun) }, (_, i) => `    t += subgroupShuffleXo
 @group(0) @binding(2) var<storage, read> wq: array<${unit.load}>;
 @group(0) @binding(3) var<storage, read> ws: array<u32>;
 @group(0) @binding(4) var<storage, read> x: array<vec4<f32>>;
-fn scale(b: u32) -> f32 { let h = unpack2x16float(ws[p.wS + (b >> 1u)]); return select(h.x, h.y, (b & 1u) == 1u); }
-const TPR = ${TPR}u;
+${GPU_FORMATS[dtype].gemvPrelude}const TPR = ${TPR}u;
 const NACC = ${RPT * M}u;
 var<workgroup> red: array<f32, ${256 * RPT * M}>;
 ${staged ? `var<workgroup> xs: array<vec4<f32>, ${(X_STAGE_UNITS(W4) * W4 * 9) / 8}>;` : ''}

@@ -8,6 +8,11 @@ import { convert } from '../../manifests/node.ts';
 
 export const FIXTURES = fileURLToPath(new URL('../../../shared/fixtures/', import.meta.url));
 export const HF_MOE = ['mixtral-tiny', 'qwen3moe-tiny', 'deepseekv3-tiny'] as const;
+/** Released-checkpoint configurations (rope types, windows, gpt-oss, FP8/MXFP4 sources), made by tests/fixtures/hf-moe-ext/make_fixtures.py. */
+export const HF_MOE_EXT = [
+  'deepseekv3-yarn', 'qwen3moe-yarn', 'mixtral-linear', 'mixtral-llama3', 'mixtral-dynamic', 'mixtral-window', 'qwen3moe-window',
+  'gptoss-plain', 'gptoss-tiny', 'gptoss-mxfp4', 'deepseekv3-fp8',
+] as const;
 
 export interface HfMoeGolden {
   input_ids: number[];
@@ -27,14 +32,18 @@ export function hfMoeDir(name: string): string {
   return join(FIXTURES, 'hf-moe', name);
 }
 
+export function hfMoeExtDir(name: string): string {
+  return fileURLToPath(new URL(`../fixtures/hf-moe-ext/${name}`, import.meta.url));
+}
+
 export function readGolden<T>(dir: string): T {
   return JSON.parse(readFileSync(join(dir, 'golden.json'), 'utf8')) as T;
 }
 
 /** Converts a fixture into a fresh temporary RDRR directory; `cleanup` removes it. */
-export async function convertFixture(source: string, quant: WeightDtype): Promise<{ dir: string; cleanup: () => void }> {
+export async function convertFixture(source: string, quant: WeightDtype, expertQuant?: WeightDtype): Promise<{ dir: string; cleanup: () => void }> {
   const dir = mkdtempSync(join(tmpdir(), 'doppler-fixture-'));
-  await convert({ source, out: dir, quant });
+  await convert({ source, out: dir, quant, expertQuant });
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 

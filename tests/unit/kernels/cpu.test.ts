@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createCpuBackend, KernelError } from '../../../kernels/index.ts';
-import { dequantize, quantize, type WeightDtype } from '../../../manifests/index.ts';
+import { dequantize, quantize, WEIGHT_DTYPES } from '../../../manifests/index.ts';
 import { randomF32, randomWeightBytes, rng } from './helpers.ts';
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-6): void => {
@@ -17,7 +17,7 @@ function halfBits(x: number): number {
 }
 
 describe('CPU reference backend', () => {
-  it('decodes every layout: f32, f16, q8_0, q4_0 rows', async () => {
+  it('decodes every layout: f32, f16, q8_0, q4_0, mxfp4 rows', async () => {
     const be = createCpuBackend();
     const x = be.act(1, 32);
     const xv = new Float32Array(32);
@@ -47,13 +47,20 @@ describe('CPU reference backend', () => {
     dv.setUint16(256 + 34, halfBits(0.125), true);
     be.matmul(x, be.weight(be.upload(f16), 256, 'f16', 1, 32), out);
     close(await be.read(out), [-1.5 + 0.25]);
+    // mxfp4: byte j = code of weight 2j (low nibble) | code of weight 2j+1 (high nibble), e8m0 scale 2^(e-127)
+    const mx = new Uint8Array(16 + 4);
+    mx[0] = 0x0f; // w0 = -6 (code 15), w1 = 0
+    mx[8] = 0xb0; // w16 = 0, w17 = -1.5 (code 11)
+    mx[16] = 126; // 2^-1
+    be.matmul(x, be.weight(be.upload(mx), 0, 'mxfp4', 1, 32), out);
+    close(await be.read(out), [1 * -6 * 0.5 + 2 * -1.5 * 0.5]);
   });
 
   it('decodes rows exactly as the format reference dequantizes (quantized and random bytes)', async () => {
     const rand = rng(3);
     const be = createCpuBackend();
     const [rows, cols] = [7, 96];
-    for (const dtype of ['f32', 'f16', 'q8_0', 'q4_0'] as WeightDtype[]) {
+    for (const dtype of WEIGHT_DTYPES) {
       for (const bytes of [quantize(randomF32(rand, rows * cols), rows, cols, dtype), randomWeightBytes(rand, dtype, rows, cols)]) {
         const entry = { name: 'w', shape: [rows, cols], dtype, shard: 0, offset: 0, length: bytes.length };
         const want = dequantize(entry, bytes);
@@ -129,6 +136,33 @@ describe('CPU reference backend', () => {
     be.attention(q2, k2, v2, o2, { heads: 2, kvHeads: 1, dk: 2, dv: 1, startPos: 1, scale: 1 });
     close(await be.read(o2), [6, 7], 1e-6);
     expect(() => be.attention(q2, k2, v2, o2, { heads: 2, kvHeads: 1, dk: 2, dv: 1, startPos: 2, scale: 1 })).toThrow(KernelError);
+  });
+
+  it('attends over a sliding window: itself and the window - 1 positions before it, also from a ring buffer', async () => {
+    const be = createCpuBackend();
+    // equal scores: each output is the mean of the values its window sees
+    const values = [10, 20, 30, 40, 50, 60];
+    const k = be.act(6, 1);
+    be.write(k, new Float32Array(6).fill(1));
+    const vc = be.act(6, 1);
+    be.write(vc, Float32Array.from(values));
+    const q = be.act(6, 1);
+    const out = be.act(6, 1);
+    be.attention(q, k, vc, out, { heads: 1, kvHeads: 1, dk: 1, dv: 1, startPos: 0, scale: 1, window: 3 });
+    const mean = (from: number, to: number) => values.slice(from, to + 1).reduce((a, b) => a + b, 0) / (to - from + 1);
+    close(await be.read(out), [mean(0, 0), mean(0, 1), mean(0, 2), mean(1, 3), mean(2, 4), mean(3, 5)], 1e-6);
+    // positions 4 and 5 decoded over a 4-row ring: position t sits in row t % 4
+    const ringK = be.act(4, 1);
+    be.write(ringK, new Float32Array(4).fill(1));
+    const ringV = be.act(4, 1);
+    be.write(ringV, Float32Array.from([50, 60, 30, 40]));
+    const q2 = be.act(2, 1);
+    const o2 = be.act(2, 1);
+    be.attention(q2, ringK, ringV, o2, { heads: 1, kvHeads: 1, dk: 1, dv: 1, startPos: 4, scale: 1, window: 3, cacheRows: 4 });
+    close(await be.read(o2), [mean(2, 4), mean(3, 5)], 1e-6);
+    // a ring too short for window - 1 + M rows would have lost keys the queries need
+    expect(() => be.attention(q2, ringK, ringV, o2, { heads: 1, kvHeads: 1, dk: 1, dv: 1, startPos: 4, scale: 1, window: 4, cacheRows: 4 })).toThrow(KernelError);
+    expect(() => be.attention(q2, ringK, ringV, o2, { heads: 1, kvHeads: 1, dk: 1, dv: 1, startPos: 4, scale: 1, window: 0 })).toThrow(KernelError);
   });
 
   it('normalises, gates, adds, copies, gathers, scatters, and finds argmax and non-finite rows', async () => {

@@ -6,10 +6,10 @@
  * ≤ 2e-6 · max |x| (cos/sin of the reduced angle).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { WeightDtype } from '../../../manifests/index.ts';
+import { WEIGHT_DTYPES } from '../../../manifests/index.ts';
 import { createCpuBackend, createWebGpuBackend, type Act, type Backend, type WebGpuBackend } from '../../../kernels/index.ts';
 import { attentionSplits } from '../../../kernels/webgpu/backend.ts';
-import { maxAbs, maxAbsDiff, randomF32, randomWeightBytes, rng } from './helpers.ts';
+import { againstCpu, maxAbs, randomF32, rng, type BackendPair } from './helpers.ts';
 
 const cpu = createCpuBackend();
 let gpu: WebGpuBackend;
@@ -19,67 +19,35 @@ beforeAll(async () => {
 });
 afterAll(() => gpu.destroy());
 
-interface Pair {
-  c: Act;
-  g: Act;
-}
+type Pair = BackendPair<'g'>;
+const { pair, weights, diff, expectClose } = againstCpu(cpu, () => gpu, 'g');
 
-function pair(rows: number, cols: number, data?: Float32Array): Pair {
-  const c = cpu.act(rows, cols);
-  const g = gpu.act(rows, cols);
-  if (data) {
-    cpu.write(c, data);
-    gpu.write(g, data);
-  }
-  return { c, g };
-}
-
-function weights(rand: () => number, dtype: WeightDtype, rows: number, cols: number, pad = 0) {
-  const bytes = randomWeightBytes(rand, dtype, rows, cols, pad);
-  return {
-    c: cpu.weight(cpu.upload(bytes), pad, dtype, rows, cols),
-    g: gpu.weight(gpu.upload(bytes), pad, dtype, rows, cols),
-  };
-}
-
-async function diff(p: Pair): Promise<{ err: number; scale: number; ref: Float32Array; got: Float32Array }> {
-  const ref = await cpu.read(p.c);
-  const got = await gpu.read(p.g);
-  return { err: maxAbsDiff(ref, got), scale: Math.max(1, maxAbs(ref)), ref, got };
-}
-
-async function expectClose(p: Pair, k: number, what: string): Promise<void> {
-  const { err, scale } = await diff(p);
-  expect(err, `${what}: max err ${err} at scale ${scale}`).toBeLessThanOrEqual(1e-5 * Math.sqrt(k) * scale);
-}
-
-const DTYPES: WeightDtype[] = ['f32', 'f16', 'q8_0', 'q4_0'];
+const DTYPES = WEIGHT_DTYPES;
 
 describe('WebGPU backend vs CPU reference', () => {
-  it('matmul: every layout, gemv (M ≤ 8) and gemm paths, awkward N, accumulate, offsets', async () => {
+  // One test per layout: each takes about a minute on SwiftShader.
+  it.each(DTYPES)('matmul %s: gemv (M ≤ 8) and gemm paths, awkward N, accumulate, offsets', async (dtype) => {
     const rand = rng(11);
-    for (const dtype of DTYPES) {
-      for (const [m, n, k, pad] of [
-        [1, 37, 96, 0],
-        [3, 129, 160, 256],
-        [8, 70, 64, 0],
-        [9, 37, 96, 512],
-        [70, 67, 128, 0],
-        [1, 5, 32, 4],
-      ] as const) {
-        const x = pair(m, k, randomF32(rand, m * k));
-        const w = weights(rand, dtype, n, k, pad);
-        const out = pair(m, n);
-        cpu.matmul(x.c, w.c, out.c);
-        gpu.matmul(x.g, w.g, out.g);
-        await expectClose(out, k, `${dtype} ${m}×${n}×${k}`);
-        cpu.matmul(x.c, w.c, out.c, true);
-        gpu.matmul(x.g, w.g, out.g, true);
-        await expectClose(out, k, `${dtype} ${m}×${n}×${k} accumulate`);
-      }
+    for (const [m, n, k, pad] of [
+      [1, 37, 96, 0],
+      [3, 129, 160, 256],
+      [8, 70, 64, 0],
+      [9, 37, 96, 512],
+      [70, 67, 128, 0],
+      [1, 5, 32, 4],
+    ] as const) {
+      const x = pair(m, k, randomF32(rand, m * k));
+      const w = weights(rand, dtype, n, k, pad);
+      const out = pair(m, n);
+      cpu.matmul(x.c, w.c, out.c);
+      gpu.matmul(x.g, w.g, out.g);
+      await expectClose(out, k, `${dtype} ${m}×${n}×${k}`);
+      cpu.matmul(x.c, w.c, out.c, true);
+      gpu.matmul(x.g, w.g, out.g, true);
+      await expectClose(out, k, `${dtype} ${m}×${n}×${k} accumulate`);
     }
     // f32/f16 widths that are not whole 16-byte units take the generic kernel
-    for (const dtype of ['f32', 'f16'] as const) {
+    if (dtype === 'f32' || dtype === 'f16') {
       const x = pair(2, 101, randomF32(rand, 202));
       const w = weights(rand, dtype, 19, 101);
       const out = pair(2, 19);
@@ -89,30 +57,28 @@ describe('WebGPU backend vs CPU reference', () => {
     }
   });
 
-  it('gemv: every threads-per-row / rows-per-thread shape gives the same result', async () => {
+  it.each(DTYPES)('gemv %s: every threads-per-row / rows-per-thread shape gives the same result', async (dtype) => {
     const rand = rng(12);
-    for (const dtype of DTYPES) {
-      const [n, k] = [300, 256];
-      const w = weights(rand, dtype, n, k);
-      for (const [m, shapes] of [
-        [1, [[8, 2, false, false, 1], [64, 3, true, false, 1], [256, 1, false, false, 1], [8, 3, false, true, 2], [32, 2, false, true, 4], [16, 1, false, false, 4]]],
-        [3, [[4, 2, false, false, 1], [8, 1, false, true, 2]]],
-      ] as const) {
-        const x = pair(m, k, randomF32(rand, m * k));
-        const out = pair(m, n);
-        cpu.matmul(x.c, w.c, out.c);
-        // narrow units and unrolled loops, with and without a remainder loop after the unrolled one
-        for (const [tpr, rpt, stageX, narrow, unroll] of shapes) {
-          gpu.setGemvChooser(() => ({ tpr, rpt, stageX, narrow, unroll }));
-          // subgroup shuffles then a tree (SwiftShader's subgroups have 4 lanes; without the feature,
-          // true is a no-op) and, for one shape, the plain tree
-          for (const sg of tpr === 8 ? [true, false] : [true]) {
-            gpu.setSubgroupReduction(sg);
-            gpu.matmul(x.g, w.g, out.g);
-            await expectClose(out, k, `${dtype} m=${m} tpr=${tpr} rpt=${rpt} stageX=${stageX} narrow=${narrow} unroll=${unroll} subgroups=${sg}`);
-          }
-          gpu.setSubgroupReduction(true);
+    const [n, k] = [300, 256];
+    const w = weights(rand, dtype, n, k);
+    for (const [m, shapes] of [
+      [1, [[8, 2, false, false, 1], [64, 3, true, false, 1], [256, 1, false, false, 1], [8, 3, false, true, 2], [32, 2, false, true, 4], [16, 1, false, false, 4]]],
+      [3, [[4, 2, false, false, 1], [8, 1, false, true, 2]]],
+    ] as const) {
+      const x = pair(m, k, randomF32(rand, m * k));
+      const out = pair(m, n);
+      cpu.matmul(x.c, w.c, out.c);
+      // narrow units and unrolled loops, with and without a remainder loop after the unrolled one
+      for (const [tpr, rpt, stageX, narrow, unroll] of shapes) {
+        gpu.setGemvChooser(() => ({ tpr, rpt, stageX, narrow, unroll }));
+        // subgroup shuffles then a tree (SwiftShader's subgroups have 4 lanes; without the feature,
+        // true is a no-op) and, for one shape, the plain tree
+        for (const sg of tpr === 8 ? [true, false] : [true]) {
+          gpu.setSubgroupReduction(sg);
+          gpu.matmul(x.g, w.g, out.g);
+          await expectClose(out, k, `${dtype} m=${m} tpr=${tpr} rpt=${rpt} stageX=${stageX} narrow=${narrow} unroll=${unroll} subgroups=${sg}`);
         }
+        gpu.setSubgroupReduction(true);
       }
     }
     gpu.setGemvChooser(null);
@@ -239,6 +205,32 @@ describe('WebGPU backend vs CPU reference', () => {
       gpu.attention(q.g, k.g, v.g, out.g, p);
       await expectClose(out, cs.t, JSON.stringify(cs));
     }
+  });
+
+  it('attention with a sliding window: prefill, decode, ring-buffer caches, split keys', async () => {
+    const rand = rng(23);
+    const cases = [
+      // prefill of 12 over a window of 5: most queries see only part of the cache
+      { m: 12, rows: 12, heads: 4, kvHeads: 2, dk: 16, dv: 16, startPos: 0, window: 5 },
+      // decode at position 40 over a 9-row ring (window 8 + one new key): rows wrap mid-window
+      { m: 1, rows: 9, heads: 4, kvHeads: 2, dk: 16, dv: 16, startPos: 40, window: 8, ring: true },
+      // three new tokens into a ring of window - 1 + 3 rows
+      { m: 3, rows: 10, heads: 2, kvHeads: 1, dk: 8, dv: 12, startPos: 29, window: 8, ring: true },
+      // a long window over a long cache takes the split-keys path; keys before the window are skipped
+      { m: 1, rows: 1400, heads: 2, kvHeads: 1, dk: 64, dv: 48, startPos: 1399, window: 900 },
+      { m: 2, rows: 1000, heads: 2, kvHeads: 2, dk: 32, dv: 32, startPos: 1700, window: 999, ring: true },
+    ];
+    for (const cs of cases) {
+      const q = pair(cs.m, cs.heads * cs.dk, randomF32(rand, cs.m * cs.heads * cs.dk));
+      const k = pair(cs.rows, cs.kvHeads * cs.dk, randomF32(rand, cs.rows * cs.kvHeads * cs.dk));
+      const v = pair(cs.rows, cs.kvHeads * cs.dv, randomF32(rand, cs.rows * cs.kvHeads * cs.dv));
+      const out = pair(cs.m, cs.heads * cs.dv);
+      const p = { heads: cs.heads, kvHeads: cs.kvHeads, dk: cs.dk, dv: cs.dv, startPos: cs.startPos, scale: 2 / Math.sqrt(cs.dk), window: cs.window, ...(cs.ring ? { cacheRows: cs.rows } : {}) };
+      cpu.attention(q.c, k.c, v.c, out.c, p);
+      gpu.attention(q.g, k.g, v.g, out.g, p);
+      await expectClose(out, cs.window, JSON.stringify(cs));
+    }
+    expect(attentionSplits(2, 900)).toBeGreaterThan(1);
   });
 
   it('argmax and finiteRows; acts come back zeroed from the pool; bytesInUse tracks buffers', async () => {

@@ -1,4 +1,4 @@
-import { dequantize, f16BitsToF32, matrixDims, type TensorEntry } from '../../../manifests/index.ts';
+import { dequantize, f16BitsToF32, matrixDims, scalesOffset, type TensorEntry } from '../../../manifests/index.ts';
 
 /**
  * Checks a stored tensor against its f32 source within the stated bounds and returns the largest
@@ -8,6 +8,8 @@ import { dequantize, f16BitsToF32, matrixDims, type TensorEntry } from '../../..
  *   q8_0: |err| ≤ d/2 with d the block's stored scale (q = round(w/d), |q| ≤ 127 because d ≥ max|w|/127 up to f16 rounding).
  *   q4_0: d = (block max by magnitude)/-8; nibble = min(15, trunc(w/d + 8.5)) ⇒ |err| ≤ |d|/2 when w/d ≤ 7.5;
  *         the clamp at 15 means weights of the opposite sign to the max with w/d ∈ (7.5, 8] get 7: |err| = (w/d − 7)·|d| ≤ |d|.
+ *   mxfp4: X = 2^(e−127) the block's scale, r = |w|/X; the FP4 grid has steps 0.5 up to 2, 1 up to 4, 2 up to 6
+ *         ⇒ |err| ≤ X/4, X/2, X for r ≤ 2, 4, 6; above 6 the code saturates: |err| = (r − 6)·X (< 2X, as r < 8).
  * Slack of 1e-5 relative covers the f32 product q·d.
  */
 export function errorVersusBound(entry: TensorEntry, bytes: Uint8Array, src: Float32Array): number {
@@ -29,7 +31,19 @@ export function errorVersusBound(entry: TensorEntry, bytes: Uint8Array, src: Flo
   }
   const { rows, cols } = matrixDims(entry.shape);
   const nb = (rows * cols) / 32;
-  const scaleOffset = nb * (entry.dtype === 'q8_0' ? 32 : 16);
+  const scaleOffset = scalesOffset(entry.dtype, rows, cols);
+  if (entry.dtype === 'mxfp4') {
+    for (let b = 0; b < nb; b++) {
+      const x = 2 ** (bytes[scaleOffset + b]! - 127);
+      for (let j = 0; j < 32; j++) {
+        const i = b * 32 + j;
+        const r = Math.abs(src[i]!) / x;
+        const bound = (r <= 2 ? 0.25 : r <= 4 ? 0.5 : r <= 6 ? 1 : r - 6) * x;
+        worst = Math.max(worst, Math.abs(got[i]! - src[i]!) / (bound * (1 + 1e-5) + 1e-30));
+      }
+    }
+    return worst;
+  }
   const scales = new DataView(bytes.buffer, bytes.byteOffset + scaleOffset, nb * 2);
   for (let b = 0; b < nb; b++) {
     const d = f16BitsToF32(scales.getUint16(b * 2, true));

@@ -180,7 +180,7 @@ describe('bad input', () => {
       rmSync(join(dir, 'model.safetensors'));
       writeSafetensors(join(dir, 'model.safetensors'), out);
       return dir;
-    }, /model\.norm\.weight has dtype I32; only F32, F16 and BF16/],
+    }, /model\.norm\.weight has dtype I32; only F32, F16, BF16/],
     ['unsupported architecture', () => brokenSource('arch', { config: (c) => (c['model_type'] = 'gpt2') }), /config\.json: unsupported architecture "gpt2"/],
     ['shape disagreeing with config', () => brokenSource('shape', { config: (c) => (c['intermediate_size'] = 96) }), /has shape \[128, 64\], config\.json implies \[96, 64\]/],
   ];

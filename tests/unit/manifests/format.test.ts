@@ -36,6 +36,38 @@ describe('manifest encoding', () => {
     expect(split.experts[0]!.shards.length).toBe(3); // 3 × 117 MB tensors > 64 MiB each
   });
 
+  it('round-trips a separate expert format and a source record, still in the compact layout', () => {
+    const plan = planModel(normaliseConfig(PRESETS['qwen3-30b-a3b']!.config, 'q'), 'q8_0', 64 * 1024 * 1024, 'mxfp4');
+    const m = manifestOfPlan(plan, 'q', fakeHashes(plan.shards.length), {}, { dtypes: ['BF16', 'MXFP4'], quantization: 'mxfp4' });
+    expect(m.expertQuant).toBe('mxfp4');
+    expect(m.tensors.find((t) => t.name === 'layers.0.moe.experts.0.gate')!.dtype).toBe('mxfp4');
+    expect(m.tensors.find((t) => t.name === 'layers.0.attn.q')!.dtype).toBe('q8_0');
+    const bytes = encodeManifest(m);
+    expect(decodeManifest(bytes)).toEqual(m);
+    expect(bytes.length).toBeLessThan(plan.shards.length * 32 + 4000); // hashes plus the config: no tensor table
+    // 4.25 bits per expert weight: 16 code bytes + 1 scale byte per 32 weights
+    const e = m.tensors.find((t) => t.name === 'layers.0.moe.experts.0.down')!;
+    expect(e.length).toBe((2048 * 768 * 17) / 32);
+  });
+
+  it('keeps every rope and window field through encoding; a manifest written before them still decodes', () => {
+    const m = presetManifest('mixtral-tiny', 'f16');
+    const withAll: Manifest = {
+      ...m,
+      config: {
+        ...m.config,
+        slidingWindow: 8,
+        layerTypes: ['sliding_attention', 'full_attention', 'sliding_attention'],
+        ropeScaling: { type: 'yarn', factor: 4, originalMaxPositionEmbeddings: 64, betaFast: 32, betaSlow: 1, mscale: 1, mscaleAllDim: 0.8, attentionFactor: null, truncate: false, lowFreqFactor: null, highFreqFactor: null },
+      },
+    };
+    expect(decodeManifest(encodeManifest(withAll))).toEqual(withAll);
+    // the committed demo model predates layerTypes and the new rope fields
+    const old = decodeManifest(readFileSync(new URL('../../../models/tiny-moe-text-q8_0/manifest.msgpack', import.meta.url)));
+    expect(old.config).not.toHaveProperty('layerTypes');
+    expect(old.config.ropeScaling).toBeNull();
+  });
+
   it('stores full tables when the layout is not the derivable one, and still round-trips', () => {
     const m = presetManifest('qwen3moe-tiny', 'f16');
     const tweaked: Manifest = { ...m, tensors: [...m.tensors].reverse() };

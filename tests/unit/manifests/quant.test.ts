@@ -52,7 +52,7 @@ describe('quantize / dequantize', () => {
     expect(errorVersusBound(entry('f32', rows, cols), bytes, data)).toBe(0);
   });
 
-  for (const dtype of ['f16', 'q8_0', 'q4_0'] as const) {
+  for (const dtype of ['f16', 'q8_0', 'q4_0', 'mxfp4'] as const) {
     it(`${dtype} stays within its stated bound, and the bound is tight`, () => {
       const bytes = quantize(data, rows, cols, dtype);
       expect(bytes.length).toBe(tensorByteLength(dtype, rows, cols));
@@ -86,6 +86,29 @@ describe('quantize / dequantize', () => {
     const q = new Int8Array(bytes.buffer, 0, 32);
     expect(q[3]).toBe(-127);
     expect(bytes[32] | (bytes[33]! << 8)).toBe(f32ToF16Bits(0.01));
+  });
+
+  it('mxfp4 follows the released layout: byte j = weight 2j (low nibble) | weight 2j+1 (high nibble), then e8m0 scales', () => {
+    // transformers' convert_moe_packed_tensors: out[0::2] = FP4[lo], out[1::2] = FP4[hi], then ldexp(·, e − 127)
+    const fp4 = [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0, -0.5, -1, -1.5, -2, -3, -4, -6];
+    const bytes = new Uint8Array(16 + 4);
+    for (let j = 0; j < 16; j++) bytes[j] = j | ((15 - j) << 4);
+    bytes[16] = 127 - 3; // 2^-3
+    const got = dequantize(entry('mxfp4', 1, 32), bytes);
+    for (let j = 0; j < 16; j++) {
+      expect(got[2 * j]).toBe(fp4[j]! / 8);
+      expect(got[2 * j + 1]).toBe(fp4[15 - j]! / 8);
+    }
+    // values on the grid times a power of two come back exactly, with the OCP shared exponent floor(log2 max) − 2
+    const exact = Float32Array.from({ length: 64 }, (_, i) => fp4[i % 16]! * 2 ** (i < 32 ? -5 : 3));
+    const q = quantize(exact, 2, 32, 'mxfp4');
+    expect(q.length).toBe(32 + 4);
+    expect([q[32], q[33]]).toEqual([127 - 5, 127 + 3]); // max 6 = 1.5·2^2 → exponent 2 − 2 = 0 (+ the block's power)
+    expect(Array.from(dequantize(entry('mxfp4', 2, 32), q))).toEqual(Array.from(exact));
+    // round to nearest, ties to the even code; above 6 saturates
+    const ties = new Float32Array(32);
+    ties.set([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5, 7.9, -0.3, 6]);
+    expect(Array.from(dequantize(entry('mxfp4', 1, 32), quantize(ties, 1, 32, 'mxfp4'))).slice(0, 10)).toEqual([0, 1, 1, 2, 2, 4, 4, 6, -0.5, 6]);
   });
 
   it('f16 pads odd element counts to 4 bytes', () => {
