@@ -3,7 +3,7 @@
  * a layer's router chose, runs them, and releases them. What "resident" means is the provider's
  * business — everything uploaded at load, or a tiered store paging shards in under a budget.
  */
-import type { Backend, DeviceBytes, ExpertSlabs } from '../kernels/index.ts';
+import type { Backend, DeviceBytes, ExpertSlabs, Weight } from '../kernels/index.ts';
 import { matrixDims, type Manifest, type TensorEntry } from '../manifests/index.ts';
 import { ModelLoadError } from './errors.ts';
 import type { ModelSource } from './source.ts';
@@ -36,44 +36,50 @@ export function expertWeights(backend: Backend, table: TensorTable, layer: numbe
 }
 
 const KINDS = ['gate', 'up', 'down'] as const;
+/** gpt-oss experts' bias vectors, uploaded in slabs of their own next to the matrices. */
+const BIAS_KINDS = ['gate_bias', 'up_bias', 'down_bias'] as const;
 /** Slot alignment of a slab: what Backend.routedExperts asks for. */
 const SLOT_ALIGN = 256;
 
 /**
  * Every expert on the device from load on: the baseline other providers must match exactly. Each
  * layer's experts are uploaded as three slabs (gate, up, down), expert e in slot e, so kernels can
- * also select them by id on the device (`slabs`).
+ * also select them by id on the device (`slabs`); experts with biases get three more slabs for them.
  */
 export async function loadAllExperts(backend: Backend, source: ModelSource): Promise<ExpertProvider> {
   const m: Manifest = source.manifest;
   const table = new TensorTable(m);
   const byLayer = new Map<number, number[]>();
   for (const e of m.experts) byLayer.set(e.layer, [...(byLayer.get(e.layer) ?? []), e.expert]);
+  const kinds = m.config.moe.expertBias ? [...KINDS, ...BIAS_KINDS] : KINDS;
   const weights = new Map<string, MlpWeights>();
   const slabs = new Map<number, ExpertSlabs>();
   let total = 0;
   for (const [layer, experts] of byLayer) {
     const count = Math.max(...experts) + 1;
     if (experts.length !== count) throw new ModelLoadError(`model "${m.name}" lists ${experts.length} routed experts in layer ${layer}; expected ids 0..${count - 1}, each once`);
-    const tensors = KINDS.map((kind) => experts.map((e) => table.get(`layers.${layer}.moe.experts.${e}.${kind}`)));
+    const tensors = kinds.map((kind) => experts.map((e) => table.get(`layers.${layer}.moe.experts.${e}.${kind}`)));
     const hosts = await shardBytes(source, m, tensors.flat());
-    const slots = KINDS.map((kind, i) => {
-      const ts = tensors[i]!;
+    const slots = tensors.map((ts) => {
       const stride = Math.ceil(Math.max(...ts.map((t) => t.length)) / SLOT_ALIGN) * SLOT_ALIGN;
       const bytes = new Uint8Array(stride * count);
       ts.forEach((t, j) => bytes.set(hosts.get(t.shard)!.subarray(t.offset, t.offset + t.length), experts[j]! * stride));
       const d = backend.upload(bytes);
       total += d.byteLength;
-      const byExpert = new Array<MlpWeights[typeof kind]>(count);
+      const byExpert = new Array<Weight>(count);
       ts.forEach((t, j) => {
         const { rows, cols } = matrixDims(t.shape);
         byExpert[experts[j]!] = backend.weight(d, experts[j]! * stride, t.dtype, rows, cols);
       });
       return byExpert;
     });
-    const [gate, up, down] = slots as [MlpWeights['gate'][], MlpWeights['up'][], MlpWeights['down'][]];
-    for (let e = 0; e < count; e++) weights.set(`${layer}/${e}`, { gate: gate[e]!, up: up[e]!, down: down[e]! });
-    if (uniform(tensors)) slabs.set(layer, { gate, up, down });
+    const [gate, up, down, gateBias, upBias, downBias] = slots;
+    for (let e = 0; e < count; e++) {
+      const w: MlpWeights = { gate: gate![e]!, up: up![e]!, down: down![e]! };
+      if (gateBias && upBias && downBias) w.bias = { gate: gateBias[e]!, up: upBias[e]!, down: downBias[e]! };
+      weights.set(`${layer}/${e}`, w);
+    }
+    if (uniform(tensors.slice(0, KINDS.length))) slabs.set(layer, { gate: gate!, up: up!, down: down! });
   }
   return {
     acquire: async (layer, experts) => Array.from(experts, (e) => {
