@@ -105,11 +105,17 @@ export function hostBytes(b: DeviceBytes): Uint8Array {
   return b.bytes;
 }
 
+/** The reference backend, with the hook a backend built on it uses to count the ops it runs itself. */
+export interface HostBackend extends Backend {
+  /** Counts one op run by a backend layered on this one (the WASM kernels), as this backend counts its own. */
+  countOp(): void;
+}
+
 /**
  * The reference backend over `memory` (the JS heap unless a caller brings its own, as the WASM
  * backend does).
  */
-export function createCpuBackend(memory: HostMemory = jsMemory): Backend {
+export function createCpuBackend(memory: HostMemory = jsMemory): HostBackend {
   let bytesHeld = 0;
   const counts = zeroCounters();
   // ops since the last wait: a wait then counts as one submission, as on a GPU
@@ -142,9 +148,10 @@ export function createCpuBackend(memory: HostMemory = jsMemory): Backend {
     }
   }
 
-  const backend: Backend = {
+  const backend: HostBackend = {
     name: 'cpu',
     counters: () => ({ ...counts }),
+    countOp: op,
 
     upload(bytes) {
       const region = memory.alloc((bytes.byteLength + 3) & ~3);

@@ -1,7 +1,8 @@
 /**
- * The WASM backend: the reference CPU backend's memory layout and ops, with matmul, matmulHeads
- * and attention replaced by WebAssembly SIMD128 kernels (kernels/wasm/as/kernels.ts) that split
- * their output rows across worker threads sharing one WebAssembly memory. Without
+ * The WASM backend: the reference CPU backend's memory layout and ops (routing, routed experts,
+ * counters and the rest by delegation), with matmul, matmulHeads and attention replaced by
+ * WebAssembly SIMD128 kernels (kernels/wasm/as/kernels.ts) that split their output rows across
+ * worker threads sharing one WebAssembly memory; they count in the reference's counters. Without
  * SharedArrayBuffer (a page that is not cross-origin isolated) or a way to start workers it runs
  * single-threaded and says why in `threading.note`.
  */
@@ -135,11 +136,13 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     matmul(x, w, out, accumulate = false) {
       if (DTYPE_CODE[w.dtype] === undefined) return ref.matmul(x, w, out, accumulate);
       v.checkMatmul(x, w, out);
+      ref.countOp();
       matmulRows(x, 0, w, 0, w.rows, out, accumulate);
     },
     matmulHeads(x, w, out, heads) {
       if (DTYPE_CODE[w.dtype] === undefined) return ref.matmulHeads(x, w, out, heads);
       v.checkMatmulHeads(x, w, out, heads);
+      ref.countOp();
       const n = w.rows / heads;
       for (let h = 0; h < heads; h++) matmulRows(x, h * w.cols, w, h * n, n, out, false);
     },
@@ -147,6 +150,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
       // the SIMD kernel is plain causal attention: windows, ring-buffer caches and sinks take the reference path
       if (p.window !== undefined || p.cacheRows !== undefined || p.sinks !== undefined) return ref.attention(q, k, vc, out, p);
       v.checkAttention(q, k, vc, out, p);
+      ref.countOp();
       attention(q, k, vc, out, p);
     },
     readAll(b, threads) {
