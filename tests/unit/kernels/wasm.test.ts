@@ -209,3 +209,32 @@ describe('WASM backend fallbacks', () => {
     expect(() => heap.alloc(100 * 65536)).toThrow(/could not grow/);
   });
 });
+
+describe('WASM backend counters', () => {
+  it('count its own kernels as the reference counts the same ops (dispatches, read-backs, submissions)', async () => {
+    const wasm = await createWasmBackendNode({ threads: 1 });
+    const ref = createCpuBackend();
+    try {
+      const rand = rng(31);
+      const [n, k] = [24, 64];
+      const xData = randomF32(rand, 2 * k);
+      const wBytes = new Uint8Array(randomF32(rand, n * k).buffer);
+      for (const be of [wasm, ref] as Backend[]) {
+        const w = be.weight(be.upload(wBytes), 0, 'f32', n, k);
+        const x = be.act(2, k);
+        be.write(x, xData);
+        const y = be.act(2, n);
+        be.matmul(x, w, y);
+        be.matmulHeads(x, be.weight(be.upload(wBytes), 0, 'f32', n, k / 2), be.act(2, n), 2);
+        const o = be.act(2, k);
+        be.attention(x, x, x, o, { heads: 2, kvHeads: 1, dk: k / 2, dv: k / 2, startPos: 0, scale: 0.1 });
+        await be.read(y);
+      }
+      const c = wasm.counters();
+      expect(c.dispatches).toBeGreaterThanOrEqual(3);
+      expect(c).toEqual(ref.counters());
+    } finally {
+      wasm.destroy();
+    }
+  });
+});
