@@ -2,7 +2,8 @@
  * The engine against Hugging Face transformers on the architectures, plain and as released
  * (YaRN, linear, llama3 and dynamic RoPE, sliding windows, gpt-oss with MXFP4 experts, DeepSeek-V3
  * in FP8 with block scales; goldens of quantised sources from the dequantised weights): prefill logits and
- * every greedy step within 1e-3, the 16 greedy ids exactly, and the experts chosen at each prompt
+ * every greedy step within 1e-3, the 16 greedy ids exactly (also without kept logits, where
+ * decode may run on the device), and the experts chosen at each prompt
  * position equal to those transformers' own router outputs select. Run on the TypeScript reference
  * backend, on WebGPU (SwiftShader here) and on the WASM SIMD backend split over 3 threads.
  */
@@ -66,6 +67,13 @@ describe.each(Object.keys(BACKENDS))('%s backend', (backendName) => {
     it('generates the same 16 greedy ids from the same step logits', () => {
       expect(ids).toEqual(golden.greedy_ids);
       steps.forEach((row, i) => expect(maxAbsDiff(row, golden.greedy_step_logits[i]!)).toBeLessThanOrEqual(TOLERANCE));
+    });
+
+    it('generates the same 16 greedy ids without kept logits (decode on the device where DeviceStep.plan allows it)', async () => {
+      const gen = engine.generate(golden.input_ids, { maxNewTokens: golden.greedy_ids.length, stopOnEos: false });
+      const out: number[] = [];
+      for await (const t of gen) out.push(t.id);
+      expect(out).toEqual(golden.greedy_ids);
     });
 
     it('routes each prompt position to the experts transformers chose', async () => {
