@@ -9,13 +9,14 @@ import type { WeightDtype } from './types.ts';
 interface Job extends WorkerSlot {
   rawConfig: Record<string, unknown>;
   quant: WeightDtype;
+  expertQuant: WeightDtype;
   shardBytes: number;
   shardsDir: string | null;
   seed: number;
 }
 
 const job = workerData as Job;
-const plan = planModel(normaliseConfig(job.rawConfig, 'preset'), job.quant, job.shardBytes);
+const plan = planModel(normaliseConfig(job.rawConfig, 'preset'), job.quant, job.shardBytes, job.expertQuant);
 const { items, indices } = shardsOf(plan.shards, job);
 const hashes = await writeShards({ ...plan, shards: items }, job.shardsDir, (sink, t) => writeSynthTensor(sink, t, job.seed), (p) => {
   parentPort!.postMessage({ index: indices[p.shardsDone - 1] });

@@ -16,6 +16,8 @@ export interface SynthOptions {
   arch: Architecture;
   preset: string;
   quant: WeightDtype;
+  /** Routed experts' format (default: quant); mxfp4 gives gpt-oss's released expert layout. */
+  expertQuant?: WeightDtype;
   /** Model directory to write; with manifestOnly only the manifest files are written there. */
   out: string;
   /** Hash every shard's bytes without writing them (for models that do not fit on disk). */
@@ -44,27 +46,30 @@ export async function synth(opts: SynthOptions): Promise<SynthResult> {
   const config = normaliseConfig(rawConfig, `preset ${opts.preset}`);
   const shardBytes = Math.floor((opts.shardMiB ?? 64) * 1024 * 1024);
   const seed = opts.seed ?? 0;
-  const plan = planModel(config, opts.quant, shardBytes);
+  const expertQuant = opts.expertQuant ?? opts.quant;
+  const plan = planModel(config, opts.quant, shardBytes, expertQuant);
   const shardsDir = await prepareModelDir(opts.out);
   const target = opts.manifestOnly ? null : shardsDir;
   const workers = Math.max(1, Math.min(opts.workers ?? availableParallelism(), plan.shards.length));
   const hashes =
     workers === 1
       ? await writeShards(plan, target, (sink, t) => writeSynthTensor(sink, t, seed), opts.onProgress)
-      : await runShardWorkers(new URL('./synth-worker.ts', import.meta.url), { rawConfig, quant: opts.quant, shardBytes, shardsDir: target, seed }, plan.shards.map((s) => s.size), workers, opts.onProgress);
-  const manifest = manifestOfPlan(plan, `synth-${opts.preset}${opts.layers !== undefined ? `-${opts.layers}l` : ''}-${opts.quant}-seed${seed}`, hashes, {});
+      : await runShardWorkers(new URL('./synth-worker.ts', import.meta.url), { rawConfig, quant: opts.quant, expertQuant, shardBytes, shardsDir: target, seed }, plan.shards.map((s) => s.size), workers, opts.onProgress);
+  const formats = expertQuant === opts.quant ? opts.quant : `${opts.quant}-experts-${expertQuant}`;
+  const manifest = manifestOfPlan(plan, `synth-${opts.preset}${opts.layers !== undefined ? `-${opts.layers}l` : ''}-${formats}-seed${seed}`, hashes, {});
   const { id, manifestBytes } = await commitManifest(opts.out, manifest);
   return { manifest, id, manifestBytes };
 }
 
 /** Size of the encoded manifest a synth would produce, without generating bytes: hashes are fixed-width, so placeholders give the exact size. */
-export async function plannedManifestSize(preset: string, quant: WeightDtype, shardMiB = 64): Promise<{ bytes: number; shards: number; experts: number; id: string }> {
+export async function plannedManifestSize(preset: string, quant: WeightDtype, shardMiB = 64, expertQuant: WeightDtype = quant): Promise<{ bytes: number; shards: number; experts: number; id: string; modelBytes: number }> {
   const p = PRESETS[preset];
   if (!p) throw new ConfigError(`unknown preset "${preset}"`);
-  const plan = planModel(normaliseConfig(p.config, `preset ${preset}`), quant, Math.floor(shardMiB * 1024 * 1024));
+  const plan = planModel(normaliseConfig(p.config, `preset ${preset}`), quant, Math.floor(shardMiB * 1024 * 1024), expertQuant);
   const hashes = plan.shards.map((_, i) => (i + 1).toString(16).padStart(64, '0'));
   const bytes = encodeManifest(manifestOfPlan(plan, `synth-${preset}-${quant}-seed0`, hashes, {}));
-  return { bytes: bytes.length, shards: plan.shards.length, experts: plan.experts.length, id: await blake3Hex(bytes) };
+  const modelBytes = plan.shards.reduce((sum, s) => sum + s.size, 0);
+  return { bytes: bytes.length, shards: plan.shards.length, experts: plan.experts.length, id: await blake3Hex(bytes), modelBytes };
 }
 
 /** The first `layers` layers of a preset: per-layer lists (gpt-oss's layer_types) are cut to match. */

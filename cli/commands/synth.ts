@@ -1,10 +1,10 @@
 import { numberOption, parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { PRESETS, progressBar, synth } from '../../manifests/node.ts';
-import type { Architecture } from '../../manifests/index.ts';
+import { WEIGHT_DTYPES, type Architecture } from '../../manifests/index.ts';
 import { parseQuant } from './convert.ts';
 
 const usage = `usage: doppler synth --arch mixtral|qwen3_moe|deepseek_v3|gpt_oss --preset NAME --quant Q --out DIR
-                     [--manifest-only] [--seed N] [--layers N] [--shard-mib N] [--workers N]
+                     [--expert-quant Q] [--manifest-only] [--seed N] [--layers N] [--shard-mib N] [--workers N]
 
 Writes a random-weight RDRR model of a real model's shape (for benchmarks). Weights are generated
 directly in the stored format from an AES-CTR keystream seeded by --seed and the tensor name.
@@ -12,6 +12,8 @@ directly in the stored format from an AES-CTR keystream seeded by --seed and the
 presets: ${Object.entries(PRESETS).map(([n, p]) => `${n} (${p.arch})`).join(', ')}
 
 options:
+  --quant Q        ${WEIGHT_DTYPES.join('|')} (default q4_0)
+  --expert-quant Q routed experts' format (default: --quant); gpt-oss as released: --quant f16 --expert-quant mxfp4
   --manifest-only  generate and hash every shard but write only the manifest (for models larger than the disk)
   --layers N       use N layers instead of the preset's (same per-layer shapes)
   --workers N      threads generating and hashing shards (default: all cores)`;
@@ -25,6 +27,7 @@ export const command: Command = {
       arch: { type: 'string' },
       preset: { type: 'string' },
       quant: { type: 'string' },
+      'expert-quant': { type: 'string' },
       out: { type: 'string' },
       'manifest-only': { type: 'boolean' },
       seed: { type: 'string' },
@@ -38,10 +41,12 @@ export const command: Command = {
     if (preset.arch !== values.arch) throw new UsageError(`preset ${values.preset} is ${preset.arch}, not ${values.arch}`);
     const bar = progressBar(values['manifest-only'] ? 'hash' : 'synth');
     const t0 = performance.now();
+    const quant = parseQuant(values.quant, 'q4_0');
     const r = await synth({
       arch: values.arch as Architecture,
       preset: values.preset,
-      quant: parseQuant(values.quant, 'q4_0'),
+      quant,
+      expertQuant: parseQuant(values['expert-quant'], quant, '--expert-quant'),
       out: values.out,
       manifestOnly: values['manifest-only'],
       seed: numberOption(values.seed, '--seed'),

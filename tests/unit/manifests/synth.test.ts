@@ -60,7 +60,38 @@ describe('synth', () => {
     expect(s.bytesPerToken).toBe(s.bytes.dense + (3 * 4 * s.bytes.experts) / 48);
   });
 
+  it('experts kept mxfp4: written and manifest-only agree, weights finite and small', async () => {
+    const opts = { arch: 'qwen3_moe', preset: 'qwen3moe-tiny', quant: 'f16', expertQuant: 'mxfp4', seed: 1 } as const;
+    const full = await synth({ ...opts, out: join(work, 'mx-full'), workers: 1 });
+    expect((await verifyModelDir(join(work, 'mx-full'))).ok).toBe(true);
+    const only = await synth({ ...opts, out: join(work, 'mx-only'), manifestOnly: true, workers: 2 });
+    expect(only.id).toBe(full.id);
+    expect(full.manifest.expertQuant).toBe('mxfp4');
+    expect(full.manifest.name).toBe('synth-qwen3moe-tiny-f16-experts-mxfp4-seed1');
+    const t = tensorByName(full.manifest).get('layers.2.moe.experts.15.down')!;
+    expect(t.dtype).toBe('mxfp4');
+    const shard = await readShardFile(join(work, 'mx-full'), full.manifest.shards[t.shard]!.hash);
+    const w = dequantize(t, shard.subarray(t.offset, t.offset + t.length));
+    let maxAbs = 0;
+    for (const v of w) maxAbs = Math.max(maxAbs, Math.abs(v));
+    expect(Number.isFinite(maxAbs) && maxAbs > 0 && maxAbs < 0.05).toBe(true);
+  });
+
+  it('gpt-oss-20b as released (f16, experts mxfp4), one layer, --manifest-only', async () => {
+    const r = await synth({ arch: 'gpt_oss', preset: 'gpt-oss-20b', quant: 'f16', expertQuant: 'mxfp4', layers: 1, out: join(work, 'oss'), manifestOnly: true, workers: 2 });
+    expect(readdirSync(join(work, 'oss', 'shards'))).toEqual([]);
+    const t = tensorByName(r.manifest).get('layers.0.moe.experts.31.down')!;
+    expect(t.dtype).toBe('mxfp4');
+    expect(t.length).toBe((2880 * 2880 * 17) / 32); // 4.25 bits per weight
+    expect(tensorByName(r.manifest).get('layers.0.attn.q')!.dtype).toBe('f16');
+  });
+
   it('real-model presets plan to the expected sizes', async () => {
+    // gpt-oss as released: routed experts 4.25 bits per weight (about 61 GB of the 120b), the rest 16
+    const oss = await plannedManifestSize('gpt-oss-120b', 'f16', 64, 'mxfp4');
+    expect(oss.experts).toBe(36 * 128);
+    expect(oss.modelBytes).toBeGreaterThan(36 * 128 * 3 * ((2880 * 2880 * 17) / 32));
+    expect(oss.modelBytes).toBeLessThan(66e9);
     const ds = await plannedManifestSize('deepseek-v3-671b', 'q4_0');
     expect(ds.experts).toBe(58 * 256);
     // Per-shard hashes alone are 32 B × shards; everything else is small.
