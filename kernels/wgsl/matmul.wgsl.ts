@@ -163,15 +163,15 @@ export function gemvSource(s: GemvShape): KernelSource {
       lines.push(`    let u${j} = ${u} + ${j * TPR}u;`);
       for (let r = 0; r < RPT; r++) {
         lines.push(`    let gu${j}_${r} = row${r} * p.units + u${j};`);
-        lines.push(`    let q${j}_${r} = wq[p.wBase + gu${j}_${r}];`);
+        lines.push(`    let q${j}_${r} = ${unit.fetch ? unit.fetch(`gu${j}_${r}`) : `wq[p.wBase + gu${j}_${r}]`};`);
         if (unit.block) lines.push(`    let d${j}_${r} = scale(${unit.block(`gu${j}_${r}`)});`);
       }
     }
     for (let j = 0; j < U; j++) {
-      const parts = unit.parts(`q${j}_0`, staged ? uStaged : `u${j}`);
+      const parts = unit.parts(`q${j}_0`, staged ? uStaged : `u${j}`, `gu${j}_0`);
       for (let m = 0; m < M; m++) parts.forEach(([, at], i) => lines.push(`    let x${j}_${i}_${m} = ${xAt(m, at)};`));
       for (let r = 0; r < RPT; r++) {
-        const ws = unit.parts(`q${j}_${r}`, `u${j}`);
+        const ws = unit.parts(`q${j}_${r}`, `u${j}`, `gu${j}_${r}`);
         ws.forEach(([e], i) => lines.push(`    let w${j}_${r}_${i} = ${e};`));
         for (let m = 0; m < M; m++) {
           const a = `acc[${r * M + m}]`;
