@@ -24,6 +24,22 @@ import { tensorLayout, type WeightFormat } from './format.ts';
 /** Candidate scales tried per group (llama.cpp's q4_K: rmin −1, rdelta 0.1, 20 steps). */
 const SEARCH = { rmin: -1, rdelta: 0.1, steps: 20 };
 
+/** Scratch for one group's weights: groups are at most 256 weights (a preallocated buffer keeps the search allocation-free). */
+const WEIGHTS = new Float64Array(256);
+
+/** Weighted squared error of w ≈ scale·q + mn with codes re-rounded against (scale, mn). */
+function fitError(x: Float32Array, wt: Float64Array, nmax: number, scale: number, mn: number): number {
+  const inv = 1 / scale;
+  let e = 0;
+  for (let i = 0; i < x.length; i++) {
+    let q = Math.round((x[i]! - mn) * inv);
+    q = q < 0 ? 0 : q > nmax ? nmax : q;
+    const diff = scale * q + mn - x[i]!;
+    e += wt[i]! * diff * diff;
+  }
+  return e;
+}
+
 /** Best (scale, min) for one group: w ≈ scale·q + min, q ∈ [0, nmax] (make_qkx2_quants, squared error). */
 export function searchScaleMin(x: Float32Array, nmax: number): { scale: number; min: number } {
   const n = x.length;
@@ -31,41 +47,37 @@ export function searchScaleMin(x: Float32Array, nmax: number): { scale: number; 
   let max = 0;
   let sumSq = 0;
   for (let i = 0; i < n; i++) {
-    min = Math.min(min, x[i]!);
-    max = Math.max(max, x[i]!);
-    sumSq += x[i]! * x[i]!;
+    const v = x[i]!;
+    if (v < min) min = v;
+    if (v > max) max = v;
+    sumSq += v * v;
   }
   if (max === min) return { scale: 0, min: 0 };
   const av = Math.sqrt(sumSq / n);
-  const wt = new Float64Array(n);
+  const wt = WEIGHTS;
   let sumW = 0;
   let sumX = 0;
   for (let i = 0; i < n; i++) {
-    wt[i] = av + Math.abs(x[i]!);
-    sumW += wt[i]!;
-    sumX += wt[i]! * x[i]!;
+    const w = av + Math.abs(x[i]!);
+    wt[i] = w;
+    sumW += w;
+    sumX += w * x[i]!;
   }
-  const err = (scale: number, mn: number, iscale: number): number => {
-    let e = 0;
-    for (let i = 0; i < n; i++) {
-      const q = Math.max(0, Math.min(nmax, Math.round(iscale * (x[i]! - mn))));
-      const diff = scale * q + mn - x[i]!;
-      e += wt[i]! * diff * diff;
-    }
-    return e;
-  };
-  let best = { scale: (max - min) / nmax, min };
-  let bestErr = err(best.scale, min, nmax / (max - min));
+  let bestScale = (max - min) / nmax;
+  let bestMin = min;
+  let bestErr = fitError(x, wt, nmax, bestScale, bestMin);
   for (let s = 0; s <= SEARCH.steps; s++) {
     const iscale = (SEARCH.rmin + SEARCH.rdelta * s + nmax) / (max - min);
     let sl = 0;
     let sl2 = 0;
     let sxl = 0;
     for (let i = 0; i < n; i++) {
-      const q = Math.max(0, Math.min(nmax, Math.round(iscale * (x[i]! - min))));
-      sl += wt[i]! * q;
-      sl2 += wt[i]! * q * q;
-      sxl += wt[i]! * q * x[i]!;
+      let q = Math.round(iscale * (x[i]! - min));
+      q = q < 0 ? 0 : q > nmax ? nmax : q;
+      const w = wt[i]!;
+      sl += w * q;
+      sl2 += w * q * q;
+      sxl += w * q * x[i]!;
     }
     const det = sumW * sl2 - sl * sl;
     if (!(det > 0)) continue;
@@ -76,17 +88,19 @@ export function searchScaleMin(x: Float32Array, nmax: number): { scale: number; 
       scale = sxl / sl2;
     }
     if (!(scale > 0)) continue;
-    const e = err(scale, mn, 1 / scale);
+    const e = fitError(x, wt, nmax, scale, mn);
     if (e < bestErr) {
       bestErr = e;
-      best = { scale, min: mn };
+      bestScale = scale;
+      bestMin = mn;
     }
   }
-  return best;
+  return { scale: bestScale, min: bestMin };
 }
 
 /** The record of a `bits`-bit group format over groups of `group` weights (a multiple of 32). */
 export function groupFormat(name: WeightDtype, bits: 2 | 3, group: number): WeightFormat {
+  if (group % 32 !== 0 || group > WEIGHTS.length) throw new Error(`group ${group}: a multiple of 32 up to ${WEIGHTS.length}`);
   const nmax = (1 << bits) - 1;
   const lowWords = group / 16;
   const words = lowWords + (bits === 3 ? group / 32 : 0);
