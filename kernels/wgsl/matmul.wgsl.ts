@@ -168,10 +168,10 @@ export function gemvSource(s: GemvShape): KernelSource {
       }
     }
     for (let j = 0; j < U; j++) {
-      const parts = unit.parts(`q${j}_0`, staged ? uStaged : `u${j}`, `gu${j}_0`);
+      const parts = unit.parts(`q${j}_0`, staged ? uStaged : `u${j}`);
       for (let m = 0; m < M; m++) parts.forEach(([, at], i) => lines.push(`    let x${j}_${i}_${m} = ${xAt(m, at)};`));
       for (let r = 0; r < RPT; r++) {
-        const ws = unit.parts(`q${j}_${r}`, `u${j}`, `gu${j}_${r}`);
+        const ws = unit.parts(`q${j}_${r}`, `u${j}`);
         ws.forEach(([e], i) => lines.push(`    let w${j}_${r}_${i} = ${e};`));
         for (let m = 0; m < M; m++) {
           const a = `acc[${r * M + m}]`;

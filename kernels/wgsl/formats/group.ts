@@ -1,15 +1,14 @@
 /**
  * The 2/3-bit asymmetric group formats on the GPU (manifests/formats/group.ts has the layout). A
  * gemv unit is 16 weights: one word of low 2-bit fields, and for 3-bit codes the matching half
- * word of high bits, fetched together as a vec2<u32>. Each part decodes 4 codes to floats and
- * subtracts the group's zero point, so the kernel's fma with the group's d gives (q − z)·d·x.
+ * word of high bits, fetched together with the group's zero-point byte as a vec3<u32>. Each part
+ * decodes 4 codes to floats and subtracts the zero point, so the kernel's fma with the group's d gives (q − z)·d·x.
  * A group's 3 scale bytes (f16 d, byte zb) may straddle words; they are read byte by byte.
  */
 import { unitAt, type GpuFormat } from './format.ts';
 
-const scaleFns = (binding: string, suffix: string, bits: number): string => `fn sByte${suffix}(o: u32) -> u32 { return (${binding}[p.wS + (o >> 2u)] >> (8u * (o & 3u))) & 255u; }
+const scaleFns = (binding: string, suffix: string): string => `fn sByte${suffix}(o: u32) -> u32 { return (${binding}[p.wS + (o >> 2u)] >> (8u * (o & 3u))) & 255u; }
 fn scale${suffix}(b: u32) -> f32 { return unpack2x16float(sByte${suffix}(3u * b) | (sByte${suffix}(3u * b + 1u) << 8u)).x; }
-fn zero${suffix}(b: u32) -> f32 { return f32(sByte${suffix}(3u * b + 2u)) * ${2 ** (bits - 8)}; }
 `;
 
 /** GPU side of `groupFormat(bits, group)`. */
@@ -34,22 +33,23 @@ export function groupGpuFormat(bits: 2 | 3, group: number): GpuFormat {
   const unit = {
     load: 'u32',
     weights: 16,
-    fetch: (gu: string) => fetch('wq', 'p.wBase', gu),
-    parts: (q: string, u: string, gu: string): Array<[string, string]> =>
-      [0, 1, 2, 3].map((p) => [`(vec4<f32>(${codes(`${q}.x`, `${q}.y`, p)}) - vec4<f32>(zero((${gu}) >> ${ubShift}u)))`, unitAt(u, 4, p)]),
+    // the group's zero-point byte rides along as .z, read once per unit rather than once per part
+    fetch: (gu: string) => `vec3<u32>(${fetch('wq', 'p.wBase', gu)}, sByte(3u * ((${gu}) >> ${ubShift}u) + 2u))`,
+    parts: (q: string, u: string): Array<[string, string]> =>
+      [0, 1, 2, 3].map((p) => [`(vec4<f32>(${codes(`${q}.x`, `${q}.y`, p)}) - vec4<f32>(f32(${q}.z) * ${2 ** (bits - 8)}))`, unitAt(u, 4, p)]),
     block: (gu: string) => `(${gu} >> ${ubShift}u)`,
   };
   return {
-    access: (w) => `${scaleFns(w, 'W', bits)}fn wAt(n: u32, k: u32) -> f32 {
+    access: (w) => `${scaleFns(w, 'W')}fn wAt(n: u32, k: u32) -> f32 {
   let i = n * p.wK + k;
   let u = ${fetch(w, 'p.wB', 'i >> 4u')};
   let j = i & 15u;
   var code = (u.x >> (2u * j)) & 3u;
   ${bits === 3 ? 'code |= ((u.y >> j) & 1u) << 2u;' : ''}
   let b = i / ${group}u;
-  return (f32(code) - zeroW(b)) * scaleW(b);
+  return (f32(code) - f32(sByteW(3u * b + 2u)) * ${2 ** (bits - 8)}) * scaleW(b);
 }\n`,
-    gemvPrelude: scaleFns('ws', '', bits),
+    gemvPrelude: scaleFns('ws', ''),
     unit: () => unit,
     gemvRows: 4,
   };
