@@ -75,7 +75,9 @@ async function measure(row: string): Promise<Row> {
 const wanted = values.rows ? values.rows.split(',') : ALL_ROWS;
 const fresh: Row[] = [];
 for (const row of wanted) fresh.push(await measure(row));
-const kept = values.out && existsSync(values.out) ? (JSON.parse(readFileSync(values.out, 'utf8')) as { rows: Row[] }).rows : [];
+const previous = values.out && existsSync(values.out) ? (JSON.parse(readFileSync(values.out, 'utf8')) as { command: string; rows: Row[] }) : null;
+// rows from before rows recorded their command were measured by the file's own command
+const kept = (previous?.rows ?? []).map((r) => ({ command: previous!.command, ...r }));
 const rows = [...kept.filter((r) => !wanted.includes(r.row ?? r.quant)), ...fresh].sort((a, b) => ALL_ROWS.indexOf(a.row ?? a.quant) - ALL_ROWS.indexOf(b.row ?? b.quant));
 const out = {
   bench: 'quality',
