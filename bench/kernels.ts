@@ -438,7 +438,7 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Rec
 
 export const KERNEL_BENCH_USAGE = `usage: doppler bench kernels [--json] [--out FILE] [--small] [--no-sweep]
 
-Decode GEMV (M=1) time and effective GB/s of weight bytes per weight layout (f32, f16, q8_0, q4_0)
+Decode GEMV (M=1) time and effective GB/s of weight bytes per weight layout (every format in manifests/formats/)
 on real model shapes, next to a raw streaming read of the same device; prefill GEMM GFLOP/s (M=128);
 upload GB/s of 64 MiB through staging buffers vs queue.writeBuffer.
 

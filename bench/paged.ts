@@ -2,9 +2,10 @@
  * Larger-than-VRAM decoding: a random-weight model of a real shape (default mixtral-8x7b at q4_0),
  * decoded with the routed experts paged through the shard store under a VRAM budget (default a
  * quarter of the expert bytes), with and without prefetch, next to the same model fully resident.
- * Writes one JSON object (stdout, and --out FILE).
+ * Writes one JSON object (stdout, and --out FILE). gpt-oss as released: --preset gpt-oss-120b
+ * --quant f16 --expert-quant mxfp4.
  *
- *   node bench/paged.ts [--preset mixtral-8x7b] [--quant q4_0] [--layers N] [--tokens 32]
+ *   node bench/paged.ts [--preset mixtral-8x7b] [--quant q4_0] [--expert-quant Q] [--layers N] [--tokens 32]
  *                       [--vram-fraction 0.25] [--dir /tmp/doppler-paged] [--out FILE]
  * On a GPU host: ../shared/gpu-host/prepare.sh bench/paged.ts, then
  *   source .gpu-host/env.sh && node .gpu-host/entry.mjs --out $OUT/paged.json
@@ -25,6 +26,7 @@ const { values } = parseArgs({
   options: {
     preset: { type: 'string', default: 'mixtral-8x7b' },
     quant: { type: 'string', default: 'q4_0' },
+    'expert-quant': { type: 'string' },
     layers: { type: 'string' },
     tokens: { type: 'string', default: '32' },
     'vram-fraction': { type: 'string', default: '0.25' },
@@ -41,7 +43,7 @@ const log = (s: string) => process.stderr.write(`${s}\n`);
 
 let t = performance.now();
 if (!existsSync(join(dir, MODEL_FILES.manifest))) {
-  await synth({ arch: preset.arch, preset: values.preset!, quant: values.quant as WeightDtype, out: dir,
+  await synth({ arch: preset.arch, preset: values.preset!, quant: values.quant as WeightDtype, expertQuant: (values['expert-quant'] ?? values.quant) as WeightDtype, out: dir,
     // one thread: worker scripts do not survive bundling for the GPU host
     workers: 1, ...(layers !== undefined ? { layers } : {}) });
 }

@@ -1,10 +1,10 @@
 /**
  * What each weight format costs in quality on the trained fixture tiny-moe-text: validation NLL
  * (transformers' float32 value beside it), model and routed-expert bytes, and the golden prompts'
- * greedy continuations. A row is a format for every matrix, or `Q+experts:E` (attention, embeddings
- * and lm_head in Q, routed experts in E, as `doppler convert --quant Q --expert-quant E` makes).
+ * greedy continuations. A row is a format for every matrix, or `Q+E` (attention, embeddings and
+ * lm_head in Q, routed experts in E, as `doppler convert --quant Q --expert-quant E` makes).
  *
- *   node_modules/.bin/node bench/quality.ts [--backend cpu|webgpu] [--rows f32,q8_0+experts:q3_g64,…] [--out FILE]
+ *   node_modules/.bin/node bench/quality.ts [--backend cpu|webgpu] [--formats f32,q8_0+q3_g64,…] [--out FILE]
  *
  * Without --out the results go to stdout, so a partial run never replaces the committed
  * bench/results/quality.json; with --out an existing file's rows that this run did not measure are
@@ -21,8 +21,8 @@ import { formatOf, type WeightDtype } from '../manifests/index.ts';
 import { convert } from '../manifests/node.ts';
 import { invocation } from './invocation.ts';
 
-const ALL_ROWS = ['f32', 'f16', 'q8_0', 'q4_0', 'q8_0+experts:q4_0', 'q8_0+experts:q3_g64', 'q4_0+experts:q3_g64', 'q8_0+experts:q2_g32'];
-const { values } = parseArgs({ options: { backend: { type: 'string', default: 'cpu' }, rows: { type: 'string' }, out: { type: 'string' } } });
+const ALL_ROWS = ['f32', 'f16', 'q8_0', 'q4_0', 'q8_0+q4_0', 'q8_0+q3_g64', 'q4_0+q3_g64', 'q8_0+q2_g32'];
+const { values } = parseArgs({ options: { backend: { type: 'string', default: 'cpu' }, formats: { type: 'string' }, out: { type: 'string' } } });
 const source = new URL('../../shared/fixtures/tiny-moe-text', import.meta.url).pathname;
 const golden = JSON.parse(readFileSync(join(source, 'golden.json'), 'utf8')) as {
   prompts: { text: string; input_ids: number[]; greedy_ids: number[]; greedy_text: string }[];
@@ -31,10 +31,10 @@ const golden = JSON.parse(readFileSync(join(source, 'golden.json'), 'utf8')) as 
 };
 const command = invocation('quality.ts');
 
-/** `Q` or `Q+experts:E` → the convert options; unknown formats are refused by name. */
+/** `Q` or `Q+E` → the convert options; unknown formats are refused by name. */
 function parseRow(row: string): { quant: WeightDtype; expertQuant: WeightDtype } {
-  const m = /^([^+]+)(?:\+experts:(.+))?$/.exec(row);
-  if (!m) throw new Error(`--rows: ${JSON.stringify(row)} is neither Q nor Q+experts:E`);
+  const m = /^([^+]+)(?:\+(.+))?$/.exec(row);
+  if (!m) throw new Error(`--formats: ${JSON.stringify(row)} is neither Q nor Q+E`);
   const quant = formatOf(m[1]!).name;
   return { quant, expertQuant: m[2] ? formatOf(m[2]).name : quant };
 }
@@ -72,7 +72,7 @@ async function measure(row: string): Promise<Row> {
   }
 }
 
-const wanted = values.rows ? values.rows.split(',') : ALL_ROWS;
+const wanted = values.formats ? values.formats.split(',') : ALL_ROWS;
 const fresh: Row[] = [];
 for (const row of wanted) fresh.push(await measure(row));
 const previous = values.out && existsSync(values.out) ? (JSON.parse(readFileSync(values.out, 'utf8')) as { command: string; rows: Row[] }) : null;

@@ -1,5 +1,5 @@
 import { ManifestError } from './errors.ts';
-import { encodeRows, FORMATS, formatOf, tensorByteLength } from './formats/index.ts';
+import { encodeRows, formatOf, tensorByteLength } from './formats/index.ts';
 import type { TensorEntry, WeightDtype } from './types.ts';
 
 export { encodeRows, tensorByteLength };
@@ -33,7 +33,7 @@ export function dequantize(entry: TensorEntry, bytes: Uint8Array): Float32Array 
   const copy = new Uint8Array(expected);
   copy.set(bytes.subarray(0, expected));
   const out = new Float32Array(rows * cols);
-  const decode = FORMATS[format.name].decoder(copy.buffer, 0, rows, cols);
+  const decode = format.decoder(copy.buffer, 0, rows, cols);
   for (let r = 0; r < rows; r++) decode(r, out.subarray(r * cols, (r + 1) * cols));
   return out;
 }

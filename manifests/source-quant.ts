@@ -10,6 +10,11 @@ export type SourceQuantization =
   | { method: 'mxfp4' }
   | null;
 
+/**
+ * @example
+ * sourceQuantization({ quantization_config: { quant_method: 'fp8', weight_block_size: [128, 128] } }, 'config.json');
+ * // → { method: 'fp8', blockRows: 128, blockCols: 128 }
+ */
 export function sourceQuantization(raw: unknown, source: string): SourceQuantization {
   const q = (raw as Record<string, unknown> | null)?.['quantization_config'];
   if (q === undefined || q === null) return null;

@@ -6,7 +6,7 @@ const QUANTS = WEIGHT_DTYPES.join('|');
 
 const usage = `usage: doppler convert <hf-dir> --out <dir> [--quant ${QUANTS}] [--expert-quant Q] [--shard-mib N] [--name NAME] [--workers N]
 
-Converts a Hugging Face MoE checkpoint (config.json + safetensors; mixtral, qwen3_moe, deepseek_v3)
+Converts a Hugging Face MoE checkpoint (config.json + safetensors; mixtral, qwen3_moe, deepseek_v3, gpt_oss)
 into an RDRR model directory: manifest.msgpack (its BLAKE3 is the model id), manifest.json, and
 shards/<blake3> — one shard per routed expert, the rest packed into dense shards.
 

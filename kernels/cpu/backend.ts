@@ -8,20 +8,24 @@ import type { Act, AttentionParams, Backend, DeviceBytes, RopeParams, Weight } f
 import { checkWeight, KernelError } from '../layout.ts';
 import * as v from '../validate.ts';
 import { RowDecoder } from './decode.ts';
+import { jsMemory, type HostMemory, type HostRegion } from './memory.ts';
 
 class CpuBytes implements DeviceBytes {
-  readonly bytes: Uint8Array;
+  readonly region: HostRegion;
   released = false;
-  constructor(bytes: Uint8Array) {
-    this.bytes = bytes;
+  constructor(region: HostRegion) {
+    this.region = region;
   }
   get byteLength(): number {
-    return this.bytes.byteLength;
+    return this.region.byteLength;
+  }
+  get bytes(): Uint8Array {
+    return this.region.bytes();
   }
 }
 
 interface Storage {
-  data: Float32Array;
+  region: HostRegion;
   freed: boolean;
 }
 
@@ -36,7 +40,7 @@ class CpuAct implements Act {
   }
   get data(): Float32Array {
     if (this.storage.freed) throw new KernelError(`activation [${this.rows}, ${this.cols}] was used after freeAct`);
-    return this.storage.data;
+    return this.storage.region.floats();
   }
 }
 
@@ -46,14 +50,21 @@ class CpuWeight implements Weight {
   readonly dtype: WeightDtype;
   readonly rows: number;
   readonly cols: number;
-  readonly decoder: RowDecoder;
+  private cached: { buffer: ArrayBufferLike; decoder: RowDecoder } | null = null;
   constructor(src: CpuBytes, byteOffset: number, dtype: WeightDtype, rows: number, cols: number) {
     this.src = src;
     this.byteOffset = byteOffset;
     this.dtype = dtype;
     this.rows = rows;
     this.cols = cols;
-    this.decoder = new RowDecoder(src.bytes, byteOffset, dtype, rows, cols);
+  }
+  /** Rebuilt when the bytes' buffer changes (a WebAssembly memory that grew). */
+  get decoder(): RowDecoder {
+    const bytes = (this.src as CpuBytes).bytes;
+    if (this.cached?.buffer !== bytes.buffer) {
+      this.cached = { buffer: bytes.buffer, decoder: new RowDecoder(bytes, this.byteOffset, this.dtype, this.rows, this.cols) };
+    }
+    return this.cached.decoder;
   }
 }
 
@@ -77,13 +88,34 @@ function clampedSwiglu(gate: number, up: number, alpha: number, limit: number): 
   return (u + 1) * (g / (1 + Math.exp(-alpha * g)));
 }
 
-export function createCpuBackend(): Backend {
+/** The f32 storage of a CPU-backend activation (the WASM backend passes its address to its kernels). */
+export function hostFloats(a: Act): Float32Array {
+  return asAct(a).data;
+}
+
+/** The bytes a CPU-backend weight lives in; the weight starts at `w.byteOffset` into them. */
+export function hostWeightBytes(w: Weight): Uint8Array {
+  return (asWeight(w).src as CpuBytes).bytes;
+}
+
+/** The bytes of a CPU-backend upload. */
+export function hostBytes(b: DeviceBytes): Uint8Array {
+  if (!(b instanceof CpuBytes) || b.released) throw new KernelError('bytes do not belong to the CPU backend or were released');
+  return b.bytes;
+}
+
+/**
+ * The reference backend over `memory` (the JS heap unless a caller brings its own, as the WASM
+ * backend does).
+ */
+export function createCpuBackend(memory: HostMemory = jsMemory): Backend {
   let bytesHeld = 0;
 
   function matmulRows(x: Float32Array, xStride: number, xCol: number, M: number, K: number, w: CpuWeight, row0: number, N: number, out: Float32Array, outStride: number, outCol: number, accumulate: boolean): void {
     const wr = new Float32Array(K);
+    const decoder = w.decoder;
     for (let n = 0; n < N; n++) {
-      w.decoder.decode(row0 + n, wr);
+      decoder.decode(row0 + n, wr);
       for (let m = 0; m < M; m++) {
         const xo = m * xStride + xCol;
         let s = 0;
@@ -98,14 +130,17 @@ export function createCpuBackend(): Backend {
     name: 'cpu',
 
     upload(bytes) {
-      const copy = new Uint8Array((bytes.byteLength + 3) & ~3);
-      copy.set(bytes);
-      bytesHeld += copy.byteLength;
-      return new CpuBytes(copy);
+      const region = memory.alloc((bytes.byteLength + 3) & ~3);
+      region.bytes().set(bytes);
+      bytesHeld += region.byteLength;
+      return new CpuBytes(region);
     },
     releaseBytes(b) {
       const c = b as CpuBytes;
-      if (!c.released) bytesHeld -= c.bytes.byteLength;
+      if (!c.released) {
+        bytesHeld -= c.region.byteLength;
+        memory.free(c.region);
+      }
       c.released = true;
     },
     weight(src, byteOffset, dtype, rows, cols) {
@@ -117,9 +152,9 @@ export function createCpuBackend(): Backend {
     act(rows, cols, zeroed = true) {
       v.checkActShape(rows, cols);
       bytesHeld += rows * cols * 4;
-      const data = new Float32Array(rows * cols);
-      if (!zeroed) data.fill(NaN);
-      return new CpuAct(rows, cols, { data, freed: false });
+      const region = memory.alloc(rows * cols * 4);
+      if (!zeroed) region.floats().fill(NaN);
+      return new CpuAct(rows, cols, { region, freed: false });
     },
     view(a, rows, cols) {
       const c = asAct(a);
@@ -129,7 +164,10 @@ export function createCpuBackend(): Backend {
     },
     freeAct(a) {
       const c = asAct(a);
-      if (!c.storage.freed) bytesHeld -= c.storage.data.byteLength;
+      if (!c.storage.freed) {
+        bytesHeld -= c.storage.region.byteLength;
+        memory.free(c.storage.region);
+      }
       c.storage.freed = true;
     },
     write(a, data, rowOffset = 0) {
@@ -149,8 +187,9 @@ export function createCpuBackend(): Backend {
       const w = asWeight(table);
       const o = asAct(out).data;
       const row = new Float32Array(w.cols);
+      const decoder = w.decoder;
       ids.forEach((id, i) => {
-        w.decoder.decode(id, row);
+        decoder.decode(id, row);
         o.set(row, i * w.cols);
       });
     },

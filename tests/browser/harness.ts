@@ -19,6 +19,8 @@ export interface HarnessOptions {
   mounts?: Record<string, string>;
   /** Console lines of the page are forwarded to this (default: dropped). */
   onConsole?: (line: string) => void;
+  /** Response headers added to everything served (e.g. COOP/COEP for cross-origin isolation). */
+  headers?: Record<string, string>;
 }
 
 export interface BrowserSession {
@@ -46,7 +48,7 @@ export async function bundleEntry(entryTs: string, dir: string): Promise<void> {
   await writeFile(join(dir, 'index.html'), '<!doctype html><meta charset="utf-8"><title>doppler test</title><script type="module" src="/bundle.js"></script>\n');
 }
 
-function serve(root: string, mounts: Record<string, string>): Promise<Server> {
+function serve(root: string, mounts: Record<string, string>, headers: Record<string, string>): Promise<Server> {
   const server = createServer(async (req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     const mount = Object.keys(mounts).find((p) => path.startsWith(p));
@@ -59,7 +61,7 @@ function serve(root: string, mounts: Record<string, string>): Promise<Server> {
     }
     try {
       const body = await readFile(file);
-      res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
+      res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store', ...headers });
       res.end(body);
     } catch {
       res.writeHead(404).end();
@@ -82,7 +84,7 @@ export async function withBrowser<T>(entryTs: string, run: (s: BrowserSession) =
   let browser: Browser | undefined;
   try {
     await bundleEntry(entryTs, dir);
-    server = await serve(dir, opts.mounts ?? {});
+    server = await serve(dir, opts.mounts ?? {}, opts.headers ?? {});
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
     browser = await chromium.launch({ executablePath: CHROMIUM, args: [...BASE_FLAGS, ...(opts.flags ?? [])] });
     const context = await browser.newContext();

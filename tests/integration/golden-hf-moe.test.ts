@@ -4,12 +4,13 @@
  * in FP8 with block scales; goldens of quantised sources from the dequantised weights): prefill logits and
  * every greedy step within 1e-3, the 16 greedy ids exactly, and the experts chosen at each prompt
  * position equal to those transformers' own router outputs select. Run on the TypeScript reference
- * backend and on WebGPU (SwiftShader here).
+ * backend, on WebGPU (SwiftShader here) and on the WASM SIMD backend split over 3 threads.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../engine/index.ts';
 import { modelDirSource } from '../../engine/node.ts';
 import { createCpuBackend, createWebGpuBackend, type Backend } from '../../kernels/index.ts';
+import { createWasmBackendNode } from '../../kernels/node.ts';
 import { dequantize, tensorByName, type WeightDtype } from '../../manifests/index.ts';
 import { readShardFile } from '../../manifests/node.ts';
 import { route } from '../../router/index.ts';
@@ -19,6 +20,7 @@ const TOLERANCE = 1e-3;
 const BACKENDS: Record<string, () => Promise<Backend>> = {
   cpu: async () => createCpuBackend(),
   webgpu: () => createWebGpuBackend(),
+  wasm: () => createWasmBackendNode({ threads: 3 }),
 };
 
 /** name → source directory; a missing fixture fails its rows rather than dropping them. */

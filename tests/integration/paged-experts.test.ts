@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine, ModelLoadError, backendUploader, type ModelSource } from '../../engine/index.ts';
 import { modelDirSource } from '../../engine/node.ts';
 import { createCpuBackend, createWebGpuBackend, type Backend, type DeviceBytes } from '../../kernels/index.ts';
+import { createWasmBackendNode } from '../../kernels/node.ts';
 import { blake3Hex } from '../../manifests/index.ts';
 import { ShardStore, shardMeta, type ShardSource } from '../../storage/index.ts';
 import { DirBackend, DirSource } from '../../storage/node.ts';
@@ -32,8 +33,9 @@ function minimumVram(source: ModelSource): number {
   return m.config.moe.topK * largest;
 }
 
-type BackendName = 'cpu' | 'webgpu';
-const makeBackend = async (name: BackendName): Promise<Backend> => (name === 'cpu' ? createCpuBackend() : createWebGpuBackend());
+type BackendName = 'cpu' | 'webgpu' | 'wasm';
+const makeBackend = async (name: BackendName): Promise<Backend> =>
+  name === 'cpu' ? createCpuBackend() : name === 'wasm' ? createWasmBackendNode({ threads: 2 }) : createWebGpuBackend();
 
 async function pagedEngine(source: ModelSource, opts: { backend: BackendName; vram: number; ram: number; sources: ShardSource[]; cacheDir?: string }) {
   const backend = await makeBackend(opts.backend);
@@ -73,6 +75,8 @@ describe.each([
   { name: 'mixtral-tiny (f32)', backend: 'cpu' as const, open: mixtralTiny },
   { name: 'mixtral-tiny (f32)', backend: 'webgpu' as const, open: mixtralTiny },
   { name: 'gptoss-plain (f32)', backend: 'cpu' as const, open: gptossPlain },
+  // the WASM heap allocates and frees each evicted shard's bytes
+  { name: 'tiny-moe-text (q8_0 demo model)', backend: 'wasm' as const, open: async () => DEMO },
 ])('$name on $backend', ({ backend, open }) => {
   let dir: string;
   let source: ModelSource;

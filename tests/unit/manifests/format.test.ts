@@ -50,6 +50,24 @@ describe('manifest encoding', () => {
     expect(e.length).toBe((2048 * 768 * 17) / 32);
   });
 
+  it('keeps every rope and window field through encoding; a manifest written before them still decodes', () => {
+    const m = presetManifest('mixtral-tiny', 'f16');
+    const withAll: Manifest = {
+      ...m,
+      config: {
+        ...m.config,
+        slidingWindow: 8,
+        layerTypes: ['sliding_attention', 'full_attention', 'sliding_attention'],
+        ropeScaling: { type: 'yarn', factor: 4, originalMaxPositionEmbeddings: 64, betaFast: 32, betaSlow: 1, mscale: 1, mscaleAllDim: 0.8, attentionFactor: null, truncate: false, lowFreqFactor: null, highFreqFactor: null },
+      },
+    };
+    expect(decodeManifest(encodeManifest(withAll))).toEqual(withAll);
+    // the committed demo model predates layerTypes and the new rope fields
+    const old = decodeManifest(readFileSync(new URL('../../../models/tiny-moe-text-q8_0/manifest.msgpack', import.meta.url)));
+    expect(old.config).not.toHaveProperty('layerTypes');
+    expect(old.config.ropeScaling).toBeNull();
+  });
+
   it('stores full tables when the layout is not the derivable one, and still round-trips', () => {
     const m = presetManifest('qwen3moe-tiny', 'f16');
     const tweaked: Manifest = { ...m, tensors: [...m.tensors].reverse() };
