@@ -14,8 +14,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Engine } from '../engine/index.ts';
-import { modelDirSource } from '../engine/node.ts';
+import { openModelAt } from '../engine/node.ts';
 import { createCpuBackend, createWebGpuBackend } from '../kernels/index.ts';
 import { formatOf, type WeightDtype } from '../manifests/index.ts';
 import { convert } from '../manifests/node.ts';
@@ -52,7 +51,7 @@ async function measure(row: string): Promise<Row> {
   try {
     const { manifest } = await convert({ source, out: dir, quant, expertQuant });
     const backend = values.backend === 'webgpu' ? await createWebGpuBackend() : createCpuBackend();
-    const engine = await Engine.load({ backend, source: await modelDirSource(dir) });
+    const { engine } = await openModelAt({ model: dir, backend });
     const prompts = [];
     for (const p of golden.prompts) {
       const ids: number[] = [];
