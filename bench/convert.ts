@@ -8,12 +8,12 @@ import { createCipheriv, createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, openSync, closeSync, writeSync, rmSync, statfsSync, writeFileSync, readdirSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { normaliseConfig, planModel } from '../manifests/index.ts';
 import { convert, hashFile, plannedManifestSize, PRESETS, synth } from '../manifests/node.ts';
-import { invocation } from './invocation.ts';
+import { benchArgs, invocation } from './invocation.ts';
+import { numFlag } from '../cli/command.ts';
 
-const { values } = parseArgs({ options: { 'synthetic-gb': { type: 'string' }, tmp: { type: 'string' } } });
+const { values } = benchArgs({ 'synthetic-gb': numFlag(0.001), tmp: { type: 'string' } });
 const root = join(import.meta.dirname, '..');
 const tmpBase = values.tmp ?? '/tmp';
 const work = mkdtempSync(join(tmpBase, 'doppler-bench-convert-'));

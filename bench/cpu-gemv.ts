@@ -12,24 +12,22 @@
  */
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
-import { parseArgs } from 'node:util';
 import { Engine } from '../engine/index.ts';
 import { modelDirSource } from '../engine/node.ts';
 import { createCpuBackend, weightByteLength, type Backend, type WasmBackend } from '../kernels/index.ts';
 import { createWasmBackendNode } from '../kernels/node.ts';
 import type { WeightDtype } from '../manifests/index.ts';
-import { invocation } from './invocation.ts';
+import { benchArgs, invocation } from './invocation.ts';
+import { intFlag, numFlag } from '../cli/command.ts';
 
-const { values } = parseArgs({
-  options: {
-    threads: { type: 'string' },
-    'rotate-mib': { type: 'string', default: '1024' },
-    'dram-mib': { type: 'string', default: '1024' },
-    reps: { type: 'string', default: '20' },
-    model: { type: 'string', default: 'models/tiny-moe-text-q8_0' },
-    tokens: { type: 'string', default: '32' },
-    out: { type: 'string' },
-  },
+const { values } = benchArgs({
+  threads: { type: 'string' },
+  'rotate-mib': { ...numFlag(1), default: '1024' },
+  'dram-mib': { ...numFlag(1), default: '1024' },
+  reps: { ...intFlag(1), default: '20' },
+  model: { type: 'string', default: 'models/tiny-moe-text-q8_0' },
+  tokens: { ...intFlag(1), default: '32' },
+  out: { type: 'string' },
 });
 const N = availableParallelism();
 const THREADS = [...new Set((values.threads ?? `1,2,${N}`).split(',').map(Number))];

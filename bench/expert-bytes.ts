@@ -8,12 +8,11 @@
  * Without --out the results go to stdout (a run never replaces a committed file unless asked).
  */
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { formatOf, manifestOfPlan, normaliseConfig, planModel, summarize, WEIGHT_DTYPES } from '../manifests/index.ts';
 import { PRESETS } from '../manifests/node.ts';
-import { invocation } from './invocation.ts';
+import { benchArgs, invocation } from './invocation.ts';
 
-const { values } = parseArgs({ options: { preset: { type: 'string', default: 'mixtral-8x7b' }, quant: { type: 'string', default: 'q4_0' }, out: { type: 'string' } } });
+const { values } = benchArgs({ preset: { type: 'string', default: 'mixtral-8x7b' }, quant: { type: 'string', default: 'q4_0' }, out: { type: 'string' } });
 const preset = PRESETS[values.preset];
 if (!preset) throw new Error(`unknown preset ${JSON.stringify(values.preset)} (known: ${Object.keys(PRESETS).join(', ')})`);
 const quant = formatOf(values.quant).name;

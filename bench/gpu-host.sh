@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ../shared/gpu-host/prepare.sh bench/kernels.ts
-for b in paged latency cpu-gemv; do
+for b in paged latency cpu-gemv serve; do
   npm exec --no -- esbuild "bench/$b.ts" --bundle --platform=node --format=esm --target=node22 \
     --external:webgpu --outfile=".gpu-host/$b.mjs" --log-level=warning \
     --banner:js="import{createRequire as __cr}from'module';const require=__cr(import.meta.url);"

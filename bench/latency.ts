@@ -6,8 +6,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Engine } from '../engine/index.ts';
-import { modelDirSource } from '../engine/node.ts';
+import { openModelAt } from '../engine/node.ts';
 import { createWebGpuBackend } from '../kernels/index.ts';
 import { invocation } from './invocation.ts';
 
@@ -26,7 +25,7 @@ for (let i = 0; i < 200; i++) {
 times.sort((x, y) => x - y);
 const readBack = { medianMs: times[100]!, p10Ms: times[20]!, p90Ms: times[180]! };
 
-const engine = await Engine.load({ backend, source: await modelDirSource(values.model!) });
+const { engine } = await openModelAt({ model: values.model!, backend });
 const gen = engine.generate(engine.encode('In the beginning'), { maxNewTokens: 64, stopOnEos: false });
 for await (const _ of gen) { /* drain */ }
 const out = {

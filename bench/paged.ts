@@ -12,7 +12,6 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { Engine, backendUploader, type GenerationStats, type ModelSource } from '../engine/index.ts';
 import { modelDirSource } from '../engine/node.ts';
 import { createWebGpuBackend, type DeviceBytes } from '../kernels/index.ts';
@@ -20,19 +19,18 @@ import { MODEL_FILES, type WeightDtype } from '../manifests/index.ts';
 import { PRESETS, synth } from '../manifests/node.ts';
 import { ShardStore, shardMeta, type StoreStats } from '../storage/index.ts';
 import { DirSource } from '../storage/node.ts';
-import { invocation } from './invocation.ts';
+import { benchArgs, invocation } from './invocation.ts';
+import { intFlag, numFlag } from '../cli/command.ts';
 
-const { values } = parseArgs({
-  options: {
-    preset: { type: 'string', default: 'mixtral-8x7b' },
-    quant: { type: 'string', default: 'q4_0' },
-    'expert-quant': { type: 'string' },
-    layers: { type: 'string' },
-    tokens: { type: 'string', default: '32' },
-    'vram-fraction': { type: 'string', default: '0.25' },
-    dir: { type: 'string', default: '/tmp/doppler-paged' },
-    out: { type: 'string' },
-  },
+const { values } = benchArgs({
+  preset: { type: 'string', default: 'mixtral-8x7b' },
+  quant: { type: 'string', default: 'q4_0' },
+  'expert-quant': { type: 'string' },
+  layers: intFlag(1),
+  tokens: { ...intFlag(1), default: '32' },
+  'vram-fraction': { ...numFlag(0, 1), default: '0.25' },
+  dir: { type: 'string', default: '/tmp/doppler-paged' },
+  out: { type: 'string' },
 });
 const preset = PRESETS[values.preset!];
 if (!preset) throw new Error(`unknown preset ${values.preset}`);
@@ -103,7 +101,7 @@ log(`RAM tier warm: ${warmVerifyGBps.toFixed(2)} GB/s read + verified`);
 const fromRam: ModelSource = { manifest: m, id: model.id, shard: (h) => store.get(h) };
 
 async function pagedRun(prefetchDepth: number) {
-  const engine = await Engine.load({ backend, source: fromRam, store, prefetchDepth });
+  const engine = await Engine.load({ backend, source: fromRam, store, storeBudgets: { vramBytes: vramBudget, ramBytes: m.totals.bytes + 2 ** 30 }, prefetchDepth });
   const before = store.stats();
   const t1 = performance.now();
   const run = await decode(engine);

@@ -14,25 +14,22 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { Engine } from '../engine/index.ts';
-import { modelDirSource } from '../engine/node.ts';
+import { modelDirSource, openModelAt } from '../engine/node.ts';
 import { createCpuBackend } from '../kernels/index.ts';
 import { shardHashesOfExpert } from '../manifests/index.ts';
 import { Prefetcher, type Routing } from '../router/index.ts';
 import type { TraceStep } from '../storage/index.ts';
 import { layerGates } from './gates.ts';
-import { invocation } from './invocation.ts';
+import { benchArgs, invocation } from './invocation.ts';
+import { intFlag } from '../cli/command.ts';
 
-const { values } = parseArgs({
-  options: {
-    model: { type: 'string', default: 'models/tiny-moe-text-q8_0' },
-    golden: { type: 'string', default: '../shared/fixtures/tiny-moe-text/golden.json' },
-    seqs: { type: 'string', default: '8' },
-    out: { type: 'string', default: 'bench/results/prefetch.json' },
-    'trace-out': { type: 'string', default: join(tmpdir(), 'doppler-expert-trace-tiny-moe-text.json') },
-    help: { type: 'boolean', short: 'h' },
-  },
+const { values } = benchArgs({
+  model: { type: 'string', default: 'models/tiny-moe-text-q8_0' },
+  golden: { type: 'string', default: '../shared/fixtures/tiny-moe-text/golden.json' },
+  seqs: { ...intFlag(1), default: '8' },
+  out: { type: 'string', default: 'bench/results/prefetch.json' },
+  'trace-out': { type: 'string', default: join(tmpdir(), 'doppler-expert-trace-tiny-moe-text.json') },
+  help: { type: 'boolean', short: 'h' },
 });
 if (values.help) {
   process.stdout.write('usage: node bench/prefetch.ts [--model DIR] [--golden golden.json] [--seqs N] [--out FILE] [--trace-out FILE]\n');
@@ -53,9 +50,9 @@ interface Pass {
 }
 let current: Pass | null = null;
 const backend = createCpuBackend();
-const engine = await Engine.load({
+const { engine } = await openModelAt({
+  model: values.model!,
   backend,
-  source,
   observer: {
     async routed(layer, routing, hidden) {
       current!.routing.set(layer, routing);

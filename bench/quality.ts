@@ -13,16 +13,14 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { Engine } from '../engine/index.ts';
-import { modelDirSource } from '../engine/node.ts';
+import { openModelAt } from '../engine/node.ts';
 import { createCpuBackend, createWebGpuBackend } from '../kernels/index.ts';
 import { formatOf, type WeightDtype } from '../manifests/index.ts';
 import { convert } from '../manifests/node.ts';
-import { invocation } from './invocation.ts';
+import { benchArgs, invocation } from './invocation.ts';
 
 const ALL_ROWS = ['f32', 'f16', 'q8_0', 'q4_0', 'q8_0+q4_0', 'q8_0+q3_g64', 'q4_0+q3_g64', 'q8_0+q2_g32'];
-const { values } = parseArgs({ options: { backend: { type: 'string', default: 'cpu' }, formats: { type: 'string' }, out: { type: 'string' } } });
+const { values } = benchArgs({ backend: { type: 'string', default: 'cpu' }, formats: { type: 'string' }, out: { type: 'string' } });
 const source = new URL('../../shared/fixtures/tiny-moe-text', import.meta.url).pathname;
 const golden = JSON.parse(readFileSync(join(source, 'golden.json'), 'utf8')) as {
   prompts: { text: string; input_ids: number[]; greedy_ids: number[]; greedy_text: string }[];
@@ -52,7 +50,7 @@ async function measure(row: string): Promise<Row> {
   try {
     const { manifest } = await convert({ source, out: dir, quant, expertQuant });
     const backend = values.backend === 'webgpu' ? await createWebGpuBackend() : createCpuBackend();
-    const engine = await Engine.load({ backend, source: await modelDirSource(dir) });
+    const { engine } = await openModelAt({ model: dir, backend });
     const prompts = [];
     for (const p of golden.prompts) {
       const ids: number[] = [];

@@ -14,29 +14,27 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parseArgs } from 'node:util';
-import { Engine, backendUploader } from '../engine/index.ts';
-import { modelDirSource } from '../engine/node.ts';
-import { createCpuBackend, type DeviceBytes } from '../kernels/index.ts';
+import { openModel, type Engine, type LayerObserver } from '../engine/index.ts';
+import { openModelAt } from '../engine/node.ts';
+import { createCpuBackend } from '../kernels/index.ts';
 import { blake3Hex, decodeManifest, shardHashesOfExpert } from '../manifests/index.ts';
 import { Prefetcher } from '../router/index.ts';
-import { ShardStore, shardMeta, type PolicyName, type ShardSource } from '../storage/index.ts';
+import type { PolicyName, ShardSource } from '../storage/index.ts';
 import { DirSource } from '../storage/node.ts';
 import { layerGates } from './gates.ts';
-import { invocation } from './invocation.ts';
+import { benchArgs, invocation } from './invocation.ts';
+import { intFlag, numFlag } from '../cli/command.ts';
 
-const { values } = parseArgs({
-  options: {
-    model: { type: 'string', default: 'models/tiny-moe-text-q8_0' },
-    golden: { type: 'string', default: '../shared/fixtures/tiny-moe-text/golden.json' },
-    tokens: { type: 'string', default: '32' },
-    budget: { type: 'string', default: '0.25,0.5' },
-    'latency-ms': { type: 'string', default: '4' },
-    mbps: { type: 'string', default: '400' },
-    repeats: { type: 'string', default: '3' },
-    out: { type: 'string', default: 'bench/results/storage-wait.json' },
-    help: { type: 'boolean', short: 'h' },
-  },
+const { values } = benchArgs({
+  model: { type: 'string', default: 'models/tiny-moe-text-q8_0' },
+  golden: { type: 'string', default: '../shared/fixtures/tiny-moe-text/golden.json' },
+  tokens: { ...intFlag(1), default: '32' },
+  budget: { type: 'string', default: '0.25,0.5' },
+  'latency-ms': { ...numFlag(0), default: '4' },
+  mbps: { ...numFlag(0.001), default: '400' },
+  repeats: { ...intFlag(1), default: '3' },
+  out: { type: 'string', default: 'bench/results/storage-wait.json' },
+  help: { type: 'boolean', short: 'h' },
 });
 if (values.help) {
   process.stdout.write('usage: node bench/storage-wait.ts [--model DIR] [--tokens N] [--budget FRACTION,...] [--latency-ms MS] [--mbps MB/s] [--out FILE]\n');
@@ -94,7 +92,7 @@ async function generateAll(engine: Engine) {
   return { ids, waitMs, generated, decodeMs };
 }
 
-const reference = await generateAll(await Engine.load({ backend: createCpuBackend(), source: await modelDirSource(values.model!) }));
+const reference = await generateAll((await openModelAt({ model: values.model!, backend: createCpuBackend() })).engine);
 
 const gates = await layerGates(manifest, (h) => dir.get(h));
 
@@ -121,37 +119,33 @@ for (const { fraction, policy, depth, ram, staged } of configs) {
   const vramBytes = Math.max(manifest.config.moe.topK * largestExpert, Math.round(fraction * expertBytes));
   const trials = [];
   for (let rep = 0; rep < Number(values.repeats); rep++) {
-    const backend = createCpuBackend();
-    const store = await ShardStore.open<DeviceBytes>({
+    // the staging prefetcher needs the store openModel opens: it is built right after, before any token runs
+    let staging: Prefetcher | null = null;
+    const { engine, store } = await openModel({
+      backend: createCpuBackend(),
+      manifestFrom: [dir],
+      modelId: id,
       sources: [new SlowSource(dir)],
-      ramBytes: Math.round(ram * expertBytes),
-      vram: { bytes: vramBytes, uploader: backendUploader(backend) },
-      meta: shardMeta(manifest),
-      numLayers: manifest.config.numLayers,
+      budgets: { vramBytes, ramBytes: Math.round(ram * expertBytes) },
       policy,
-    });
-    const staging = staged
-      ? new Prefetcher({
-          moe: manifest.config.moe,
-          hiddenSize: manifest.config.hiddenSize,
-          numLayers: manifest.config.numLayers,
-          rmsNormEps: manifest.config.rmsNormEps,
-          depth,
-          gate: (l) => gates[l] ?? null,
-          hashesOf: (l, e) => shardHashesOfExpert(manifest, l, e),
-          target: {
-            prefetch: (h, p, hint) => store.prefetch(h, p, { device: (hint?.layersAhead ?? 1) <= 1 }),
-            cancel: (h) => store.cancel(h),
-          },
-        })
-      : null;
-    const engine = await Engine.load({
-      backend,
-      source: { manifest, id, shard: (h) => store.get(h) },
-      store,
       prefetchDepth: staged ? 0 : depth,
-      ...(staging ? { observer: staging } : {}),
+      ...(staged ? { observer: { routed: (l, r, h) => staging!.routed(l, r, h) } satisfies LayerObserver } : {}),
     });
+    if (staged) {
+      staging = new Prefetcher({
+        moe: manifest.config.moe,
+        hiddenSize: manifest.config.hiddenSize,
+        numLayers: manifest.config.numLayers,
+        rmsNormEps: manifest.config.rmsNormEps,
+        depth,
+        gate: (l) => gates[l] ?? null,
+        hashesOf: (l, e) => shardHashesOfExpert(manifest, l, e),
+        target: {
+          prefetch: (h, p, hint) => store.prefetch(h, p, { device: (hint?.layersAhead ?? 1) <= 1 }),
+          cancel: (h) => store.cancel(h),
+        },
+      });
+    }
     const before = store.stats();
     const r = await generateAll(engine);
     const s = store.stats();

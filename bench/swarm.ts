@@ -7,18 +7,18 @@ import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { convert } from '../manifests/node.ts';
 import { startSignalServer, type SignalServer } from '../signaling-server/node.ts';
 import { createNodeLibp2p, startNodePeer } from '../swarm/node.ts';
 import { MemoryShardStorage, SwarmPeer, type SwarmPeerOptions } from '../swarm/index.ts';
 import { withBrowser } from '../tests/browser/harness.ts';
-import { invocation } from './invocation.ts';
+import { benchArgs, invocation } from './invocation.ts';
+import { intFlag, numFlag } from '../cli/command.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FIXTURE = join(ROOT, '../shared/fixtures/tiny-moe-text');
 const MiB = 2 ** 20;
-const { values: args } = parseArgs({ options: { peers: { type: 'string' }, 'cap-mib-s': { type: 'string' }, 'no-browser': { type: 'boolean' }, 'max-uploads': { type: 'string' }, only: { type: 'string' } } });
+const { values: args } = benchArgs({ peers: intFlag(1, 1000), 'cap-mib-s': numFlag(0.001), 'no-browser': { type: 'boolean' }, 'max-uploads': intFlag(1), only: { type: 'string' } });
 const MAX_UPLOADS = args['max-uploads'] ? Number(args['max-uploads']) : undefined;
 /** Run only some parts (comma-separated: node,multi,swarm,tab); default all. */
 const ONLY = new Set((args.only ?? 'node,multi,swarm,tab').split(','));

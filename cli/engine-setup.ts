@@ -1,6 +1,5 @@
-/** Shared by the commands that run a model: backend choice and model loading. */
-import { Engine, type GenerationStats } from '../engine/index.ts';
-import { modelDirSource } from '../engine/node.ts';
+/** Shared by the commands that run a model: backend choice and telemetry. */
+import type { GenerationStats } from '../engine/index.ts';
 import { createCpuBackend, createWebGpuBackend, pickBackend, type Backend, type WebGpuBackend } from '../kernels/index.ts';
 import { createWasmBackendNode } from '../kernels/node.ts';
 import { UsageError } from './command.ts';
@@ -33,11 +32,6 @@ export async function createBackend(name: string): Promise<Backend> {
   const trials = pick.trials.map((t) => `${t.name} ${t.ms !== undefined ? `${t.ms.toFixed(2)} ms` : (t.error ?? 'hardware GPU')}`);
   process.stderr.write(`backend ${pick.name} (auto: ${trials.join(', ')})\n`);
   return pick.backend;
-}
-
-export async function openEngine(dir: string, backendName: string): Promise<Engine> {
-  const backend = await createBackend(backendName);
-  return Engine.load({ backend, source: await modelDirSource(dir) });
 }
 
 /** One line of telemetry for the terminal. */

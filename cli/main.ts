@@ -14,6 +14,8 @@ const commands: Record<string, () => Promise<Command>> = {
   inspect: async () => (await import('./commands/inspect.ts')).command,
   synth: async () => (await import('./commands/synth.ts')).command,
   bench: async () => (await import('./commands/bench.ts')).command,
+  serve: async () => (await import('./commands/serve.ts')).command,
+  chat: async () => (await import('./commands/chat.ts')).command,
 };
 
 async function overview(): Promise<string> {

@@ -6,13 +6,15 @@ import type { Backend, DeviceBytes } from '../kernels/index.ts';
 import { ropeOf, type Manifest, type ModelConfig } from '../manifests/index.ts';
 import { Prefetcher, type PrefetcherStats, type Routing } from '../router/index.ts';
 import type { ShardStore, StoreStats } from '../storage/index.ts';
-import { EngineError } from './errors.ts';
+import { ContextLengthError, EngineError } from './errors.ts';
 import { loadAllExperts, type ExpertProvider } from './experts.ts';
 import { Transformer, type LayerObserver } from './forward.ts';
 import { KvCache } from './kv-cache.ts';
-import { createSampler, type SamplingOptions } from './sampling.ts';
+import { createSampler, type Sampler, type SamplingOptions } from './sampling.ts';
+import { Sequence } from './sequence.ts';
 import type { ModelSource } from './source.ts';
-import { createTextCodec, type TextCodec } from './tokenizer.ts';
+import { TextStream, loadTokenizer, type TextCodec } from './tokenizer.ts';
+import type { ChatTemplate } from './chat-template.ts';
 import { storedExperts } from './stored-experts.ts';
 import { loadDenseWeights, type DenseWeights } from './weights.ts';
 
@@ -24,6 +26,11 @@ export interface EngineOptions {
    * budget) instead of uploading them all at load. Dense weights stay resident either way.
    */
   store?: ShardStore<DeviceBytes>;
+  /**
+   * With a store: the budgets it was opened with. The VRAM budget bounds the experts one step may
+   * hold; with no RAM tier, prefetches go straight to VRAM.
+   */
+  storeBudgets?: { vramBytes: number; ramBytes: number };
   /** With a store: predict and prefetch the experts of the next `depth` MoE layers (default 1; 0: off). */
   prefetchDepth?: number;
   /** Also sees every MoE layer's routing as it happens (traces, studies of routing). */
@@ -36,6 +43,11 @@ export interface GenerateOptions extends SamplingOptions {
   stopOnEos?: boolean;
   /** Keep the logits that chose each token (and every prefill position's) on the Generation. */
   keepLogits?: boolean;
+  /**
+   * Run in this sequence's KV cache and keep it afterwards: the prompt's longest prefix already
+   * cached is reused, only the rest is prefilled (the stats say how much of each).
+   */
+  sequence?: Sequence;
 }
 
 export interface GeneratedToken {
@@ -49,6 +61,10 @@ export interface GeneratedToken {
 export interface GenerationStats {
   loadMs: number;
   promptTokens: number;
+  /** Prompt tokens run through the model by this call. */
+  prefilledTokens: number;
+  /** Prompt tokens whose keys and values came from the sequence's cache. */
+  reusedTokens: number;
   generatedTokens: number;
   ttftMs: number;
   decodeMs: number;
@@ -83,6 +99,8 @@ export class Engine {
   readonly config: ModelConfig;
   readonly modelId: string;
   readonly codec: TextCodec | null;
+  /** The model's own chat template; null when it has none (it can then only continue text). */
+  readonly chatTemplate: ChatTemplate | null;
   readonly loadMs: number;
   private readonly backend: Backend;
   private readonly transformer: Transformer;
@@ -91,7 +109,8 @@ export class Engine {
   private readonly prefetcher: Prefetcher | null;
   private readonly observer: LayerObserver | undefined;
 
-  private constructor(backend: Backend, source: ModelSource, transformer: Transformer, experts: ExpertProvider, codec: TextCodec | null, loadMs: number,
+  private constructor(backend: Backend, source: ModelSource, transformer: Transformer, experts: ExpertProvider,
+    { codec, chatTemplate }: { codec: TextCodec | null; chatTemplate: ChatTemplate | null }, loadMs: number,
     store: ShardStore<DeviceBytes> | null, prefetcher: Prefetcher | null, observer: LayerObserver | undefined) {
     this.backend = backend;
     this.manifest = source.manifest;
@@ -100,6 +119,7 @@ export class Engine {
     this.transformer = transformer;
     this.experts = experts;
     this.codec = codec;
+    this.chatTemplate = chatTemplate;
     this.loadMs = loadMs;
     this.store = store;
     this.prefetcher = prefetcher;
@@ -115,22 +135,30 @@ export class Engine {
 
   static async load(opts: EngineOptions): Promise<Engine> {
     const t0 = performance.now();
-    const { backend, source, store } = opts;
+    const { backend, source, store, storeBudgets } = opts;
     // before any weight is fetched: a rope type this build cannot compute is refused by name
     const rope = ropeOf(source.manifest.config);
+    if (store && !storeBudgets) throw new EngineError('Engine.load: a store needs the storeBudgets it was opened with');
     const dense = await loadDenseWeights(backend, source);
-    const experts = store
-      ? await storedExperts(store, store.stats().vram?.budgetBytes ?? 0)(backend, source)
+    const experts = store && storeBudgets
+      ? await storedExperts(store, storeBudgets.vramBytes)(backend, source)
       : await loadAllExperts(backend, source);
     const depth = opts.prefetchDepth ?? 1;
-    const prefetcher = store && depth > 0 ? createPrefetcher(source.manifest, dense, store, depth) : null;
-    const tok = source.manifest.tokenizer;
-    const codec = tok['tokenizer.json']
-      ? createTextCodec(await source.shard(tok['tokenizer.json']), tok['tokenizer_config.json'] ? await source.shard(tok['tokenizer_config.json']) : undefined)
-      : null;
+    const prefetcher = store && storeBudgets && depth > 0 ? createPrefetcher(source.manifest, dense, store, storeBudgets.ramBytes, depth) : null;
+    const { codec, chatTemplate } = await loadTokenizer(source.manifest.tokenizer, (h) => source.shard(h));
     await backend.sync();
     const transformer = new Transformer(backend, source.manifest.config, dense, experts, rope);
-    return new Engine(backend, source, transformer, experts, codec, performance.now() - t0, store ?? null, prefetcher, opts.observer);
+    return new Engine(backend, source, transformer, experts, { codec, chatTemplate }, performance.now() - t0, store ?? null, prefetcher, opts.observer);
+  }
+
+  /** One throwaway token through every layer, so the backend compiles its pipelines before a request waits on them. */
+  async warmup(): Promise<void> {
+    const cache = new KvCache(this.backend, this.config, 1);
+    try {
+      await this.transformer.forward([this.config.bosTokenId ?? 0], cache, false);
+    } finally {
+      cache.free();
+    }
   }
 
   /** Ids of a prompt through the model's tokenizer. */
@@ -139,90 +167,87 @@ export class Engine {
     return this.codec.encode(text);
   }
 
+  /** Telemetry of a generation that never ran (a turn aborted before it started). */
+  idleStats(): GenerationStats {
+    return {
+      loadMs: this.loadMs, promptTokens: 0, prefilledTokens: 0, reusedTokens: 0, generatedTokens: 0, ttftMs: 0, decodeMs: 0, decodeTokPerS: 0,
+      gpuBytes: this.backend.bytesInUse(), expertBytes: this.experts.bytes(), kvCacheBytes: 0, expertWaitMs: 0,
+    };
+  }
+
+  /** A KV cache that several generations can continue (chat turns); free it when done. */
+  createSequence(capacity = this.config.maxPositionEmbeddings): Sequence {
+    return new Sequence(this.backend, this.config, Math.min(capacity, this.config.maxPositionEmbeddings));
+  }
+
   generate(promptIds: readonly number[], opts: GenerateOptions): Generation {
     const cfg = this.config;
     if (promptIds.length === 0) throw new EngineError('the prompt is empty');
-    if (!(opts.maxNewTokens >= 0)) throw new RangeError(`maxNewTokens must be ≥ 0, got ${opts.maxNewTokens}`);
-    const capacity = Math.min(this.transformer.maxContext, promptIds.length + opts.maxNewTokens);
-    if (promptIds.length > capacity) {
-      throw new EngineError(`the prompt has ${promptIds.length} tokens; the model's context is ${cfg.maxPositionEmbeddings}`);
-    }
+    if (!Number.isSafeInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) throw new RangeError(`maxNewTokens must be an integer ≥ 0, got ${opts.maxNewTokens}`);
+    const seq = opts.sequence;
+    const capacity = seq ? seq.capacity : Math.min(this.transformer.maxContext, promptIds.length + opts.maxNewTokens);
+    if (promptIds.length > capacity) throw new ContextLengthError(promptIds.length, 0, capacity);
+    if (seq?.busy) throw new EngineError('this sequence is already generating; wait for that generation to finish');
     const sample = createSampler(opts);
-    const stopOnEos = opts.stopOnEos ?? true;
-    const stats: GenerationStats = {
-      loadMs: this.loadMs, promptTokens: promptIds.length, generatedTokens: 0, ttftMs: 0, decodeMs: 0, decodeTokPerS: 0,
-      gpuBytes: 0, expertBytes: 0, kvCacheBytes: KvCache.bytesFor(cfg, capacity), expertWaitMs: 0,
-    };
-    const prefillLogits: Float32Array[] = [];
-    const stepLogits: Float32Array[] = [];
-    const prefillRouting: (Routing | null)[] = [];
-    const self = this;
+    const stats: GenerationStats = { ...this.idleStats(), promptTokens: promptIds.length, gpuBytes: 0, expertBytes: 0, kvCacheBytes: KvCache.bytesFor(cfg, capacity) };
+    const generation = { stats, prefillLogits: [] as Float32Array[], stepLogits: [] as Float32Array[], prefillRouting: [] as (Routing | null)[] };
+    // a sequence of its own is made when iteration starts, so a generation never iterated holds no memory
+    const iterable = this.run(promptIds, opts, seq ?? capacity, sample, generation);
+    return { [Symbol.asyncIterator]: () => iterable, ...generation };
+  }
 
-    async function* run(): AsyncGenerator<GeneratedToken> {
-      const t0 = performance.now();
-      const cache = new KvCache(self.backend, cfg, capacity);
-      self.prefetcher?.reset();
-      const generated: number[] = [];
-      // Decoding restarts after each emitted newline (as transformers' TextStreamer does), so the
-      // text of a long generation is not re-decoded from its first token at every step.
-      let lineStart = 0;
-      let shownText = '';
-      const textDelta = () => {
-        if (!self.codec) return '';
-        const text = self.codec.decode(generated.slice(lineStart));
-        // a token that ends inside a multi-byte character decodes to U+FFFD until the rest arrives
-        if (text.endsWith('\uFFFD')) return '';
-        const delta = text.slice(shownText.length);
-        if (text.endsWith('\n')) {
-          lineStart = generated.length;
-          shownText = '';
+  private async *run(promptIds: readonly number[], opts: GenerateOptions, sequence: Sequence | number, sample: Sampler,
+    g: Omit<Generation, typeof Symbol.asyncIterator>): AsyncGenerator<GeneratedToken> {
+    const cfg = this.config;
+    const own = typeof sequence === 'number';
+    const seq = own ? new Sequence(this.backend, cfg, sequence) : sequence;
+    // claimed when iteration starts (a generation never iterated holds nothing)
+    if (!own && seq.busy) throw new EngineError('this sequence is already generating; wait for that generation to finish');
+    seq.busy = true;
+    const { stats } = g;
+    const t0 = performance.now();
+    this.prefetcher?.reset();
+    const text = new TextStream(this.codec);
+    try {
+      const reused = seq.reuse(promptIds);
+      stats.reusedTokens = reused;
+      stats.prefilledTokens = promptIds.length - reused;
+      let ids: readonly number[] = promptIds.slice(reused);
+      let tDecode = 0;
+      for (let step = 0; step < opts.maxNewTokens && seq.cache.length + ids.length <= seq.capacity; step++) {
+        const first = step === 0;
+        const out = await this.transformer.forward(ids, seq.cache, first && opts.keepLogits === true, this.observer);
+        seq.committed(ids);
+        const vocab = cfg.vocabSize;
+        const lastRow = out.rows - 1;
+        if (first) {
+          g.prefillRouting.push(...out.routing);
+          if (opts.keepLogits) for (let r = 0; r < out.rows; r++) g.prefillLogits.push(out.logits.slice(r * vocab, (r + 1) * vocab));
+        }
+        const id = sample(out.logits, lastRow * vocab, vocab);
+        if (opts.keepLogits) g.stepLogits.push(out.logits.slice(lastRow * vocab, (lastRow + 1) * vocab));
+        stats.generatedTokens = step + 1;
+        const now = performance.now();
+        if (first) {
+          stats.ttftMs = now - t0;
+          tDecode = now;
         } else {
-          shownText = text;
+          stats.decodeMs = now - tDecode;
+          stats.decodeTokPerS = step / (stats.decodeMs / 1000);
         }
-        return delta;
-      };
-      try {
-        let ids: readonly number[] = promptIds;
-        let tDecode = 0;
-        for (let step = 0; step < opts.maxNewTokens && cache.length + ids.length <= capacity; step++) {
-          const first = step === 0;
-          const out = await self.transformer.forward(ids, cache, first && opts.keepLogits === true, self.observer);
-          const vocab = cfg.vocabSize;
-          const lastRow = out.rows - 1;
-          if (first) {
-            prefillRouting.push(...out.routing);
-            if (opts.keepLogits) for (let r = 0; r < out.rows; r++) prefillLogits.push(out.logits.slice(r * vocab, (r + 1) * vocab));
-          }
-          const id = sample(out.logits, lastRow * vocab, vocab);
-          if (opts.keepLogits) stepLogits.push(out.logits.slice(lastRow * vocab, (lastRow + 1) * vocab));
-          generated.push(id);
-          stats.generatedTokens = generated.length;
-          const now = performance.now();
-          if (first) {
-            stats.ttftMs = now - t0;
-            tDecode = now;
-          } else {
-            stats.decodeMs = now - tDecode;
-            stats.decodeTokPerS = (generated.length - 1) / (stats.decodeMs / 1000);
-          }
-          stats.gpuBytes = self.backend.bytesInUse();
-          stats.expertBytes = self.experts.bytes();
-          stats.expertWaitMs += out.expertWaitMs;
-          if (self.store) stats.storage = self.store.stats();
-          if (self.prefetcher) stats.prefetch = self.prefetcher.stats();
-          yield { id, text: textDelta(), experts: expertsOf(out.routing, lastRow) };
-          if (stopOnEos && cfg.eosTokenIds.includes(id)) break;
-          ids = [id];
-        }
-      } finally {
-        cache.free();
+        stats.gpuBytes = this.backend.bytesInUse();
+        stats.expertBytes = this.experts.bytes();
+        stats.expertWaitMs += out.expertWaitMs;
+        if (this.store) stats.storage = this.store.stats();
+        if (this.prefetcher) stats.prefetch = this.prefetcher.stats();
+        yield { id, text: text.push(id), experts: expertsOf(out.routing, lastRow) };
+        if ((opts.stopOnEos ?? true) && cfg.eosTokenIds.includes(id)) break;
+        ids = [id];
       }
+    } finally {
+      if (own) seq.free();
+      else seq.busy = false;
     }
-    const iterable = run();
-    return {
-      [Symbol.asyncIterator]: () => iterable,
-      stats, prefillLogits, stepLogits, prefillRouting,
-    };
   }
 
   /**
@@ -233,6 +258,11 @@ export class Engine {
     let total = 0;
     let tokens = 0;
     const vocab = this.config.vocabSize;
+    const context = this.transformer.maxContext;
+    sequences.forEach((seq, i) => {
+      // scored in one pass of length - 1 positions: the same limit generate puts on a prompt
+      if (seq.length - 1 > context) throw new EngineError(`sequence ${i} has ${seq.length} tokens; the model's context is ${context} (+1 for the last target)`);
+    });
     for (const seq of sequences) {
       if (seq.length < 2) continue;
       const cache = new KvCache(this.backend, this.config, seq.length - 1);
@@ -253,15 +283,15 @@ export class Engine {
     }
     if (tokens === 0) throw new EngineError('perplexity needs at least one sequence of two or more tokens');
     const nll = total / tokens;
+    if (!Number.isFinite(nll)) throw new EngineError(`perplexity is not finite (NLL ${nll} over ${tokens} tokens)`);
     return { nll, tokens, perplexity: Math.exp(nll) };
   }
 }
 
 /** The prefetcher sees each MoE layer's router (and the norm before it) on the host. */
-function createPrefetcher(m: Manifest, dense: DenseWeights, store: ShardStore<DeviceBytes>, depth: number): Prefetcher {
+function createPrefetcher(m: Manifest, dense: DenseWeights, store: ShardStore<DeviceBytes>, ramTier: number, depth: number): Prefetcher {
   const cfg = m.config;
   const shardsOf = new Map(m.experts.map((e) => [`${e.layer}/${e.expert}`, e.shards.map((s) => m.shards[s]!.hash)]));
-  const ramTier = store.stats().ram.budgetBytes;
   return new Prefetcher({
     moe: cfg.moe,
     hiddenSize: cfg.hiddenSize,

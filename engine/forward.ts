@@ -84,10 +84,11 @@ export class Transformer {
     const freq = this.rope.at(start + m);
     // finiteness flags are read without stalling the queue; each is checked before the step commits
     const guards: Promise<void>[] = [];
-    const guard = (layer: number, a: Act, where: string) => {
+    // firstRow: the token position of row 0 of `a` (the last position when only it is kept)
+    const guard = (layer: number, a: Act, where: string, firstRow = start) => {
       const checked = backend.finiteRows(a).then((ok) => {
         const row = ok.indexOf(false);
-        if (row >= 0) throw new NonFiniteError(layer, start + row, where);
+        if (row >= 0) throw new NonFiniteError(layer, firstRow + row, where);
       });
       // observed later, in layer order; this keeps an early rejection from counting as unhandled
       checked.catch(() => {});
@@ -127,10 +128,15 @@ export class Transformer {
       if (!allLogits) backend.copy(h, m - 1, 0, last, 0, 0, 1, cfg.hiddenSize);
       const normed = scratch.act(last.rows, cfg.hiddenSize);
       backend.rmsnorm(last, weights.finalNorm, normed, cfg.rmsNormEps);
+      const lastStart = allLogits ? start : start + m - 1;
+      guard(cfg.numLayers, normed, 'after the final norm', lastStart);
       const logits = scratch.act(last.rows, cfg.vocabSize);
       backend.matmul(normed, weights.lmHead, logits);
       const host = await backend.read(logits);
       await Promise.all(guards);
+      // a bad LM head gives NaN logits from a finite hidden state; sampling would pick a token anyway
+      const bad = host.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new NonFiniteError(cfg.numLayers, lastStart + Math.floor(bad / cfg.vocabSize), 'in the logits');
       cache.length = start + m;
       cache.settle();
       return { logits: host, rows: last.rows, routing, expertWaitMs: this.expertWaitMs };

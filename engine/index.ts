@@ -1,6 +1,11 @@
 export { Engine, type EngineOptions, type GenerateOptions, type GeneratedToken, type Generation, type GenerationStats } from './engine.ts';
-export { EngineError, ModelLoadError, NonFiniteError } from './errors.ts';
+export { ContextLengthError, EngineError, ModelLoadError, NonFiniteError } from './errors.ts';
 export type { LayerObserver } from './forward.ts';
 export { KvCache } from './kv-cache.ts';
+export { Sequence } from './sequence.ts';
 export type { ModelSource } from './source.ts';
 export { backendUploader } from './stored-experts.ts';
+export { openModel, type LoadProgress, type ManifestPlace, type ManifestSource, type ModelBudgets, type OpenModelOptions, type OpenedModel } from './open.ts';
+export { CHAT_ROLES, ChatTemplateError, NoChatTemplateError, checkMessages, type ChatMessage, type ChatRole, type ChatTemplate } from './chat-template.ts';
+export { ChatSession, type ChatDelta, type ChatOptions, type ChatReply, type ChatResult, type ChatSessionOptions, type ChatUsage, type FinishReason } from './chat.ts';
+export { StopMatcher } from './stop.ts';

@@ -45,6 +45,11 @@ export class KvCache {
     }
   }
 
+  /** Whether `length` may be lowered: false once any layer is a ring buffer, which keeps only its window. */
+  get rewindable(): boolean {
+    return this.windows.every((w) => w === null);
+  }
+
   /** Bytes per cached token of a full-context layer, across all layers. */
   static bytesPerToken(cfg: ModelConfig): number {
     return rowBytes(cfg) * cfg.numLayers;

@@ -4,7 +4,8 @@ import { isHash } from './hash.ts';
 import { alignUp, expertTensors, architectureTensors, isMoeLayer, storedDtype, type TensorSpec } from './layout.ts';
 import { WEIGHT_DTYPES } from './formats/index.ts';
 import { matrixDims, tensorByteLength } from './quant.ts';
-import type { ExpertEntry, Manifest, ModelConfig, ShardEntry, SourceInfo, TensorEntry, WeightDtype } from './types.ts';
+import { checkManifestConfig, checkTotals, intIn } from './schema.ts';
+import { TENSOR_ALIGN, type ExpertEntry, type Manifest, type ModelConfig, type ShardEntry, type SourceInfo, type TensorEntry, type WeightDtype } from './types.ts';
 
 // Records off: the bytes must be plain msgpack any decoder reads, and stable for the model id.
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false, mapsAsObjects: true });
@@ -90,27 +91,35 @@ export function decodeManifest(bytes: Uint8Array, source = 'manifest'): Manifest
     if (typeof enc !== 'object' || enc === null || enc.format !== 'rdrr') throw new Error('not an RDRR manifest (format field)');
     if (enc.version !== 1) throw new Error(`unsupported version ${String(enc.version)}`);
     if (!DTYPES.includes(enc.quant)) throw new Error(`unknown quant ${String(enc.quant)}`);
-    if (enc.expertQuant !== undefined && !DTYPES.includes(enc.expertQuant)) throw new Error(`unknown expert quant ${String(enc.expertQuant)}`);
-    if (enc.source !== undefined && !isSourceInfo(enc.source)) throw new Error('source record is malformed');
+    if (enc.expertQuant !== undefined && !DTYPES.includes(enc.expertQuant)) throw new ManifestError(`unknown expert quant ${String(enc.expertQuant)}`);
+    if (enc.source !== undefined && !isSourceInfo(enc.source)) throw new ManifestError('source record is malformed');
+    if (typeof enc.name !== 'string' || enc.name.length > 1024) throw new ManifestError('name must be a string of at most 1024 characters');
+    const config = checkManifestConfig(enc.config);
+    const totals = checkTotals(enc.totals);
     const hashes = bytesToHexList(enc.hashes, 'shard hashes');
     const tokHashes = bytesToHexList(enc.tokenizer?.hashes, 'tokenizer hashes');
     if (!Array.isArray(enc.tokenizer.names) || tokHashes.length !== enc.tokenizer.names.length) throw new Error('tokenizer table is inconsistent');
     const tokenizer: Record<string, string> = {};
-    enc.tokenizer.names.forEach((n, i) => (tokenizer[String(n)] = tokHashes[i]!));
+    enc.tokenizer.names.forEach((n, i) => {
+      if (typeof n !== 'string' || n.length > 256 || n === '__proto__') throw new ManifestError(`tokenizer.names[${i}] is not a file name`);
+      tokenizer[n] = tokHashes[i]!;
+    });
     const base = {
       format: 'rdrr' as const,
       version: 1 as const,
-      name: String(enc.name),
-      config: enc.config,
+      name: enc.name,
+      config,
       quant: enc.quant,
       ...(enc.expertQuant !== undefined ? { expertQuant: enc.expertQuant } : {}),
       ...(enc.source !== undefined ? { source: enc.source } : {}),
     };
     let tables: Pick<Manifest, 'tensors' | 'shards' | 'experts'>;
-    if (enc.layout) tables = expand({ ...base, tensors: [], shards: hashes.map((hash) => ({ hash, size: 0, kind: 'dense' })), experts: [], tokenizer, totals: enc.totals }, enc.layout);
-    else if (enc.tables) tables = fromTables(enc.tables, hashes);
+    if (enc.layout) {
+      checkLayout(enc.layout, config, hashes.length);
+      tables = expand({ ...base, tensors: [], shards: hashes.map((hash) => ({ hash, size: 0, kind: 'dense' })), experts: [], tokenizer, totals }, enc.layout);
+    } else if (enc.tables) tables = fromTables(enc.tables, hashes);
     else throw new Error('neither layout nor tables present');
-    const m: Manifest = { ...base, ...tables, tokenizer, totals: enc.totals };
+    const m: Manifest = { ...base, ...tables, tokenizer, totals };
     validateManifest(m);
     return m;
   } catch (err) {
@@ -124,26 +133,105 @@ function isSourceInfo(s: unknown): s is SourceInfo {
   return typeof v === 'object' && v !== null && Array.isArray(v.dtypes) && v.dtypes.every((d) => typeof d === 'string') && (v.quantization === null || typeof v.quantization === 'string');
 }
 
-/** Structural checks every consumer relies on: shard indices, extents, hashes, dtypes. */
+/**
+ * Structural checks every consumer relies on, each failure naming the field: shard hashes and
+ * sizes; tensors (dtype, aligned extent inside their shard, no two overlapping, length from shape
+ * and dtype, and the set and shapes the config implies); experts (each routed expert of each MoE
+ * layer once, on expert shards, bytes = their sizes); totals = the shard table's sums.
+ */
 export function validateManifest(m: Manifest): void {
   const fail = (msg: string): never => {
     throw new ManifestError(msg);
   };
   if (typeof m.config !== 'object' || m.config === null) fail('config missing');
   m.shards.forEach((s, i) => {
-    if (!isHash(s.hash)) fail(`shard ${i} has a malformed hash`);
-    if (!Number.isSafeInteger(s.size) || s.size < 0) fail(`shard ${i} has a bad size`);
+    if (!isHash(s.hash)) fail(`shards[${i}].hash is malformed`);
+    intIn(s.size, `shards[${i}].size`, 0, Number.MAX_SAFE_INTEGER);
+    if (s.kind !== 'dense' && s.kind !== 'expert') fail(`shards[${i}].kind must be dense or expert`);
   });
-  for (const t of m.tensors) {
+  checkTensors(m, fail);
+  checkExperts(m, fail);
+  for (const [name, h] of Object.entries(m.tokenizer)) if (!isHash(h)) fail(`tokenizer["${name}"] has a malformed hash`);
+  let dense = 0;
+  let expert = 0;
+  for (const s of m.shards) s.kind === 'dense' ? (dense += s.size) : (expert += s.size);
+  if (m.totals.denseBytes !== dense) fail(`totals.denseBytes is ${m.totals.denseBytes}, the dense shards hold ${dense}`);
+  if (m.totals.expertBytes !== expert) fail(`totals.expertBytes is ${m.totals.expertBytes}, the expert shards hold ${expert}`);
+  if (m.totals.bytes !== dense + expert) fail(`totals.bytes is ${m.totals.bytes}, the shards hold ${dense + expert}`);
+}
+
+function checkTensors(m: Manifest, fail: (msg: string) => never): void {
+  const { dense, experts } = architectureTensors(m.config);
+  const wanted = new Map([...dense, ...experts].map((t) => [t.name, t.shape]));
+  const seen = new Set<string>();
+  m.tensors.forEach((t, i) => {
+    const at = `tensors[${i}] (${String(t.name).slice(0, 80)})`;
+    if (typeof t.name !== 'string') fail(`tensors[${i}].name is not a string`);
+    const shape = wanted.get(t.name);
+    if (!shape) fail(`${at} is not a tensor of this ${m.config.architecture} config`);
+    if (seen.has(t.name)) fail(`${at} appears twice`);
+    seen.add(t.name);
+    if (!Array.isArray(t.shape) || t.shape.length !== shape!.length || t.shape.some((d, k) => d !== shape![k])) fail(`${at}.shape is ${JSON.stringify(t.shape)}, the config implies ${JSON.stringify(shape)}`);
+    if (!DTYPES.includes(t.dtype)) fail(`${at}.dtype: unknown dtype ${String(t.dtype)}`);
+    intIn(t.shard, `${at}.shard`, 0, Number.MAX_SAFE_INTEGER);
     const s = m.shards[t.shard];
-    if (!s) fail(`tensor ${t.name} points at shard ${t.shard}, which does not exist`);
-    if (!DTYPES.includes(t.dtype)) fail(`tensor ${t.name} has unknown dtype ${t.dtype}`);
-    if (t.offset < 0 || t.offset + t.length > s!.size) fail(`tensor ${t.name} lies outside its shard`);
+    if (!s) fail(`${at} points at shard ${t.shard}, which does not exist`);
+    intIn(t.offset, `${at}.offset`, 0, Number.MAX_SAFE_INTEGER);
+    intIn(t.length, `${at}.length`, 0, Number.MAX_SAFE_INTEGER);
+    if (t.offset % TENSOR_ALIGN !== 0) fail(`${at}.offset ${t.offset} is not a multiple of ${TENSOR_ALIGN}`);
+    if (t.offset + t.length > s!.size) fail(`${at} lies outside its shard (bytes ${t.offset}..${t.offset + t.length} of ${s!.size})`);
     const { rows, cols } = matrixDims(t.shape);
-    if (tensorByteLength(t.dtype, rows, cols) !== t.length) fail(`tensor ${t.name} length does not match its shape and dtype`);
+    if (tensorByteLength(t.dtype, rows, cols) !== t.length) fail(`${at}.length ${t.length} does not match its shape and dtype`);
+  });
+  for (const name of wanted.keys()) if (!seen.has(name)) fail(`tensor ${name}, which the config implies, is missing`);
+  // two tensors sharing bytes would silently read each other's weights
+  const order = m.tensors.map((_, i) => i).sort((a, b) => m.tensors[a]!.shard - m.tensors[b]!.shard || m.tensors[a]!.offset - m.tensors[b]!.offset);
+  for (let k = 1; k < order.length; k++) {
+    const p = m.tensors[order[k - 1]!]!;
+    const t = m.tensors[order[k]!]!;
+    if (p.shard === t.shard && t.length > 0 && p.offset + p.length > t.offset) fail(`tensors ${p.name} and ${t.name} overlap in shard ${t.shard}`);
   }
-  for (const e of m.experts) for (const s of e.shards) if (!m.shards[s]) fail(`expert ${e.layer}/${e.expert} points at missing shard ${s}`);
-  for (const h of Object.values(m.tokenizer)) if (!isHash(h)) fail('a tokenizer blob has a malformed hash');
+}
+
+function checkExperts(m: Manifest, fail: (msg: string) => never): void {
+  const cfg = m.config;
+  const seen = new Set<string>();
+  m.experts.forEach((e, i) => {
+    const at = `experts[${i}]`;
+    intIn(e.layer, `${at}.layer`, 0, cfg.numLayers - 1);
+    intIn(e.expert, `${at}.expert`, 0, cfg.moe.numExperts - 1);
+    if (!isMoeLayer(cfg, e.layer)) fail(`${at}: layer ${e.layer} is dense in the config`);
+    const key = `${e.layer}/${e.expert}`;
+    if (seen.has(key)) fail(`${at}: expert ${key} appears twice`);
+    seen.add(key);
+    if (!Array.isArray(e.shards) || e.shards.length === 0) fail(`${at}.shards is empty`);
+    let bytes = 0;
+    for (const s of e.shards) {
+      if (!Number.isSafeInteger(s) || !m.shards[s]) fail(`expert ${key} points at missing shard ${s}`);
+      if (m.shards[s]!.kind !== 'expert') fail(`expert ${key} points at shard ${s}, which is not an expert shard`);
+      bytes += m.shards[s]!.size;
+    }
+    if (e.bytes !== bytes) fail(`${at}.bytes is ${e.bytes}, its shards hold ${bytes}`);
+  });
+  const moeLayers = cfg.numLayers - new Set(cfg.moe.denseLayers).size;
+  if (seen.size !== moeLayers * cfg.moe.numExperts) fail(`experts lists ${seen.size} routed experts, the config implies ${moeLayers * cfg.moe.numExperts}`);
+}
+
+/** The compact layout's fields, and whether the hashed shards can hold what the config implies, before expanding. */
+function checkLayout(layout: NonNullable<Encoded['layout']>, config: ModelConfig, shardCount: number): void {
+  const sizes = (v: unknown, path: string): void => {
+    if (!Array.isArray(v) || v.length > shardCount) throw new ManifestError(`layout.${path} must be a list of at most ${shardCount} sizes`);
+    v.forEach((x, i) => intIn(x, `layout.${path}[${i}]`, 0, Number.MAX_SAFE_INTEGER));
+  };
+  sizes(layout.denseSizes, 'denseSizes');
+  sizes(layout.splitSizes, 'splitSizes');
+  const moeLayers = config.numLayers - new Set(config.moe.denseLayers).size;
+  const experts = moeLayers * config.moe.numExperts;
+  // every routed expert is at least one shard: a config claiming more than are hashed is refused before any table is built
+  if (experts + layout.denseSizes.length > shardCount) throw new ManifestError(`config implies ${experts} expert shards and ${layout.denseSizes.length} dense ones, only ${shardCount} are hashed`);
+  const parts = layout.expertParts;
+  if (typeof parts === 'number') intIn(parts, 'layout.expertParts', 1, 255);
+  else if (!(parts instanceof Uint8Array) || parts.length !== experts) throw new ManifestError(`layout.expertParts must be 1 or ${experts} part counts`);
 }
 
 /** The compact layout of a manifest, if it has the shape convert writes (dense shards first, experts after in order). */
@@ -220,10 +308,22 @@ function expand(m: Manifest, layout: NonNullable<Encoded['layout']>): Pick<Manif
 }
 
 function fromTables(t: NonNullable<Encoded['tables']>, hashes: string[]): Pick<Manifest, 'tensors' | 'shards' | 'experts'> {
-  if (t.sizes.length !== hashes.length || t.kinds.length !== hashes.length) throw new ManifestError('shard table length differs from the hash count');
+  const list = (v: unknown, path: string, n?: number): void => {
+    const ok = Array.isArray(v) || v instanceof Uint8Array;
+    if (!ok || (n !== undefined && (v as unknown[]).length !== n)) throw new ManifestError(`tables.${path} must be a list${n === undefined ? '' : ` of ${n}`}`);
+  };
+  if (typeof t !== 'object' || t === null) throw new ManifestError('tables must be an object');
+  list(t.sizes, 'sizes', hashes.length);
+  list(t.kinds, 'kinds', hashes.length);
   const c = t.tensors;
+  if (typeof c !== 'object' || c === null) throw new ManifestError('tables.tensors must be an object');
+  list(c.names, 'tensors.names');
   const n = c.names.length;
-  if ([c.shapes, c.dtypes, c.shard, c.offset, c.length].some((col) => col.length !== n)) throw new ManifestError('tensor columns differ in length');
+  for (const k of ['shapes', 'dtypes', 'shard', 'offset', 'length'] as const) list(c[k], `tensors.${k}`, n);
+  const x = t.experts;
+  if (typeof x !== 'object' || x === null) throw new ManifestError('tables.experts must be an object');
+  list(x.layer, 'experts.layer');
+  for (const k of ['expert', 'shards', 'bytes'] as const) list(x[k], `experts.${k}`, x.layer.length);
   return {
     shards: hashes.map((hash, i) => ({ hash, size: t.sizes[i]!, kind: t.kinds[i] === 0 ? 'dense' : 'expert' })),
     tensors: c.names.map((name, i) => ({

@@ -1,10 +1,11 @@
-import { ConfigError } from './errors.ts';
+import { ConfigError, ManifestError } from './errors.ts';
 import { yarnMscale } from './rope.ts';
+import { CONFIG_LIMITS, checkConfigBounds } from './schema.ts';
 import { ROPE_TYPES, type Architecture, type LayerType, type MlaConfig, type ModelConfig, type MoeConfig, type RopeScaling } from './types.ts';
 
 type Raw = Record<string, unknown>;
 
-const ARCHITECTURES: readonly Architecture[] = ['mixtral', 'qwen3_moe', 'deepseek_v3', 'gpt_oss'];
+export const ARCHITECTURES: readonly Architecture[] = ['mixtral', 'qwen3_moe', 'deepseek_v3', 'gpt_oss'];
 
 /** Reads fields of one config.json, each failure naming the file and the field. */
 class Fields {
@@ -17,13 +18,14 @@ class Fields {
   has(key: string): boolean {
     return this.raw[key] !== undefined && this.raw[key] !== null;
   }
-  int(key: string, fallback?: number): number {
+  int(key: string, fallback?: number, max = Number.MAX_SAFE_INTEGER): number {
     const v = this.raw[key];
     if (v === undefined || v === null) {
       if (fallback !== undefined) return fallback;
       throw new ConfigError(`${this.source}: missing "${key}"`);
     }
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new ConfigError(`${this.source}: "${key}" must be a non-negative integer, got ${JSON.stringify(v)}`);
+    if (v > max) throw new ConfigError(`${this.source}: "${key}" is ${v}, more than the ${max} this reader accepts`);
     return v;
   }
   /** A positive integer (a window or a length of 0 would mean nothing can be attended to). */
@@ -81,8 +83,25 @@ export function architectureOf(raw: unknown, source: string): Architecture {
   return t as Architecture;
 }
 
-/** Normalises a Hugging Face config.json of a supported MoE architecture into ModelConfig. */
+/**
+ * Normalises a Hugging Face config.json of a supported MoE architecture into ModelConfig, refusing
+ * sizes past CONFIG_LIMITS before anything is allocated from them.
+ *
+ * @example
+ * const config = normaliseConfig(JSON.parse(text), 'model/config.json');
+ */
 export function normaliseConfig(raw: unknown, source: string): ModelConfig {
+  const config = normaliseFields(raw, source);
+  try {
+    checkConfigBounds(config, `${source} (normalised)`);
+  } catch (err) {
+    if (err instanceof ManifestError) throw new ConfigError(err.message, { cause: err });
+    throw err;
+  }
+  return config;
+}
+
+function normaliseFields(raw: unknown, source: string): ModelConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`${source}: not a JSON object`);
   const architecture = architectureOf(raw, source);
   const f = new Fields(raw as Raw, source);
@@ -90,14 +109,15 @@ export function normaliseConfig(raw: unknown, source: string): ModelConfig {
   if (act !== 'silu') throw new ConfigError(`${source}: unsupported hidden_act ${JSON.stringify(act)} (only silu)`);
   // gpt-oss always has attention biases (GptOssConfig sets attention_bias = True whatever it is given)
   if (architecture !== 'gpt_oss' && f.bool('attention_bias', false)) throw new ConfigError(`${source}: attention_bias is not supported`);
-  const hiddenSize = f.int('hidden_size');
-  const numHeads = f.int('num_attention_heads');
-  const numLayers = f.int('num_hidden_layers');
-  const maxPositionEmbeddings = f.int('max_position_embeddings');
+  const L = CONFIG_LIMITS;
+  const hiddenSize = f.int('hidden_size', undefined, L.hiddenSize);
+  const numHeads = f.int('num_attention_heads', undefined, L.numHeads);
+  const numLayers = f.int('num_hidden_layers', undefined, L.numLayers);
+  const maxPositionEmbeddings = f.int('max_position_embeddings', undefined, L.maxPositionEmbeddings);
   const rope = ropeOf(f, source, architecture, maxPositionEmbeddings);
   const base = {
     architecture,
-    vocabSize: f.int('vocab_size'),
+    vocabSize: f.int('vocab_size', undefined, L.vocabSize),
     hiddenSize,
     numLayers,
     numHeads,
@@ -112,7 +132,8 @@ export function normaliseConfig(raw: unknown, source: string): ModelConfig {
     eosTokenIds: f.intList('eos_token_id'),
     intermediateSize: f.int('intermediate_size'),
   };
-  const numExperts = f.has('num_local_experts') ? f.int('num_local_experts') : f.has('num_experts') ? f.int('num_experts') : f.int('n_routed_experts');
+  const expertsKey = f.has('num_local_experts') ? 'num_local_experts' : f.has('num_experts') ? 'num_experts' : 'n_routed_experts';
+  const numExperts = f.int(expertsKey, undefined, L.numExperts);
   const topK = architecture === 'gpt_oss' ? gptOssTopK(f, source) : f.int('num_experts_per_tok');
   if (topK > numExperts) throw new ConfigError(`${source}: num_experts_per_tok ${topK} exceeds the ${numExperts} experts`);
   const plainMoe = (expertIntermediateSize: number, normTopkProb: boolean, denseLayers: number[]): MoeConfig => ({

@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { normaliseConfig } from './config.ts';
@@ -8,6 +7,7 @@ import { commitManifest, prepareModelDir, writeShards, type Progress } from './m
 import { manifestOfPlan, planModel, type ModelPlan } from './plan.ts';
 import { Checkpoint } from './safetensors.ts';
 import { storeBlob } from './shard-sink.ts';
+import { readRegularFile } from './regular-file.ts';
 import { runShardWorkers } from './shard-workers.ts';
 import { encodeTensor } from './tensor-encoder.ts';
 import { describeSourceQuantization, sourceQuantization } from './source-quant.ts';
@@ -65,9 +65,9 @@ export async function openSources(job: SourceJob): Promise<{ plan: ModelPlan; so
   const configPath = join(job.source, 'config.json');
   let rawConfig: unknown;
   try {
-    rawConfig = JSON.parse(await readFile(configPath, 'utf8'));
+    rawConfig = JSON.parse(new TextDecoder().decode(await readRegularFile(configPath)));
   } catch (err) {
-    throw new ConfigError(`${configPath}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : `not valid JSON (${(err as Error).message})`}`, { cause: err });
+    throw new ConfigError(`${configPath}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : err instanceof SyntaxError ? `not valid JSON (${err.message})` : (err as Error).message}`, { cause: err });
   }
   const config = normaliseConfig(rawConfig, configPath);
   const sourceQuant = sourceQuantization(rawConfig, configPath);
@@ -95,7 +95,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     const tokenizerBytes = new Map<string, Uint8Array>();
     for (const f of TOKENIZER_FILES) {
       try {
-        tokenizerBytes.set(f, await readFile(join(opts.source, f)));
+        tokenizerBytes.set(f, await readRegularFile(join(opts.source, f)));
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new CheckpointError(`${join(opts.source, f)}: unreadable (${(err as Error).message})`, { cause: err });
       }

@@ -1,9 +1,10 @@
-import { open, readFile, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeManifest } from './codec.ts';
 import { ManifestError, ShardIntegrityError } from './errors.ts';
 import { blake3Hex, blake3Stream, isHash } from './hash.ts';
 import { MODEL_FILES } from './query.ts';
+import { NotRegularFileError, openRegularFile, readRegularFile } from './regular-file.ts';
 import type { Manifest } from './types.ts';
 
 /** The manifest of a model directory, its id (BLAKE3 of manifest.msgpack) and its encoded bytes. */
@@ -11,7 +12,7 @@ export async function readModelDir(dir: string): Promise<{ manifest: Manifest; i
   const path = join(dir, MODEL_FILES.manifest);
   let manifestBytes: Uint8Array;
   try {
-    manifestBytes = await readFile(path);
+    manifestBytes = await readRegularFile(path);
   } catch (err) {
     const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found (not a converted model directory, or its convert did not finish)' : (err as Error).message;
     throw new ManifestError(`${path}: ${why}`, { cause: err });
@@ -26,9 +27,10 @@ export async function readShardFile(dir: string, hash: string): Promise<Uint8Arr
   const path = join(dir, MODEL_FILES.shards, hash);
   let bytes: Uint8Array;
   try {
-    bytes = await readFile(path);
+    bytes = await readRegularFile(path);
   } catch (err) {
-    throw new ShardIntegrityError(`${path}: missing (${(err as Error).message})`, { cause: err });
+    const why = err instanceof NotRegularFileError ? 'unusable' : 'missing';
+    throw new ShardIntegrityError(`${path}: ${why} (${(err as Error).message})`, { cause: err });
   }
   const actual = await blake3Hex(bytes);
   if (actual !== hash) throw new ShardIntegrityError(`${path}: corrupt, its bytes hash to ${actual}`);
@@ -37,7 +39,7 @@ export async function readShardFile(dir: string, hash: string): Promise<Uint8Arr
 
 /** Hashes a file in pieces (a shard can be larger than is wise to hold). */
 export async function hashFile(path: string): Promise<{ hash: string; size: number }> {
-  const fh = await open(path, 'r');
+  const fh = await openRegularFile(path);
   try {
     const h = await blake3Stream();
     const buf = new Uint8Array(8 * 1024 * 1024);
@@ -62,6 +64,8 @@ export interface VerifyReport {
   corrupt: { hash: string; actual: string }[];
   /** Shards whose size differs from the manifest (also counted as corrupt when their hash differs). */
   wrongSize: { hash: string; size: number; expected: number }[];
+  /** Shard names that are not regular files (a FIFO, a directory, a device): refused unread. */
+  notRegular: { hash: string; reason: string }[];
   /** Files in shards/ that this manifest does not reference (harmless: left by an earlier model). */
   unreferenced: string[];
 }
@@ -72,7 +76,7 @@ export async function verifyModelDir(dir: string, onFile?: (done: number, total:
   const expected = new Map<string, number | null>();
   for (const s of manifest.shards) expected.set(s.hash, s.size);
   for (const h of Object.values(manifest.tokenizer)) if (!expected.has(h)) expected.set(h, null);
-  const report: VerifyReport = { id, ok: true, checked: 0, missing: [], corrupt: [], wrongSize: [], unreferenced: [] };
+  const report: VerifyReport = { id, ok: true, checked: 0, missing: [], corrupt: [], wrongSize: [], notRegular: [], unreferenced: [] };
   let done = 0;
   for (const [hash, size] of expected) {
     const path = join(dir, MODEL_FILES.shards, hash);
@@ -80,6 +84,11 @@ export async function verifyModelDir(dir: string, onFile?: (done: number, total:
     try {
       got = await hashFile(path);
     } catch (err) {
+      if (err instanceof NotRegularFileError) {
+        report.notRegular.push({ hash, reason: err.message });
+        onFile?.(++done, expected.size);
+        continue;
+      }
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       report.missing.push(hash);
       onFile?.(++done, expected.size);
@@ -92,6 +101,6 @@ export async function verifyModelDir(dir: string, onFile?: (done: number, total:
   }
   const present = await readdir(join(dir, MODEL_FILES.shards)).catch(() => [] as string[]);
   report.unreferenced = present.filter((f) => isHash(f) && !expected.has(f));
-  report.ok = report.missing.length === 0 && report.corrupt.length === 0 && report.wrongSize.length === 0;
+  report.ok = report.missing.length === 0 && report.corrupt.length === 0 && report.wrongSize.length === 0 && report.notRegular.length === 0;
   return report;
 }

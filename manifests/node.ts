@@ -4,3 +4,4 @@ export { synth, plannedManifestSize, PRESETS, type SynthOptions, type SynthResul
 export { Checkpoint, readHeader, type SafetensorsTensor } from './safetensors.ts';
 export { progressBar } from './progress.ts';
 export type { Progress } from './model-writer.ts';
+export { openRegularFile, readRegularFile, NotRegularFileError } from './regular-file.ts';

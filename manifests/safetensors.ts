@@ -1,8 +1,9 @@
-import { open, readFile, readdir, type FileHandle } from 'node:fs/promises';
+import { readdir, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { CheckpointError } from './errors.ts';
 import { bf16ToF32Into, f16Table } from './f16.ts';
 import { fp8Table } from './fp8.ts';
+import { openRegularFile, readRegularFile } from './regular-file.ts';
 
 /** Element sizes of the dtypes a header may declare; other names are refused while parsing the header. */
 const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1, F8_E8M0: 1 };
@@ -31,7 +32,13 @@ export class Checkpoint {
   static async open(dir: string): Promise<Checkpoint> {
     const files = await checkpointFiles(dir);
     const tensors = new Map<string, SafetensorsTensor>();
-    for (const file of files) for (const t of await readHeader(file)) tensors.set(t.name, t);
+    for (const file of files) {
+      for (const t of await readHeader(file)) {
+        const other = tensors.get(t.name);
+        if (other) throw new CheckpointError(`tensor ${t.name} is in both ${other.file} and ${t.file}`);
+        tensors.set(t.name, t);
+      }
+    }
     return new Checkpoint(tensors);
   }
 
@@ -76,7 +83,7 @@ export class Checkpoint {
   private async handle(file: string): Promise<FileHandle> {
     let h = this.handles.get(file);
     if (!h) {
-      h = await open(file, 'r');
+      h = await openRegularFile(file);
       this.handles.set(file, h);
     }
     return h;
@@ -87,7 +94,7 @@ async function checkpointFiles(dir: string): Promise<string[]> {
   const indexPath = join(dir, 'model.safetensors.index.json');
   let index: unknown = null;
   try {
-    index = JSON.parse(await readFile(indexPath, 'utf8'));
+    index = JSON.parse(new TextDecoder().decode(await readRegularFile(indexPath)));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new CheckpointError(`${indexPath}: not readable JSON (${(err as Error).message})`, { cause: err });
   }
@@ -114,7 +121,7 @@ async function checkpointFiles(dir: string): Promise<string[]> {
 export async function readHeader(file: string): Promise<SafetensorsTensor[]> {
   let fh: FileHandle;
   try {
-    fh = await open(file, 'r');
+    fh = await openRegularFile(file);
   } catch (err) {
     throw new CheckpointError(`${file}: cannot open (${(err as Error).message})`, { cause: err });
   }
@@ -155,8 +162,21 @@ export async function readHeader(file: string): Promise<SafetensorsTensor[]> {
       if (dataStart + en > size) bad(`data ends at byte ${dataStart + en}, past the end of the file (${size} bytes): truncated`);
       out.push({ name, file, dtype: e.dtype as string, shape, start: dataStart + s, end: dataStart + en });
     }
+    refuseOverlaps(out, file);
     return out;
   } finally {
     await fh.close();
+  }
+}
+
+/** Two tensors sharing bytes would make one silently alias the other: refuse, naming both. */
+function refuseOverlaps(tensors: SafetensorsTensor[], file: string): void {
+  const byStart = tensors.filter((t) => t.end > t.start).sort((a, b) => a.start - b.start);
+  for (let i = 1; i < byStart.length; i++) {
+    const prev = byStart[i - 1]!;
+    const t = byStart[i]!;
+    if (t.start < prev.end) {
+      throw new CheckpointError(`${file}: tensors ${prev.name} and ${t.name} overlap (bytes [${prev.start}, ${prev.end}) and [${t.start}, ${t.end}) of the file)`);
+    }
   }
 }

@@ -14,6 +14,8 @@ export interface WorkerSlot {
  * A failure (or a throwing onProgress) stops every worker; shards already finished are complete files.
  */
 export async function runShardWorkers(script: URL, job: object, sizes: number[], count: number, onProgress?: (p: Progress) => void): Promise<string[]> {
+  // A fractional count would leave shards no worker owns (index ≡ id mod 2.5 never holds).
+  if (!Number.isSafeInteger(count) || count < 1) throw new RangeError(`worker count must be an integer ≥ 1, got ${count}`);
   const hashes: string[] = new Array(sizes.length);
   const bytesTotal = sizes.reduce((a, b) => a + b, 0);
   let shardsDone = 0;

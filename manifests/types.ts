@@ -89,7 +89,8 @@ export interface ModelConfig {
 }
 
 /** transformers' `layer_types` values Doppler runs. */
-export type LayerType = 'full_attention' | 'sliding_attention';
+export const LAYER_TYPES = ['full_attention', 'sliding_attention'] as const;
+export type LayerType = (typeof LAYER_TYPES)[number];
 
 /** The rope types transformers 5 computes and Doppler reproduces (`default` is `ropeScaling: null`). */
 export const ROPE_TYPES = ['linear', 'dynamic', 'yarn', 'llama3'] as const;
@@ -123,7 +124,8 @@ export interface RopeScaling {
  * softmax_topk: softmax over all experts, then top-k (Mixtral, Qwen3-MoE); sigmoid_group_limited:
  * DeepSeek-V3; topk_softmax: top-k of the (biased) logits, softmax over the chosen k (gpt-oss).
  */
-export type RouterKind = 'softmax_topk' | 'sigmoid_group_limited' | 'topk_softmax';
+export const ROUTER_KINDS = ['softmax_topk', 'sigmoid_group_limited', 'topk_softmax'] as const;
+export type RouterKind = (typeof ROUTER_KINDS)[number];
 
 export interface MoeConfig {
   router: RouterKind;

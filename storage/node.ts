@@ -1,8 +1,9 @@
 /** Node-only parts of storage: a directory as the persistent tier, and a model directory as a source. */
-import { mkdir, readFile, readdir, rename, stat, unlink, open } from 'node:fs/promises';
+import { mkdir, readdir, rename, stat, unlink, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { MODEL_FILES, isHash, type Manifest } from '../manifests/index.ts';
+import { readRegularFile } from '../manifests/node.ts';
 import { SourceError, StorageError } from './errors.ts';
 import { HttpSource } from './http.ts';
 import { shardMeta } from './meta.ts';
@@ -62,7 +63,7 @@ export class DirBackend implements PersistentBackend {
   async read(hash: string): Promise<Uint8Array | null> {
     if (!isHash(hash)) throw new StorageError(`"${hash}" is not a shard hash`);
     try {
-      return new Uint8Array(await readFile(join(this.shards, hash)));
+      return await readRegularFile(join(this.shards, hash));
     } catch (err) {
       if (code(err) === 'ENOENT') return null;
       throw new StorageError(`${this.shards}: reading shard ${hash} failed`, { cause: err });
@@ -109,7 +110,7 @@ export class DirSource implements ShardSource {
     if (!isHash(hash)) throw new StorageError(`"${hash}" is not a shard hash`);
     const path = join(this.dir, MODEL_FILES.shards, hash);
     try {
-      return new Uint8Array(await readFile(path, signal ? { signal } : {}));
+      return await readRegularFile(path, signal);
     } catch (err) {
       if (code(err) === 'ABORT_ERR') throw err;
       throw new SourceError(`${path}: ${code(err) === 'ENOENT' ? 'no such shard file' : (err as Error).message}`, { cause: err });
@@ -120,7 +121,7 @@ export class DirSource implements ShardSource {
   async getManifest(): Promise<Uint8Array> {
     const path = join(this.dir, MODEL_FILES.manifest);
     try {
-      return new Uint8Array(await readFile(path));
+      return await readRegularFile(path);
     } catch (err) {
       throw new SourceError(`${path}: ${(err as Error).message}`, { cause: err });
     }

@@ -1,8 +1,8 @@
 /**
  * The tiered shard store: VRAM (device handles) ← RAM (bytes) ← persistent (OPFS / directory)
  * ← remote sources. A miss walks down and promotes the shard up; concurrent requests share one
- * fetch; bytes from untrusted places (remote sources, persistent files this store did not write
- * in this session) are BLAKE3-verified before anything uses or stores them.
+ * fetch; bytes from places others can write (remote sources, and persistent files on every read,
+ * since another process can replace them) are BLAKE3-verified before anything uses or stores them.
  */
 import { blake3Hex, isHash } from '../manifests/index.ts';
 import {
@@ -86,8 +86,6 @@ export class ShardStore<H = unknown> {
   private readonly deviceFlights = new Map<string, Flight<Served<H>>>();
   private readonly pins = new Map<string, number>();
   private workingSet = new Set<string>();
-  /** Persistent files this store wrote in this session: their bytes were verified before writing. */
-  private readonly trusted = new Set<string>();
   private readonly pendingWrites = new Set<Promise<void>>();
   private readonly pendingPrefetch = new Set<string>();
   /** Demand counter, and the count at each shard's latest demand (tells prefetches from demands). */
@@ -124,7 +122,6 @@ export class ShardStore<H = unknown> {
     this.backend = opts.persistent?.backend ?? null;
     this.persistent = opts.persistent
       ? new Tier<true>('persistent', opts.persistent.bytes, createPolicy(this.policyName, this.traffic), (k) => {
-          this.trusted.delete(k);
           this.track(this.backend!.delete(k).catch(() => undefined));
           this.afterDrop(k);
         })
@@ -404,18 +401,18 @@ export class ShardStore<H = unknown> {
     if (bytes === null) {
       // the file vanished or cannot be read: forget it and go further down
       tier.remove(hash);
-      this.trusted.delete(hash);
       tier.counters.misses++;
       return null;
     }
-    if (!this.trusted.has(hash) && !(await this.verifies(hash, bytes))) {
+    // Every read is verified, even of a file this store wrote: another process (or tab) can replace
+    // it at any time, and nothing read from a tier others can write is used unverified.
+    if (!(await this.verifies(hash, bytes))) {
       tier.counters.verifyFailures++;
       tier.counters.misses++;
       tier.remove(hash);
       this.track(this.backend!.delete(hash).catch(() => undefined));
       return null;
     }
-    this.trusted.add(hash);
     tier.counters.hits++;
     tier.counters.bytesOut += bytes.byteLength;
     return bytes;
@@ -492,7 +489,6 @@ export class ShardStore<H = unknown> {
         () => {
           tier.unreserve(size);
           tier.insert(hash, true, size);
-          this.trusted.add(hash);
         },
         () => {
           tier.unreserve(size);

@@ -18,6 +18,8 @@ export interface BrowserLibp2pOptions {
    * tests need this.
    */
   allowPrivateAddresses?: boolean;
+  /** STUN/TURN servers for WebRTC between browsers (the signaling server hands them to its pages). */
+  iceServers?: RTCIceServer[];
   /** How long to wait for a relay reservation (a dialable /webrtc address). Default 15 s. */
   reservationTimeoutMs?: number;
 }
@@ -30,7 +32,7 @@ export interface BrowserLibp2pOptions {
 export async function createBrowserLibp2p(opts: BrowserLibp2pOptions): Promise<Libp2p> {
   const node = await createLibp2p({
     addresses: { listen: ['/p2p-circuit', '/webrtc'] },
-    transports: [webSockets(), webRTC(), circuitRelayTransport()],
+    transports: [webSockets(), webRTC(opts.iceServers ? { rtcConfiguration: { iceServers: opts.iceServers } } : {}), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     ...(opts.allowPrivateAddresses ? { connectionGater: { denyDialMultiaddr: () => false } } : {}),

@@ -29,10 +29,13 @@ export class FrameReader {
   private chunks: Uint8Array[] = [];
   private buffered = 0;
   private readonly what: string;
+  private readonly onData: (() => void) | undefined;
 
-  constructor(stream: AsyncIterable<Uint8Array | { subarray(): Uint8Array }>, what: string) {
+  /** `onData` runs whenever bytes arrive (a stall watchdog re-arms on it). */
+  constructor(stream: AsyncIterable<Uint8Array | { subarray(): Uint8Array }>, what: string, onData?: () => void) {
     this.it = stream[Symbol.asyncIterator]();
     this.what = what;
+    this.onData = onData;
   }
 
   /** True once more data has been read; false at a clean end of stream. */
@@ -41,6 +44,7 @@ export class FrameReader {
     if (r.done) return false;
     const c = flatten(r.value);
     if (c.length > 0) {
+      this.onData?.();
       this.chunks.push(c);
       this.buffered += c.length;
     }

@@ -3,8 +3,8 @@ import { SwarmPeer, type SwarmPeerOptions } from './peer.ts';
 import { MemoryShardStorage } from './storage.ts';
 import type { BrowserLibp2pOptions } from './browser-node.ts';
 
-export { SwarmPeer, type SwarmPeerOptions, type SwarmStats } from './peer.ts';
-export { MemoryShardStorage, type ShardStorage } from './storage.ts';
+export { SwarmPeer, type SwarmPeerOptions, type SwarmStats, type PeerTraffic, type FetchedShard } from './peer.ts';
+export { MemoryShardStorage, DurableShardStorage, type DurableShards, type ShardStorage } from './storage.ts';
 export { assignShards, rendezvousScore, type StoragePeer, type PlacedShard } from './placement.ts';
 export { shardListOf } from './model.ts';
 export { SHARD_PROTOCOL, DISCOVERY_PROTOCOL, MAX_MESSAGE_BYTES, MAX_PEERS_LISTED, parseDiscoveryRequest, type DiscoveryRequest, type DiscoveryResponse, type PeerAddrs } from './protocol.ts';
@@ -28,8 +28,9 @@ export async function startBrowserPeer(opts: BrowserPeerOptions): Promise<SwarmP
     signal: opts.signal,
     ...(opts.allowPrivateAddresses !== undefined ? { allowPrivateAddresses: opts.allowPrivateAddresses } : {}),
     ...(opts.reservationTimeoutMs !== undefined ? { reservationTimeoutMs: opts.reservationTimeoutMs } : {}),
+    ...(opts.iceServers ? { iceServers: opts.iceServers } : {}),
   });
-  const { allowPrivateAddresses: _a, reservationTimeoutMs: _r, storage, ...rest } = opts;
+  const { allowPrivateAddresses: _a, reservationTimeoutMs: _r, iceServers: _i, storage, ...rest } = opts;
   try {
     return await SwarmPeer.start({ ...rest, node, storage: storage ?? new MemoryShardStorage() });
   } catch (err) {

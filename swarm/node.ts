@@ -7,12 +7,15 @@ import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify } from '@libp2p/identify';
 import { ping } from '@libp2p/ping';
 import type { Libp2p, PrivateKey } from '@libp2p/interface';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MODEL_FILES, blake3Hex } from '../manifests/index.ts';
+import { readRegularFile } from '../manifests/node.ts';
 import { FsShardStorage } from './fs-storage.ts';
 import { SwarmPeer, type SwarmPeerOptions } from './peer.ts';
-import { SwarmError } from './errors.ts';
+import type { ShardStorage } from './storage.ts';
+import { SwarmError, SwarmIntegrityError } from './errors.ts';
+import { shardListOf } from './model.ts';
 
 export { FsShardStorage } from './fs-storage.ts';
 export { loadOrCreateKey } from './key-file.ts';
@@ -36,10 +39,14 @@ export async function createNodeLibp2p(opts: NodeLibp2pOptions = {}): Promise<Li
 }
 
 export type NodePeerOptions = Omit<SwarmPeerOptions, 'node' | 'storage' | 'modelId'> & NodeLibp2pOptions & {
+  /** Re-hash shard files already in `dir` before serving or counting them (default true; a seeder that just verified skips it). */
+  verifyExisting?: boolean;
   /** Model id; read from `<dir>/manifest.msgpack` when omitted and the directory has one. */
   modelId?: string;
   /** Model directory whose shards/ this peer serves and fills (created if absent). */
   dir: string;
+  /** Keep shards here instead of `<dir>/shards` (a store shared with the engine's persistent tier). */
+  storage?: ShardStorage;
 };
 
 /**
@@ -48,17 +55,18 @@ export type NodePeerOptions = Omit<SwarmPeerOptions, 'node' | 'storage' | 'model
  * shards are dropped as surplus replicas unless `evict` is set.
  */
 export async function startNodePeer(opts: NodePeerOptions): Promise<SwarmPeer> {
-  const storage = await FsShardStorage.open(opts.dir);
+  const storage = opts.storage ?? await FsShardStorage.open(opts.dir, { verify: opts.verifyExisting ?? true });
+  if (storage instanceof FsShardStorage) for (const r of storage.refused) opts.log?.(`not using ${r.hash.slice(0, 12)}: ${r.reason}`);
   let onDisk: Uint8Array | undefined;
   try {
-    onDisk = await readFile(join(opts.dir, MODEL_FILES.manifest));
+    onDisk = await readRegularFile(join(opts.dir, MODEL_FILES.manifest));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   const manifestBytes = opts.manifestBytes ?? onDisk;
   const modelId = opts.modelId ?? (manifestBytes ? await blake3Hex(manifestBytes) : undefined);
   if (!modelId) throw new SwarmError(`${opts.dir} has no ${MODEL_FILES.manifest}: give the model id`);
-  const { listen, privateKey, dir: _dir, ...rest } = opts;
+  const { listen, privateKey, dir: _dir, verifyExisting: _verify, storage: _storage, ...rest } = opts;
   const node = await createNodeLibp2p({ ...(listen ? { listen } : {}), ...(privateKey ? { privateKey } : {}) });
   try {
     // A directory with a manifest is a model someone converted or fetched: never drop its shards unasked.
@@ -90,5 +98,13 @@ export async function writeManifestFiles(dir: string, peer: SwarmPeer, signal?: 
  */
 export async function fetchModel(peer: SwarmPeer, dir: string, opts: { concurrency?: number; signal?: AbortSignal; onShard?: (done: number, total: number) => void } = {}): Promise<void> {
   await peer.fetchAll(opts);
+  // the manifest marks a complete model: never write it over a set with a gap or a wrong-sized file
+  const manifest = await peer.getManifest(opts.signal);
+  const bad: string[] = [];
+  for (const s of shardListOf(manifest)) {
+    const st = await stat(join(dir, MODEL_FILES.shards, s.hash)).catch(() => null);
+    if (!st?.isFile() || (s.size > 0 && st.size !== s.size)) bad.push(s.hash);
+  }
+  if (bad.length > 0) throw new SwarmIntegrityError(`${dir}: ${bad.length} shard file(s) missing or of the wrong size after the fetch (first: ${bad[0]}); the manifest was not written`);
   await writeManifestFiles(dir, peer, opts.signal);
 }

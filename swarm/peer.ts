@@ -12,6 +12,7 @@ import {
   type HaveMessage, type PeerAddrs, type ShardRequest,
 } from './protocol.ts';
 import { RateLimiter } from './rate-limiter.ts';
+import { SpotChecker, sameBytes } from './spot-check.ts';
 import type { ShardStorage } from './storage.ts';
 
 export interface SwarmPeerOptions {
@@ -48,8 +49,23 @@ export interface SwarmPeerOptions {
   minPeerBytesPerSec?: number;
   /** Fixed allowance per request on top of its size / minPeerBytesPerSec. Default 5000 ms. */
   requestGraceMs?: number;
-  /** How long get() waits for some peer to hold a shard. Default 30 s. */
+  /**
+   * How long get() goes without receiving any byte of a shard before giving up, however many peers
+   * claim to hold it. Default 30 s.
+   */
   unavailableAfterMs?: number;
+  /**
+   * A request whose answer has begun but then receives nothing for this long (a peer that sent a
+   * header and went silent) is abandoned, retried at another holder, and its peer ranked last.
+   * Default 5000 ms.
+   */
+  stallMs?: number;
+  /**
+   * How often a trusted peer's claims are spot-checked again (a random range of a random claimed
+   * shard). Until a peer passes one, its claims do not count toward replication nor its budget
+   * toward placement. Default 30 s.
+   */
+  spotCheckMs?: number;
   /** Keep shards fetched through get() in storage (and so serve them). Default true. */
   keepFetched?: boolean;
   /**
@@ -58,6 +74,26 @@ export interface SwarmPeerOptions {
    */
   evict?: boolean;
   log?: (line: string) => void;
+  /**
+   * The node belongs to the caller and may carry peers of other models (a server seeding several):
+   * shard requests are dispatched by model id, and stop() leaves the node running.
+   */
+  sharedNode?: boolean;
+}
+
+/** Bytes exchanged with one remote peer, both directions. */
+export interface PeerTraffic {
+  up: number;
+  down: number;
+}
+
+/** A shard this peer fetched from the swarm (the 'shard' event's detail). */
+export interface FetchedShard {
+  hash: string;
+  bytes: number;
+  /** The peers whose bytes made it up. */
+  from: string[];
+  ms: number;
 }
 
 interface Remote {
@@ -77,6 +113,8 @@ export interface SwarmStats {
   uploadedBytes: number;
   downloadedBytes: number;
   banned: string[];
+  /** Bytes exchanged with each peer this session. */
+  traffic: Record<string, PeerTraffic>;
 }
 
 const BUSY = 'busy';
@@ -87,8 +125,36 @@ const UPLOAD_QUEUE_MS = 1000;
 class PeerBusyError extends SwarmProtocolError {
   override name = 'PeerBusyError';
 }
+/** A holder that stalled is not picked again until a measured transfer lifts its rate. */
+class PeerStalledError extends SwarmProtocolError {
+  override name = 'PeerStalledError';
+}
 const UNMEASURED_RATE = 50e6;
+const STALLED_RATE = 1;
 const MAX_KNOWN_PEERS = 1024;
+
+/** The peers (one per model) that answer shard requests on a node. */
+/** Verified bytes of a shard and the peers that supplied them. */
+interface Fetched {
+  bytes: Uint8Array;
+  from: string[];
+}
+
+const peersOnNode = new WeakMap<Libp2p, Map<string, SwarmPeer>>();
+
+/** Reads a shard-protocol request and hands it to the node's peer for that model. */
+async function dispatch(node: Libp2p, stream: Stream, conn: Connection): Promise<void> {
+  const from = `peer ${conn.remotePeer}`;
+  try {
+    const req = parseShardRequest(await new FrameReader(stream, from).readFrame(MAX_MESSAGE_BYTES), from);
+    const peer = peersOnNode.get(node)?.get(req.model);
+    if (peer) return await peer.answer(stream, conn, req);
+    await sendAll(stream, encodeFrame({ t: 'err', message: `this peer serves model${peersOnNode.get(node)!.size > 1 ? 's' : ''} ${[...peersOnNode.get(node)!.keys()].join(', ')}` }));
+    await stream.close();
+  } catch (err) {
+    stream.abort(err as Error);
+  }
+}
 
 /**
  * One member of a model's swarm. Finds peers through the signaling server and through the peers it
@@ -122,6 +188,10 @@ export class SwarmPeer extends EventTarget {
   private uploads = 0;
   private readonly uploadQueue: (() => void)[] = [];
   private downloaded = 0;
+  /** When bytes of each shard being fetched last arrived: the give-up clock runs from there. */
+  private readonly progressAt = new Map<string, number>();
+  private readonly checker: SpotChecker;
+  private readonly traffic = new Map<string, PeerTraffic>();
 
   private constructor(opts: SwarmPeerOptions) {
     super();
@@ -130,6 +200,14 @@ export class SwarmPeer extends EventTarget {
     this.storage = opts.storage;
     this.log = opts.log ?? (() => undefined);
     this.limiter = opts.uploadBytesPerSec ? new RateLimiter(opts.uploadBytesPerSec) : undefined;
+    this.checker = new SpotChecker({
+      request: (id, hash, offset, length) => this.requestBytes(id, { t: 'get', model: this.modelId, hash, offset, length }, length, length),
+      held: (hash) => this.storage.has(hash),
+      readLocal: (hash, offset, length) => this.storage.read(hash, offset, length),
+      ban: (id, why) => this.ban(id, why),
+      changed: () => this.changed(),
+      log: (line) => this.log(line),
+    }, opts.spotCheckMs ?? 30_000);
     this.opts = {
       node: opts.node,
       modelId: opts.modelId,
@@ -144,9 +222,12 @@ export class SwarmPeer extends EventTarget {
       minPeerBytesPerSec: opts.minPeerBytesPerSec ?? 32 * 1024,
       requestGraceMs: opts.requestGraceMs ?? 5000,
       unavailableAfterMs: opts.unavailableAfterMs ?? 30_000,
+      stallMs: opts.stallMs ?? 5000,
+      spotCheckMs: opts.spotCheckMs ?? 30_000,
       keepFetched: opts.keepFetched ?? true,
       evict: opts.evict ?? true,
       maxUploads: opts.maxUploads ?? 4,
+      sharedNode: opts.sharedNode ?? false,
     };
   }
 
@@ -155,14 +236,31 @@ export class SwarmPeer extends EventTarget {
     if (!/^[0-9a-f]{64}$/.test(opts.modelId)) throw new SwarmError(`model id "${opts.modelId}" is not a 64-digit hex BLAKE3 hash`);
     const peer = new SwarmPeer(opts);
     if (opts.manifestBytes) await peer.adoptManifest(opts.manifestBytes, 'the local manifest');
-    await peer.node.handle(SHARD_PROTOCOL, (stream, conn) => peer.serve(stream, conn), { maxInboundStreams: 64, maxOutboundStreams: 64 });
+    let onNode = peersOnNode.get(peer.node);
+    if (!onNode) {
+      onNode = new Map();
+      peersOnNode.set(peer.node, onNode);
+      await peer.node.handle(SHARD_PROTOCOL, (stream, conn) => dispatch(peer.node, stream, conn), { maxInboundStreams: 64, maxOutboundStreams: 64 });
+    }
+    if (onNode.has(peer.modelId)) throw new SwarmError(`this node already serves model ${peer.modelId}`);
+    onNode.set(peer.modelId, peer);
     peer.node.addEventListener('peer:disconnect', (e) => peer.forget(e.detail.toString(), 'disconnected'));
     peer.node.addEventListener('connection:open', (e) => {
       if (peer.banned.has(e.detail.remotePeer.toString())) void e.detail.close().catch(() => undefined);
     });
     peer.timers.push(setInterval(() => void peer.heartbeat(), peer.opts.heartbeatMs));
     peer.timers.push(setInterval(() => void peer.discover(), peer.opts.discoveryMs));
-    await peer.discover();
+    // A busy server may need a second try; a dead one refuses each at once, so this stays quick.
+    let failures = await peer.discover();
+    for (let attempt = 1; attempt < 3 && opts.signal.length > 0 && failures.length === opts.signal.length; attempt++) {
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+      failures = await peer.discover();
+    }
+    if (opts.signal.length > 0 && failures.length === opts.signal.length) {
+      // nobody could ever find this peer, nor it anyone: say so now instead of "no peer answered" later
+      await peer.stop();
+      throw new SwarmError(`cannot reach any signaling server:\n  ${failures.join('\n  ')}`);
+    }
     return peer;
   }
 
@@ -180,7 +278,13 @@ export class SwarmPeer extends EventTarget {
     for (const t of this.timers) clearInterval(t);
     clearTimeout(this.announceTimer);
     clearTimeout(this.replicateTimer);
-    await this.node.stop();
+    const onNode = peersOnNode.get(this.node);
+    onNode?.delete(this.modelId);
+    if (!this.opts.sharedNode) await this.node.stop();
+    else if (onNode?.size === 0) {
+      peersOnNode.delete(this.node);
+      await this.node.unhandle(SHARD_PROTOCOL);
+    }
   }
 
   // ---------------------------------------------------------------- public reads
@@ -210,11 +314,16 @@ export class SwarmPeer extends EventTarget {
     let p = this.inflight.get(hash);
     if (!p) {
       // The shared fetch answers to the peer's lifetime, not to one caller's signal; callers race their own.
-      p = this.fetchShard(hash).finally(() => this.inflight.delete(hash));
+      // It stays in flight until stored, so a caller arriving in between neither misses storage nor fetches again.
+      p = this.fetchShard(hash).then(async (bytes) => {
+        // Storage that is full or failing must not cost the caller the verified bytes it asked for.
+        if (keep) await this.keep(hash, bytes).catch((err: unknown) => this.log(`keeping shard ${hash.slice(0, 12)}: ${why(err)}`));
+        return bytes;
+      }).finally(() => this.inflight.delete(hash));
       this.inflight.set(hash, p);
     }
     const kept = p.then(async (bytes) => {
-      if (keep) await this.keep(hash, bytes);
+      if (keep) await this.keep(hash, bytes).catch(() => undefined);
       return bytes;
     });
     return signal ? raceAbort(kept, signal) : kept;
@@ -262,6 +371,14 @@ export class SwarmPeer extends EventTarget {
     return out;
   }
 
+  /**
+   * Holders whose claim counts toward replication: this peer when it holds the shard, and peers
+   * that passed a spot check (a bare claim is not a copy).
+   */
+  verifiedHolders(hash: string): string[] {
+    return this.holders(hash).filter((id) => id === this.id || this.checker.trusted(id));
+  }
+
   /** Every shard of the model with the number of live peers holding it (empty until the manifest is known). */
   replication(): Map<string, number> {
     return new Map(this.shards.map((s) => [s.hash, this.holders(s.hash).length]));
@@ -281,6 +398,7 @@ export class SwarmPeer extends EventTarget {
       uploadedBytes: this.uploaded,
       downloadedBytes: this.downloaded,
       banned: [...this.banned],
+      traffic: Object.fromEntries([...this.traffic].map(([id, t]) => [id, { ...t }])),
     };
   }
 
@@ -326,9 +444,10 @@ export class SwarmPeer extends EventTarget {
     const tried = new Set<string>();
     while (!this.manifest) {
       signal?.throwIfAborted();
+      // checked on every pass: peers that answer slowly or wrongly cannot stretch the wait either
+      if (Date.now() > deadline) throw new ShardUnavailableError(`no peer of model ${this.modelId} answered with its manifest within ${this.opts.unavailableAfterMs / 1000} s`);
       const next = [...this.remotes.keys()].find((id) => !tried.has(id) && !this.banned.has(id));
       if (!next) {
-        if (Date.now() > deadline) throw new ShardUnavailableError(`no peer of model ${this.modelId} answered with its manifest`);
         if (this.remotes.size === 0) void this.discover();
         await this.waitForUpdate(500, signal);
         if (this.remotes.size > 0 && [...this.remotes.keys()].every((id) => tried.has(id))) tried.clear();
@@ -337,7 +456,8 @@ export class SwarmPeer extends EventTarget {
       tried.add(next);
       let bytes: Uint8Array;
       try {
-        bytes = await this.requestBytes(next, { t: 'manifest', model: this.modelId }, MAX_MANIFEST_BYTES, 0, signal);
+        const left = AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, deadline - Date.now()))]);
+        bytes = await this.requestBytes(next, { t: 'manifest', model: this.modelId }, MAX_MANIFEST_BYTES, 0, left);
       } catch (err) {
         this.log(`manifest from ${next} failed: ${why(err)}`);
         continue;
@@ -352,7 +472,8 @@ export class SwarmPeer extends EventTarget {
 
   // ---------------------------------------------------------------- serving
 
-  private async serve(stream: Stream, conn: Connection): Promise<void> {
+  /** Answers one request of this peer's model (read by the node's dispatcher). */
+  async answer(stream: Stream, conn: Connection, req: ShardRequest): Promise<void> {
     const id = conn.remotePeer.toString();
     const from = `peer ${id}`;
     if (this.banned.has(id)) {
@@ -360,16 +481,12 @@ export class SwarmPeer extends EventTarget {
       return;
     }
     try {
-      const reader = new FrameReader(stream, from);
-      const req: ShardRequest = parseShardRequest(await reader.readFrame(MAX_MESSAGE_BYTES), from);
-      if (req.model !== this.modelId) {
-        await sendAll(stream, encodeFrame({ t: 'err', message: `this peer serves model ${this.modelId}` }));
-      } else if (req.t === 'have') {
+      if (req.t === 'have') {
         this.noteHave(id, req);
         await sendAll(stream, encodeFrame(this.haveMessage()));
       } else if (req.t === 'manifest') {
         if (!this.manifestRaw) await sendAll(stream, encodeFrame({ t: 'err', message: 'manifest not held' }));
-        else await this.sendBytes(stream, this.manifestRaw);
+        else await this.sendBytes(stream, this.manifestRaw, id);
       } else {
         const size = this.storage.sizeOf(req.hash);
         if (size === undefined || req.offset > size) {
@@ -379,7 +496,7 @@ export class SwarmPeer extends EventTarget {
         } else {
           try {
             const length = Math.min(req.length, size - req.offset);
-            await this.sendBytes(stream, await this.storage.read(req.hash, req.offset, length));
+            await this.sendBytes(stream, await this.storage.read(req.hash, req.offset, length), id);
           } finally {
             this.releaseUpload();
           }
@@ -421,7 +538,13 @@ export class SwarmPeer extends EventTarget {
     else this.uploads--;
   }
 
-  private async sendBytes(stream: Stream, bytes: Uint8Array): Promise<void> {
+  private trafficWith(id: string): PeerTraffic {
+    let t = this.traffic.get(id);
+    if (!t) this.traffic.set(id, (t = { up: 0, down: 0 }));
+    return t;
+  }
+
+  private async sendBytes(stream: Stream, bytes: Uint8Array, to?: string): Promise<void> {
     await sendAll(stream, encodeFrame({ t: 'bytes', length: bytes.length }));
     const step = this.limiter?.chunkBytes ?? WRITE_CHUNK;
     for (let o = 0; o < bytes.length; o += step) {
@@ -429,6 +552,7 @@ export class SwarmPeer extends EventTarget {
       await this.limiter?.take(chunk.length, this.stopping.signal);
       await sendAll(stream, chunk);
       this.uploaded += chunk.length;
+      if (to) this.trafficWith(to).up += chunk.length;
     }
   }
 
@@ -441,7 +565,22 @@ export class SwarmPeer extends EventTarget {
   /** One request whose answer is a bytes header plus raw bytes; returns them (into `into` at `at` when given). */
   private async requestBytes(id: string, req: ShardRequest, max: number, expect: number, signal?: AbortSignal, into?: Uint8Array, at = 0): Promise<Uint8Array> {
     const timeout = Math.ceil(this.opts.requestGraceMs + (1000 * (expect || MAX_MESSAGE_BYTES)) / this.opts.minPeerBytesPerSec);
-    const sig = AbortSignal.any([AbortSignal.timeout(timeout), this.stopping.signal, ...(signal ? [signal] : [])]);
+    // Silence is caught long before the size-based timeout: re-armed by every chunk that arrives.
+    const stall = new AbortController();
+    let stallTimer: ReturnType<typeof setTimeout> | undefined;
+    const arm = () => {
+      clearTimeout(stallTimer);
+      stallTimer = setTimeout(() => stall.abort(new PeerStalledError(`peer ${id} sent nothing for ${this.opts.stallMs} ms`)), this.opts.stallMs);
+    };
+    // only payload counts as progress: a header alone (then silence) must not hold a fetch open
+    let inPayload = false;
+    const rearm = () => {
+      if (inPayload && req.t === 'get') this.progressAt.set(req.hash, Date.now());
+      arm();
+    };
+    const sig = AbortSignal.any([AbortSignal.timeout(timeout), stall.signal, this.stopping.signal, ...(signal ? [signal] : [])]);
+    // armed by the first bytes: before any answer the size-based timeout applies (a loaded peer may
+    // take seconds to start), after it silence is what gives a stalled peer away
     const stream = await this.openStream(id, sig);
     const onAbort = () => stream.abort(new SwarmError(`request to ${id} aborted: ${String(sig.reason)}`));
     sig.addEventListener('abort', onAbort);
@@ -449,24 +588,39 @@ export class SwarmPeer extends EventTarget {
     try {
       await sendAll(stream, encodeFrame(req), sig);
       const from = `peer ${id}`;
-      const reader = new FrameReader(stream, from);
+      const reader = new FrameReader(stream, from, rearm);
       const res = parseShardResponse(await reader.readFrame(MAX_MESSAGE_BYTES), from);
       if (res.t === 'err') throw res.message === BUSY ? new PeerBusyError(`${from}: busy`) : new SwarmProtocolError(`${from}: ${res.message}`);
       if (res.t !== 'bytes') throw new SwarmProtocolError(`${from}: answered ${res.t} to ${req.t}`);
       if (res.length > max || (expect > 0 && res.length !== expect)) {
         throw new SwarmProtocolError(`${from}: offered ${res.length} bytes, expected ${expect || `at most ${max}`}`);
       }
+      inPayload = true;
       const bytes = await reader.readExact(res.length, into, at);
+      if (req.t === 'get') this.progressAt.set(req.hash, Date.now());
       this.downloaded += res.length;
+      this.trafficWith(id).down += res.length;
       this.measure(id, res.length, performance.now() - started);
       await stream.close().catch(() => undefined);
       return into ? into.subarray(at, at + res.length) : bytes;
     } catch (err) {
       stream.abort(err as Error);
+      if (stall.signal.aborted) {
+        this.demote(id);
+        throw stall.signal.reason as Error;
+      }
       throw sig.aborted && !signal?.aborted ? new SwarmError(`peer ${id} too slow or gone`, { cause: err }) : err;
     } finally {
+      clearTimeout(stallTimer);
       sig.removeEventListener('abort', onAbort);
     }
+  }
+
+  /** A peer that went silent mid-request is ranked after every other holder until it delivers again. */
+  private demote(id: string): void {
+    const r = this.remotes.get(id);
+    if (r) r.rate = STALLED_RATE;
+    this.log(`demoted peer ${id}: stalled mid-request`);
   }
 
   private measure(id: string, bytes: number, ms: number): void {
@@ -531,6 +685,7 @@ export class SwarmPeer extends EventTarget {
       this.remotes.set(id, { id, bits: m.bits, budget: m.budget, rate: undefined, misses: 0 });
     }
     for (const p of m.peers) this.learn(p.id, p.addrs);
+    if (this.manifest) this.checker.maybeCheck(id, m.bits, this.shards);
     if (isNew) this.log(`peer ${id} joined (${this.remotes.size} peers)`);
     if (isNew || !sameBytes(before!, m.bits)) this.changed();
   }
@@ -543,6 +698,7 @@ export class SwarmPeer extends EventTarget {
   }
 
   private forget(id: string, why: string): void {
+    this.checker.forget(id);
     if (this.remotes.delete(id)) {
       this.log(`peer ${id} left (${why}; ${this.remotes.size} peers)`);
       this.changed();
@@ -618,8 +774,9 @@ export class SwarmPeer extends EventTarget {
     }));
   }
 
-  /** Registers with each signaling server and learns the model's other peers from it. */
-  private async discover(): Promise<void> {
+  /** Registers with each signaling server and learns the model's other peers from it; returns the failures. */
+  private async discover(): Promise<string[]> {
+    const failures: string[] = [];
     await Promise.all(this.opts.signal.map(async (addr) => {
       try {
         const sig = AbortSignal.any([AbortSignal.timeout(10_000), this.stopping.signal]);
@@ -635,10 +792,12 @@ export class SwarmPeer extends EventTarget {
           throw err;
         }
       } catch (err) {
+        failures.push(`${addr}: ${why(err)}`);
         if (!this.stopping.signal.aborted) this.log(`signaling server ${addr}: ${why(err)}`);
       }
     }));
     await this.meetKnown();
+    return failures;
   }
 
   // ---------------------------------------------------------------- fetching
@@ -653,29 +812,48 @@ export class SwarmPeer extends EventTarget {
   private async fetchShard(hash: string): Promise<Uint8Array> {
     const signal = this.stopping.signal;
     const size = this.shards[this.index.get(hash)!]!.size;
-    let deadline = Date.now() + this.opts.unavailableAfterMs;
+    const started = Date.now();
+    const t0 = performance.now();
     const failed = new Set<string>();
-    for (;;) {
-      signal.throwIfAborted();
-      const cands = this.candidates(hash, failed);
-      // Only time with no holder at all counts towards giving up; busy or slow holders are waited for.
-      if (this.candidates(hash, new Set()).length > 0) deadline = Date.now() + this.opts.unavailableAfterMs;
-      if (cands.length === 0) {
-        if (Date.now() > deadline) throw new ShardUnavailableError(`no peer of model ${this.modelId} could supply shard ${hash}`);
-        // Holders that were busy or slow get another chance once something changes or a moment passes.
-        if (failed.size > 0 && this.candidates(hash, new Set()).length > 0) failed.clear();
-        await this.waitForUpdate(250, signal);
-        continue;
+    try {
+      for (;;) {
+        signal.throwIfAborted();
+        // Only bytes received reset the clock: holders that claim the shard but never deliver it
+        // (lying, stalled, always busy) cannot keep a fetch waiting past unavailableAfterMs.
+        const last = Math.max(started, this.progressAt.get(hash) ?? 0);
+        if (Date.now() - last > this.opts.unavailableAfterMs) {
+          const claims = this.candidates(hash, new Set()).length;
+          throw new ShardUnavailableError(`no peer of model ${this.modelId} delivered shard ${hash} within ${this.opts.unavailableAfterMs / 1000} s` +
+            (claims > 0 ? ` (${claims} peer(s) claim to hold it)` : ''));
+        }
+        const got = await this.fetchRound(hash, size, failed, signal);
+        if (got) {
+          const detail: FetchedShard = { hash, bytes: got.bytes.length, from: got.from, ms: performance.now() - t0 };
+          this.dispatchEvent(new CustomEvent('shard', { detail }));
+          return got.bytes;
+        }
       }
-      const bytes = size > 0 && cands.length > 1 && size >= 2 * this.opts.pieceBytes
-        ? await this.fetchPieces(hash, size, cands, failed, signal)
-        : await this.fetchWhole(hash, size, cands[0]!, failed, signal);
-      if (bytes) return bytes;
+    } finally {
+      this.progressAt.delete(hash);
     }
   }
 
+  /** One attempt at a shard from the current holders; null when it should be retried. */
+  private async fetchRound(hash: string, size: number, failed: Set<string>, signal: AbortSignal): Promise<Fetched | null> {
+    const cands = this.candidates(hash, failed);
+    if (cands.length === 0) {
+      // Holders that were busy or slow get another chance once something changes or a moment passes.
+      if (failed.size > 0 && this.candidates(hash, new Set()).length > 0) failed.clear();
+      await this.waitForUpdate(250, signal);
+      return null;
+    }
+    return size > 0 && cands.length > 1 && size >= 2 * this.opts.pieceBytes
+      ? this.fetchPieces(hash, size, cands, failed, signal)
+      : this.fetchWhole(hash, size, cands[0]!, failed, signal);
+  }
+
   /** The whole shard from one peer; bans it if the bytes are wrong. Null when this peer failed. */
-  private async fetchWhole(hash: string, size: number, from: Remote, failed: Set<string>, signal?: AbortSignal): Promise<Uint8Array | null> {
+  private async fetchWhole(hash: string, size: number, from: Remote, failed: Set<string>, signal?: AbortSignal): Promise<Fetched | null> {
     let bytes: Uint8Array;
     try {
       bytes = await this.requestBytes(from.id, { t: 'get', model: this.modelId, hash, offset: 0, length: size || MAX_PIECE_BYTES }, MAX_PIECE_BYTES, size, signal);
@@ -689,7 +867,7 @@ export class SwarmPeer extends EventTarget {
       this.ban(from.id, `served shard ${hash} with wrong bytes`);
       return null;
     }
-    return bytes;
+    return { bytes, from: [from.id] };
   }
 
   /**
@@ -697,7 +875,7 @@ export class SwarmPeer extends EventTarget {
    * faster peers serve more. When the assembled bytes fail verification, a whole copy from single
    * peers finds the good bytes and every peer whose pieces differ from them is banned.
    */
-  private async fetchPieces(hash: string, size: number, cands: Remote[], failed: Set<string>, signal?: AbortSignal): Promise<Uint8Array | null> {
+  private async fetchPieces(hash: string, size: number, cands: Remote[], failed: Set<string>, signal?: AbortSignal): Promise<Fetched | null> {
     const piece = Math.max(this.opts.pieceBytes, Math.ceil(size / (16 * cands.length)));
     const out = new Uint8Array(size);
     const queue: number[] = [];
@@ -727,11 +905,11 @@ export class SwarmPeer extends EventTarget {
     await Promise.all(sources.map(worker));
     spare = [];
     if (queue.length > 0) return null;
-    if ((await blake3Hex(out)) === hash) return out;
+    if ((await blake3Hex(out)) === hash) return { bytes: out, from: [...new Set(servedBy.values())] };
 
     const contributors = new Set(servedBy.values());
     const exclude = new Set(failed);
-    let good: Uint8Array | null = null;
+    let good: Fetched | null = null;
     for (const c of this.candidates(hash, exclude)) {
       good = await this.fetchWhole(hash, size, c, exclude, signal);
       if (good) break;
@@ -742,7 +920,7 @@ export class SwarmPeer extends EventTarget {
     }
     for (const [offset, id] of servedBy) {
       const length = Math.min(piece, size - offset);
-      if (!sameBytes(out.subarray(offset, offset + length), good.subarray(offset, offset + length))) {
+      if (!sameBytes(out.subarray(offset, offset + length), good.bytes.subarray(offset, offset + length))) {
         this.ban(id, `served wrong bytes for piece ${offset} of shard ${hash}`);
       }
     }
@@ -757,7 +935,7 @@ export class SwarmPeer extends EventTarget {
     for (const s of this.shards) {
       const own = owners.get(s.hash)!;
       if (!this.storage.has(s.hash) || own.includes(this.id) || own.length < this.opts.replication) continue;
-      const holders = new Set(this.holders(s.hash));
+      const holders = new Set(this.verifiedHolders(s.hash));
       if (!own.every((id) => holders.has(id))) continue;
       await this.storage.delete(s.hash);
       dropped = true;
@@ -781,7 +959,8 @@ export class SwarmPeer extends EventTarget {
     try {
       for (;;) {
         const storagePeers = [{ id: this.id, budget: this.opts.budgetBytes }];
-        for (const r of this.remotes.values()) if (r.budget > 0) storagePeers.push({ id: r.id, budget: r.budget });
+        // an unproven peer's budget would let it own shards nobody then copies
+        for (const r of this.remotes.values()) if (r.budget > 0 && this.checker.trusted(r.id)) storagePeers.push({ id: r.id, budget: r.budget });
         const owners = assignShards(this.shards, storagePeers, this.opts.replication);
         const todo = this.shards.filter((s) => {
           if (this.storage.has(s.hash) || !owners.get(s.hash)!.includes(this.id)) return false;
@@ -817,15 +996,19 @@ function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
+/** A readable reason, also for what transports throw that is not an Error (a WebSocket ErrorEvent). */
 function why(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  if (err instanceof Error) {
+    const inner = err instanceof AggregateError && err.errors.length > 0 ? `: ${err.errors.map(why).join('; ')}` : '';
+    return (err.message || err.name) + inner;
+  }
+  const e = err as { message?: unknown; error?: unknown; type?: unknown } | null;
+  if (e && typeof e.message === 'string' && e.message) return e.message;
+  if (e && e.error !== undefined) return why(e.error);
+  if (e && typeof e.type === 'string') return `${e.type} event (connection refused or closed)`;
+  return String(err);
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 async function runLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;

@@ -1,4 +1,4 @@
-import { numberOption, parseCommandArgs, UsageError, type Command } from '../command.ts';
+import { intFlag, numFlag, numberOption, parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { convert, DEFAULT_SHARD_MIB, progressBar } from '../../manifests/node.ts';
 import { WEIGHT_DTYPES, type WeightDtype } from '../../manifests/index.ts';
 
@@ -40,9 +40,9 @@ export const command: Command = {
       out: { type: 'string' },
       quant: { type: 'string' },
       'expert-quant': { type: 'string' },
-      'shard-mib': { type: 'string' },
+      'shard-mib': numFlag(0.001),
       name: { type: 'string' },
-      workers: { type: 'string' },
+      workers: intFlag(1, 1024),
     });
     if (positionals.length !== 1) throw new UsageError('expected exactly one <hf-dir>');
     if (!values.out) throw new UsageError('--out is required');

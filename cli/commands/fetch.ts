@@ -1,4 +1,4 @@
-import { parseCommandArgs, numberOption, UsageError, type Command } from '../command.ts';
+import { numFlag, parseCommandArgs, numberOption, UsageError, type Command } from '../command.ts';
 import { SWARM_HELP, peerOptionsFrom, swarmOptions } from './swarm-options.ts';
 
 const usage = `usage: doppler fetch <model-id> --signal MULTIADDR --out DIR [--timeout-s N] [options]
@@ -18,7 +18,7 @@ export const command: Command = {
   summary: 'download a model from its swarm, verified',
   usage,
   async run(argv) {
-    const { values, positionals } = parseCommandArgs(argv, { ...swarmOptions, out: { type: 'string' }, 'timeout-s': { type: 'string' } });
+    const { values, positionals } = parseCommandArgs(argv, { ...swarmOptions, out: { type: 'string' }, 'timeout-s': numFlag(0.001) });
     if (positionals.length !== 1) throw new UsageError('expected one model id');
     if (!values.out) throw new UsageError('--out is required');
     const opts = peerOptionsFrom(values);

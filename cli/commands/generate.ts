@@ -1,7 +1,7 @@
 import type { Engine } from '../../engine/index.ts';
-import { UsageError, numberOption, parseCommandArgs, type Command } from '../command.ts';
+import { UsageError, intFlag, numFlag, numberOption, parseCommandArgs, type Command } from '../command.ts';
 import { BACKEND_HELP, backendOptions, statsLine } from '../engine-setup.ts';
-import { STORE_HELP, openModel, storeOptions } from '../model-source.ts';
+import { STORE_HELP, oneModel, openCliModel, storeOptions } from '../model-source.ts';
 
 const usage = `usage: doppler generate <model> (--ids 1,2,3 | --prompt "text") [options]
 
@@ -30,11 +30,11 @@ function parseIds(list: string): number[] {
 const options = {
   ids: { type: 'string' },
   prompt: { type: 'string' },
-  'max-new': { type: 'string' },
+  'max-new': intFlag(0, 1_000_000),
   greedy: { type: 'boolean' },
-  temperature: { type: 'string' },
-  'top-p': { type: 'string' },
-  seed: { type: 'string' },
+  temperature: numFlag(0),
+  'top-p': numFlag(0, 1),
+  seed: intFlag(0),
   'no-eos': { type: 'boolean' },
   json: { type: 'boolean' },
   'dump-logits': { type: 'boolean' },
@@ -50,9 +50,9 @@ export const command: Command = {
   usage,
   async run(argv) {
     const { values, positionals } = parseCommandArgs(argv, options);
-    if (positionals.length !== 1) throw new UsageError('expected exactly one model (a directory, or a model id with --source)');
+    const model = oneModel(positionals);
     if ((values.ids === undefined) === (values.prompt === undefined)) throw new UsageError('give exactly one of --ids or --prompt');
-    const opened = await openModel(positionals[0]!, values.backend, values);
+    const opened = await openCliModel(model, values.backend, values);
     try {
       return await generate(opened.engine, values);
     } finally {

@@ -1,7 +1,7 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join as joinPath } from 'node:path';
-import { numberOption, parseCommandArgs, UsageError, type Command } from '../command.ts';
+import { numFlag, numberOption, parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { SWARM_HELP, peerOptionsFrom, swarmOptions, untilInterrupted } from './swarm-options.ts';
 
 const usage = `usage: doppler join <model-id> --signal MULTIADDR --storage-mib N [--dir D] [options]
@@ -21,7 +21,7 @@ export const command: Command = {
   summary: 'join a model swarm as a storage peer',
   usage,
   async run(argv) {
-    const { values, positionals } = parseCommandArgs(argv, { ...swarmOptions, 'storage-mib': { type: 'string' }, dir: { type: 'string' } });
+    const { values, positionals } = parseCommandArgs(argv, { ...swarmOptions, 'storage-mib': numFlag(0), dir: { type: 'string' } });
     if (positionals.length !== 1) throw new UsageError('expected one model id');
     const mib = numberOption(values['storage-mib'], '--storage-mib');
     if (mib === undefined || mib <= 0) throw new UsageError('--storage-mib is required and must be positive');

@@ -1,4 +1,4 @@
-import { numberOption, parseCommandArgs, UsageError, type Command } from '../command.ts';
+import { numFlag, numberOption, parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { SWARM_HELP, peerOptionsFrom, swarmOptions, untilInterrupted } from './swarm-options.ts';
 
 const usage = `usage: doppler seed <model-dir> --signal MULTIADDR [--storage-mib N] [options]
@@ -19,7 +19,7 @@ export const command: Command = {
   summary: 'serve a converted model to its swarm',
   usage,
   async run(argv) {
-    const { values, positionals } = parseCommandArgs(argv, { ...swarmOptions, 'storage-mib': { type: 'string' }, 'no-verify': { type: 'boolean' } });
+    const { values, positionals } = parseCommandArgs(argv, { ...swarmOptions, 'storage-mib': numFlag(0), 'no-verify': { type: 'boolean' } });
     if (positionals.length !== 1) throw new UsageError('expected one model directory');
     const opts = peerOptionsFrom(values);
     const mib = numberOption(values['storage-mib'], '--storage-mib');
@@ -29,7 +29,7 @@ export const command: Command = {
     if (!values['no-verify']) {
       const report = await verifyModelDir(positionals[0]!);
       if (!report.ok) {
-        const bad = [...report.missing.map((h) => `missing ${h}`), ...report.corrupt.map((c) => `corrupt ${c.hash}`)];
+        const bad = [...report.missing.map((h) => `missing ${h}`), ...report.corrupt.map((c) => `corrupt ${c.hash}`), ...report.notRegular.map((n) => n.reason)];
         throw new Error(`${positionals[0]} is not a complete, intact model (${bad.length} bad shards; \`doppler verify\` lists them):\n  ${bad.slice(0, 5).join('\n  ')}`);
       }
     }
@@ -40,6 +40,8 @@ export const command: Command = {
       manifestBytes: model.manifestBytes,
       budgetBytes: mib !== undefined ? mib * 2 ** 20 : model.manifest.totals.bytes,
       evict: false,
+      // just re-hashed above (or the user said not to)
+      verifyExisting: false,
     });
     process.stdout.write(`${model.id}\n${peer.id}\n`);
     await untilInterrupted();

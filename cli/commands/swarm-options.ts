@@ -1,13 +1,14 @@
-import { numberOption, UsageError } from '../command.ts';
+import { intFlag, numFlag, numberOption, UsageError } from '../command.ts';
 import type { NodePeerOptions } from '../../swarm/node.ts';
+import { multiaddr } from '@multiformats/multiaddr';
 
 /** Options shared by `doppler seed`, `join` and `fetch`. */
 export const swarmOptions = {
   signal: { type: 'string', multiple: true },
-  replication: { type: 'string' },
-  'upload-mib-s': { type: 'string' },
-  'heartbeat-ms': { type: 'string' },
-  'discovery-ms': { type: 'string' },
+  replication: intFlag(1, 64),
+  'upload-mib-s': numFlag(0.001),
+  'heartbeat-ms': intFlag(50, 3_600_000),
+  'discovery-ms': intFlag(50, 3_600_000),
   listen: { type: 'string', multiple: true },
   verbose: { type: 'boolean' },
 } as const;
@@ -33,6 +34,7 @@ interface SwarmValues {
 /** The peer options these flags give; --signal is required. */
 export function peerOptionsFrom(v: SwarmValues): Omit<NodePeerOptions, 'dir'> {
   if (!v.signal || v.signal.length === 0) throw new UsageError('--signal is required');
+  for (const s of v.signal) checkSignalAddr(s);
   const upload = numberOption(v['upload-mib-s'], '--upload-mib-s');
   const r = numberOption(v.replication, '--replication');
   const hb = numberOption(v['heartbeat-ms'], '--heartbeat-ms');
@@ -47,6 +49,17 @@ export function peerOptionsFrom(v: SwarmValues): Omit<NodePeerOptions, 'dir'> {
     ...(v.listen ? { listen: v.listen } : {}),
     ...(v.verbose ? { log: (line: string) => process.stderr.write(`${line}\n`) } : {}),
   };
+}
+
+/** A signaling server address must be a multiaddr ending in /p2p/<peer id>, as `doppler signal` prints. */
+export function checkSignalAddr(s: string): void {
+  let ok: boolean;
+  try {
+    ok = multiaddr(s).getComponents().some((c) => c.name === 'p2p');
+  } catch {
+    throw new UsageError(`--signal "${s}" is not a multiaddr (expected something like /ip4/127.0.0.1/tcp/9090/ws/p2p/12D3Koo…, as \`doppler signal\` prints)`);
+  }
+  if (!ok) throw new UsageError(`--signal "${s}" has no /p2p/<peer id> part (use the address \`doppler signal\` prints)`);
 }
 
 /** Resolves on SIGINT or SIGTERM (long-running commands stop cleanly on either). */

@@ -1,4 +1,4 @@
-import { numberOption, parseCommandArgs, UsageError, type Command } from '../command.ts';
+import { intFlag, numFlag, numberOption, parseCommandArgs, UsageError, type Command } from '../command.ts';
 import { PRESETS, progressBar, synth } from '../../manifests/node.ts';
 import { WEIGHT_DTYPES, type Architecture } from '../../manifests/index.ts';
 import { parseQuant } from './convert.ts';
@@ -30,10 +30,10 @@ export const command: Command = {
       'expert-quant': { type: 'string' },
       out: { type: 'string' },
       'manifest-only': { type: 'boolean' },
-      seed: { type: 'string' },
-      layers: { type: 'string' },
-      'shard-mib': { type: 'string' },
-      workers: { type: 'string' },
+      seed: intFlag(0),
+      layers: intFlag(1, 100_000),
+      'shard-mib': numFlag(0.001),
+      workers: intFlag(1, 1024),
     }, false);
     if (!values.arch || !values.preset || !values.out) throw new UsageError('--arch, --preset and --out are required');
     const preset = PRESETS[values.preset];

@@ -21,6 +21,7 @@ export const command: Command = {
     else {
       for (const h of r.missing) console.log(`missing  ${h}`);
       for (const c of r.corrupt) console.log(`corrupt  ${c.hash} (bytes hash to ${c.actual})`);
+      for (const n of r.notRegular) console.log(`refused  ${n.hash}: ${n.reason}`);
       for (const w of r.wrongSize) console.log(`size     ${w.hash}: ${w.size} bytes, manifest says ${w.expected}`);
       if (r.unreferenced.length) console.log(`note: ${r.unreferenced.length} file(s) in shards/ not referenced by this manifest`);
       console.log(`${r.ok ? 'OK' : 'FAILED'}  ${r.id}  ${r.checked} file(s) hashed, ${r.missing.length} missing, ${r.corrupt.length} corrupt`);

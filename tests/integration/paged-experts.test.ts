@@ -8,12 +8,12 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Engine, ModelLoadError, backendUploader, type ModelSource } from '../../engine/index.ts';
+import { Engine, ModelLoadError, openModel, type ModelSource } from '../../engine/index.ts';
 import { modelDirSource } from '../../engine/node.ts';
-import { createCpuBackend, createWebGpuBackend, type Backend, type DeviceBytes } from '../../kernels/index.ts';
+import { createCpuBackend, createWebGpuBackend, type Backend } from '../../kernels/index.ts';
 import { createWasmBackendNode } from '../../kernels/node.ts';
 import { blake3Hex } from '../../manifests/index.ts';
-import { ShardStore, shardMeta, type ShardSource } from '../../storage/index.ts';
+import type { ShardSource } from '../../storage/index.ts';
 import { DirBackend, DirSource } from '../../storage/node.ts';
 import { convertFixture, hfMoeDir, hfMoeExtDir } from './fixtures.ts';
 
@@ -37,18 +37,16 @@ type BackendName = 'cpu' | 'webgpu' | 'wasm';
 const makeBackend = async (name: BackendName): Promise<Backend> =>
   name === 'cpu' ? createCpuBackend() : name === 'wasm' ? createWasmBackendNode({ threads: 2 }) : createWebGpuBackend();
 
-async function pagedEngine(source: ModelSource, opts: { backend: BackendName; vram: number; ram: number; sources: ShardSource[]; cacheDir?: string }) {
-  const backend = await makeBackend(opts.backend);
-  const store = await ShardStore.open<DeviceBytes>({
+async function pagedEngine(source: ModelSource, dir: string, opts: { backend: BackendName; vram: number; ram: number; sources: ShardSource[]; cacheDir?: string }) {
+  const { engine, store } = await openModel({
+    backend: await makeBackend(opts.backend),
+    manifestFrom: [new DirSource(dir)],
+    modelId: source.id,
     sources: opts.sources,
-    ramBytes: opts.ram,
-    vram: { bytes: opts.vram, uploader: backendUploader(backend) },
-    meta: shardMeta(source.manifest),
-    numLayers: source.manifest.config.numLayers,
-    ...(opts.cacheDir ? { persistent: { backend: await DirBackend.open(opts.cacheDir), bytes: 1 << 30 } } : {}),
+    budgets: { vramBytes: opts.vram, ramBytes: opts.ram },
+    ...(opts.cacheDir ? { persistent: await DirBackend.open(opts.cacheDir) } : {}),
   });
-  const paged: ModelSource = { manifest: source.manifest, id: source.id, shard: (h) => store.get(h) };
-  return { engine: await Engine.load({ backend, source: paged, store }), store };
+  return { engine, store };
 }
 
 const scratch: string[] = [];
@@ -92,7 +90,7 @@ describe.each([
   it('generates the all-resident output with budgets that force evictions every token', async () => {
     const vram = minimumVram(source);
     for (const ram of [0, vram]) {
-      const { engine, store } = await pagedEngine(source, { backend, vram, ram, sources: [new DirSource(dir)] });
+      const { engine, store } = await pagedEngine(source, dir, { backend, vram, ram, sources: [new DirSource(dir)] });
       for (let i = 0; i < PROMPTS.length; i++) expect(await greedy(engine, PROMPTS[i]!)).toEqual(resident[i]);
       const s = store.stats();
       expect(s.vram!.evictions).toBeGreaterThan(12);
@@ -103,7 +101,7 @@ describe.each([
 
   it('refuses at load a VRAM budget that cannot hold one token\'s experts', async () => {
     const vram = minimumVram(source) - 1;
-    const load = pagedEngine(source, { backend, vram, ram: 0, sources: [new DirSource(dir)] });
+    const load = pagedEngine(source, dir, { backend, vram, ram: 0, sources: [new DirSource(dir)] });
     await expect(load).rejects.toThrow(ModelLoadError);
     await expect(load).rejects.toThrow(/needs \d+ at once/);
   });
@@ -112,18 +110,18 @@ describe.each([
     const cacheDir = mkdtempSync(join(tmpdir(), 'doppler-cache-'));
     scratch.push(cacheDir);
     const vram = minimumVram(source);
-    const first = await pagedEngine(source, { backend, vram, ram: 0, sources: [new DirSource(dir)], cacheDir });
+    const first = await pagedEngine(source, dir, { backend, vram, ram: 0, sources: [new DirSource(dir)], cacheDir });
     expect(await greedy(first.engine, PROMPTS[0]!)).toEqual(resident[0]);
     await first.store.close();
 
-    const warm = await pagedEngine(source, { backend, vram, ram: 0, sources: [], cacheDir });
+    const warm = await pagedEngine(source, dir, { backend, vram, ram: 0, sources: [], cacheDir });
     expect(await greedy(warm.engine, PROMPTS[0]!)).toEqual(resident[0]);
     expect(warm.store.stats().remote.hits).toBe(0);
     await warm.store.close();
 
     const victim = readdirSync(join(cacheDir, 'shards')).find((f) => source.manifest.experts.some((e) => e.shards.some((s) => source.manifest.shards[s]!.hash === f)))!;
     writeFileSync(join(cacheDir, 'shards', victim), 'not the shard');
-    const healed = await pagedEngine(source, { backend, vram: vram * 8, ram: 0, sources: [new DirSource(dir)], cacheDir });
+    const healed = await pagedEngine(source, dir, { backend, vram: vram * 8, ram: 0, sources: [new DirSource(dir)], cacheDir });
     for (let i = 0; i < PROMPTS.length; i++) expect(await greedy(healed.engine, PROMPTS[i]!)).toEqual(resident[i]);
     // whether or not the prompts routed to the corrupted expert, asking for it must give good bytes
     expect(await blake3Hex(await healed.store.get(victim))).toBe(victim);

@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { blake3Hex } from '../../manifests/index.ts';
 import { startSignalServer, type SignalServer } from '../../signaling-server/node.ts';
 import { startNodePeer } from '../../swarm/node.ts';
 import type { SwarmPeer } from '../../swarm/index.ts';
@@ -36,5 +39,10 @@ describe('generate from a swarm', () => {
     expect(ids(swarm.stdout)).toEqual(ids(local.stdout));
     expect(ids(swarm.stdout)).toHaveLength(6);
     expect(seeder.stats().uploadedBytes).toBeGreaterThan(0);
+    // One store on disk: the swarm peer served the cache the engine filled; each shard is there once, intact.
+    expect(existsSync(join(cache, 'swarm'))).toBe(false);
+    const stored = (await readdir(join(cache, 'shards'))).filter((n) => /^[0-9a-f]{64}$/.test(n));
+    expect(stored.length).toBeGreaterThan(5);
+    for (const h of stored) expect(await blake3Hex(new Uint8Array(await readFile(join(cache, 'shards', h))))).toBe(h);
   });
 });

@@ -14,7 +14,7 @@ describe('doppler signal', () => {
   it('prints its multiaddrs, serves /health and /metrics, keeps its identity with --key-file; swarm commands fail clearly', async () => {
     const keyFile = join(await cleanup.tempDir('doppler-signal-'), 'server.key');
     const start = async () => {
-      const p = await cleanup.spawn(['signal', '--port', '0', '--key-file', keyFile, '--max-reservations', '4'], 1);
+      const p = await cleanup.spawn(['signal', '--port', '0', '--no-app', '--key-file', keyFile, '--max-reservations', '4'], 1);
       await waitFor('the metrics URL', () => /http:\/\/\S+\/metrics/.test(p.stderr()), 10_000);
       return { p, url: p.stderr().match(/(http:\/\/\S+)\/metrics/)![1]! };
     };
@@ -24,7 +24,8 @@ describe('doppler signal', () => {
     const health = await (await fetch(`${first.url}/health`)).json() as { ok: boolean; peerId: string };
     expect(health.ok).toBe(true);
     expect(addr.endsWith(health.peerId)).toBe(true);
-    const metrics = await (await fetch(`${first.url}/metrics`)).json() as Record<string, unknown>;
+    const metrics = await (await fetch(`${first.url}/metrics.json`)).json() as Record<string, unknown>;
+    expect(await (await fetch(`${first.url}/metrics`)).text()).toMatch(/^doppler_peers \d+$/m);
     expect(Object.keys(metrics).sort()).toEqual(['bytesIn', 'connections', 'peers', 'registrations', 'relayedConnections', 'relayedConnectionsTotal', 'reservations', 'uptimeS']);
     expect((await fetch(`${first.url}/nope`)).status).toBe(404);
 

@@ -1,6 +1,7 @@
 /** Seeded inputs for kernel tests: random activations and random weights in every RDRR layout. */
+import { expect } from 'vitest';
 import { FORMATS, tensorLayout, type WeightDtype } from '../../../manifests/index.ts';
-import { weightByteLength } from '../../../kernels/index.ts';
+import { weightByteLength, type Act, type Backend } from '../../../kernels/index.ts';
 
 export { seededRandom as rng } from '../../../engine/sampling.ts';
 
@@ -68,4 +69,40 @@ export function maxAbs(a: Float32Array): number {
   let m = 0;
   for (const x of a) m = Math.max(m, Math.abs(x));
   return m;
+}
+
+/** An activation made on the CPU reference (`c`) and on the backend under test (under its key, e.g. `w`, `g`). */
+export type BackendPair<K extends string> = { c: Act } & { [P in K]: Act };
+
+/**
+ * Helpers for checking a backend against the CPU reference: every activation and weight is made on
+ * both, from the same data, and compared after the op ran on each. `tested` is called when a helper
+ * runs (the backend is created in a beforeAll). Matmul-like ops are close when
+ * max |tested - cpu| ≤ 1e-5 · sqrt(K) · max(1, max |cpu|).
+ */
+export function againstCpu<K extends string>(cpu: Backend, tested: () => Backend, key: K) {
+  type Pair = BackendPair<K>;
+  const pair = (rows: number, cols: number, data?: Float32Array): Pair => {
+    const p = { c: cpu.act(rows, cols), [key]: tested().act(rows, cols) } as Pair;
+    if (data) {
+      cpu.write(p.c, data);
+      tested().write(p[key], data);
+    }
+    return p;
+  };
+  const weights = (rand: () => number, dtype: WeightDtype, rows: number, cols: number, pad = 0) => {
+    const bytes = randomWeightBytes(rand, dtype, rows, cols, pad);
+    const t = tested();
+    return { c: cpu.weight(cpu.upload(bytes), pad, dtype, rows, cols), [key]: t.weight(t.upload(bytes), pad, dtype, rows, cols) } as { c: ReturnType<Backend['weight']> } & { [P in K]: ReturnType<Backend['weight']> };
+  };
+  const diff = async (p: Pair): Promise<{ err: number; scale: number; ref: Float32Array; got: Float32Array }> => {
+    const ref = await cpu.read(p.c);
+    const got = await tested().read(p[key]);
+    return { err: maxAbsDiff(ref, got), scale: Math.max(1, maxAbs(ref)), ref, got };
+  };
+  const expectClose = async (p: Pair, k: number, what: string): Promise<void> => {
+    const { err, scale } = await diff(p);
+    expect(err, `${what}: max err ${err} at scale ${scale}`).toBeLessThanOrEqual(1e-5 * Math.sqrt(k) * scale);
+  };
+  return { pair, weights, diff, expectClose };
 }

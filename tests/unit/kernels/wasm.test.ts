@@ -9,7 +9,7 @@ import type { WeightDtype } from '../../../manifests/index.ts';
 import { createCpuBackend, createWasmBackend, type Act, type Backend, type WasmBackend } from '../../../kernels/index.ts';
 import { createWasmBackendNode } from '../../../kernels/node.ts';
 import { WasmHeap } from '../../../kernels/wasm/heap.ts';
-import { maxAbs, maxAbsDiff, randomF32, randomWeightBytes, rng } from './helpers.ts';
+import { againstCpu, randomF32, rng, type BackendPair } from './helpers.ts';
 
 const cpu = createCpuBackend();
 const DTYPES: WeightDtype[] = ['f32', 'f16', 'q8_0', 'q4_0'];
@@ -21,30 +21,8 @@ describe.each([1, 3])('WASM backend on %i thread(s) vs CPU reference', (threads)
   });
   afterAll(() => wasm.destroy());
 
-  interface Pair {
-    c: Act;
-    w: Act;
-  }
-  function pair(rows: number, cols: number, data?: Float32Array): Pair {
-    const p = { c: cpu.act(rows, cols), w: wasm.act(rows, cols) };
-    if (data) {
-      cpu.write(p.c, data);
-      wasm.write(p.w, data);
-    }
-    return p;
-  }
-  function weights(rand: () => number, dtype: WeightDtype, rows: number, cols: number, pad = 0) {
-    const bytes = randomWeightBytes(rand, dtype, rows, cols, pad);
-    return { c: cpu.weight(cpu.upload(bytes), pad, dtype, rows, cols), w: wasm.weight(wasm.upload(bytes), pad, dtype, rows, cols) };
-  }
-  async function diff(p: Pair) {
-    const ref = await cpu.read(p.c);
-    return { err: maxAbsDiff(ref, await wasm.read(p.w)), scale: Math.max(1, maxAbs(ref)) };
-  }
-  async function expectClose(p: Pair, k: number, what: string): Promise<void> {
-    const { err, scale } = await diff(p);
-    expect(err, `${what}: max err ${err} at scale ${scale}`).toBeLessThanOrEqual(1e-5 * Math.sqrt(k) * scale);
-  }
+  type Pair = BackendPair<'w'>;
+  const { pair, weights, diff, expectClose } = againstCpu(cpu, () => wasm, 'w');
 
   it('reports its threads', () => {
     expect(wasm.threading).toEqual({ threads, shared: threads > 1, note: null });

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FORMATS, WEIGHT_DTYPES, type WeightDtype } from '../../../manifests/index.ts';
 import { createCpuBackend, createWebGpuBackend, type Act, type Backend, type WebGpuBackend } from '../../../kernels/index.ts';
 import { attentionSplits } from '../../../kernels/webgpu/backend.ts';
-import { maxAbs, maxAbsDiff, randomF32, randomWeightBytes, rng } from './helpers.ts';
+import { againstCpu, maxAbs, randomF32, rng, type BackendPair } from './helpers.ts';
 
 const cpu = createCpuBackend();
 let gpu: WebGpuBackend;
@@ -19,39 +19,8 @@ beforeAll(async () => {
 });
 afterAll(() => gpu.destroy());
 
-interface Pair {
-  c: Act;
-  g: Act;
-}
-
-function pair(rows: number, cols: number, data?: Float32Array): Pair {
-  const c = cpu.act(rows, cols);
-  const g = gpu.act(rows, cols);
-  if (data) {
-    cpu.write(c, data);
-    gpu.write(g, data);
-  }
-  return { c, g };
-}
-
-function weights(rand: () => number, dtype: WeightDtype, rows: number, cols: number, pad = 0) {
-  const bytes = randomWeightBytes(rand, dtype, rows, cols, pad);
-  return {
-    c: cpu.weight(cpu.upload(bytes), pad, dtype, rows, cols),
-    g: gpu.weight(gpu.upload(bytes), pad, dtype, rows, cols),
-  };
-}
-
-async function diff(p: Pair): Promise<{ err: number; scale: number; ref: Float32Array; got: Float32Array }> {
-  const ref = await cpu.read(p.c);
-  const got = await gpu.read(p.g);
-  return { err: maxAbsDiff(ref, got), scale: Math.max(1, maxAbs(ref)), ref, got };
-}
-
-async function expectClose(p: Pair, k: number, what: string): Promise<void> {
-  const { err, scale } = await diff(p);
-  expect(err, `${what}: max err ${err} at scale ${scale}`).toBeLessThanOrEqual(1e-5 * Math.sqrt(k) * scale);
-}
+type Pair = BackendPair<'g'>;
+const { pair, weights, diff, expectClose } = againstCpu(cpu, () => gpu, 'g');
 
 const DTYPES = WEIGHT_DTYPES;
 /** `k` rounded up to whole blocks of the format (the group formats' 64-weight groups). */

@@ -24,6 +24,10 @@ class FakeDir implements OpfsDirectory {
           abort: async () => undefined,
         };
       },
+      move: async (to: string) => {
+        this.files.set(to, this.files.get(name)!);
+        this.files.delete(name);
+      },
     };
   }
   async removeEntry(name: string): Promise<void> {
@@ -50,6 +54,11 @@ describe('OpfsBackend', () => {
     await b.delete(s!.hash);
     expect(await b.read(s!.hash)).toBeNull();
     await expect(b.write('x/../y', s!.bytes)).rejects.toThrow(/not a shard hash/);
+    // a failed write leaves no temporary behind, and one a closed tab left is removed on listing
+    expect([...dir.files.keys()].filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+    dir.files.set(`.tmp-${s!.hash}-abc`, new Uint8Array(0));
+    await b.list();
+    expect([...dir.files.keys()].filter((n) => n.startsWith('.tmp-'))).toEqual([]);
   });
 
   it('serves a warm restart and catches a corrupted OPFS file', async () => {
