@@ -15,7 +15,7 @@ import type { ModelRow, PageState } from './page-state.ts';
 import { drawHeatmap, drawPeers, drawSpeed, drawTiers, formatBytes, type PeerRow } from './views.ts';
 
 const state: PageState = {
-  modelId: null, phase: 'idle', backend: null, backendNote: null, loadMs: null, warm: null, peerId: null,
+  modelId: null, phase: 'idle', backend: null, backendNote: null, engine: null, loadMs: null, warm: null, peerId: null,
   counters: null, loadCounters: null, heldShards: 0, totalShards: 0, opfsBytes: 0, opfsBudget: 0, banned: [], swarmStatus: null, traffic: {}, marks: {}, shardLog: [], replies: [], errors: [],
 };
 (globalThis as unknown as { doppler: PageState }).doppler = state;
@@ -31,7 +31,8 @@ const state: PageState = {
 };
 
 const HEAT_TOKENS = 32;
-const BACKEND_KEY = 'doppler.cpuBecause';
+/** The CPU path an earlier visit measured and why WebGPU was not used: `{ name, because }`. */
+const VERDICT_KEY = 'doppler.cpuVerdict';
 const recentExperts: number[][][] = [];
 let lastStorage: StoreStats | null = null;
 let lastTtft: number | null = null;
@@ -60,6 +61,24 @@ async function getJson<T>(path: string): Promise<T> {
   return (await r.json()) as T;
 }
 
+function backendChoice(param: string | null): BackendChoice {
+  const choices: BackendChoice[] = ['auto', 'webgpu', 'wasm', 'cpu'];
+  if (param === null) return 'auto';
+  if (!(choices as string[]).includes(param)) throw new Error(`?backend= must be one of ${choices.join(', ')}, got "${param}"`);
+  return param as BackendChoice;
+}
+
+function rememberedVerdict(): { name: 'wasm' | 'cpu'; because: string } | null {
+  try {
+    const v = JSON.parse(localStorage.getItem(VERDICT_KEY) ?? 'null') as { name?: unknown; because?: unknown } | null;
+    if ((v?.name === 'wasm' || v?.name === 'cpu') && typeof v.because === 'string') return { name: v.name, because: v.because };
+  } catch {
+    // a damaged entry is measured again
+  }
+  localStorage.removeItem(VERDICT_KEY);
+  return null;
+}
+
 async function open(config: ServerConfig, modelId: string, models: ModelRow[]): Promise<void> {
   if (!/^[0-9a-f]{64}$/.test(modelId)) throw new Error(`"${modelId}" is not a model id (a model id is 64 hex digits, the BLAKE3 of its manifest)`);
   state.modelId = modelId;
@@ -71,9 +90,9 @@ async function open(config: ServerConfig, modelId: string, models: ModelRow[]): 
   const t0 = performance.now();
   state.phase = 'manifest';
   step('manifest', 'active');
-  // Probing WebGPU costs a warm start much of its time; a browser that had only a software adapter is remembered.
-  const choice = (new URL(location.href).searchParams.get('backend') ?? 'auto') as BackendChoice;
-  const remembered = choice === 'auto' ? localStorage.getItem(BACKEND_KEY) : null;
+  // Probing WebGPU costs a warm start much of its time; a browser that ran on a CPU path is remembered.
+  const choice = backendChoice(new URL(location.href).searchParams.get('backend'));
+  const remembered = choice === 'auto' ? rememberedVerdict() : null;
   engine = workerEngine((h) => shards!.get(h), {
     phase: (p) => {
       state.phase = p;
@@ -86,20 +105,22 @@ async function open(config: ServerConfig, modelId: string, models: ModelRow[]): 
         step('pipeline', 'active');
       }
     },
-    backend: (name, adapter, workerNote) => {
+    backend: (report) => {
       state.marks.backend = performance.now() - t0;
-      const note = remembered && name === 'cpu' ? `${remembered} (remembered from this browser's last visit)` : workerNote;
-      if (choice === 'auto' && name === 'cpu' && workerNote) localStorage.setItem(BACKEND_KEY, workerNote);
-      state.backend = name;
-      state.backendNote = note;
-      $('whoami').textContent = `engine: ${name === 'webgpu' ? `WebGPU (${adapter})` : 'CPU (TypeScript)'} in a Web Worker`;
-      if (note) notice($('backendnote'), name === 'cpu' ? 'warn' : 'info', note);
+      if (choice === 'auto' && !remembered && report.cpuBecause && report.name !== 'webgpu') {
+        localStorage.setItem(VERDICT_KEY, JSON.stringify({ name: report.name, because: report.cpuBecause }));
+      }
+      state.backend = report.name;
+      state.backendNote = report.note;
+      state.engine = report;
+      $('whoami').textContent = `engine: ${report.engine} in a Web Worker`;
+      if (report.note) notice($('backendnote'), report.name === 'webgpu' ? 'info' : 'warn', report.note);
     },
     token: (text, used, storage) => onToken(text, used, storage),
     storage: (st) => (lastStorage = st),
     error: (m) => fail(m),
   });
-  engine.prepare(remembered ? 'cpu' : choice);
+  engine.prepare(remembered?.name ?? choice, remembered ? `${remembered.because} (remembered from this browser's last visit)` : null);
   const progress = $('progress').firstElementChild as HTMLElement;
   let done = 0;
   shards = await TabShards.open(config, modelId, budgetMiB * 2 ** 20, (e) => {
@@ -131,7 +152,7 @@ async function open(config: ServerConfig, modelId: string, models: ModelRow[]): 
   progress.style.width = '100%';
   if (state.marks.pipeline === undefined) step('weights', 'done', $('s-weights-d').textContent ?? '');
   step('tokenizer', 'done');
-  step('pipeline', 'done', state.backend === 'cpu' ? 'nothing to compile on the CPU backend' : '');
+  step('pipeline', 'done', state.backend !== 'webgpu' ? 'nothing to compile on the CPU' : '');
   state.loadMs = performance.now() - t0;
   state.loadCounters = { ...shards.counters };
   state.warm = shards.counters.networkBytes === 0;

@@ -1,6 +1,6 @@
 /** What the page shows and what tests and the bench read from it (window.doppler). */
 import type { TabShards, ShardEvent } from './shards.ts';
-import type { Phase, TurnResult } from './protocol.ts';
+import type { EngineName, EngineReport, Phase, TurnResult } from './protocol.ts';
 
 /** One row of /api/models. */
 export interface ModelRow {
@@ -19,8 +19,10 @@ export interface ModelRow {
 export interface PageState {
   modelId: string | null;
   phase: 'idle' | 'manifest' | Phase | 'ready' | 'failed';
-  backend: string | null;
+  backend: EngineName | null;
   backendNote: string | null;
+  /** Which engine runs and why (the worker's report). */
+  engine: EngineReport | null;
   loadMs: number | null;
   warm: boolean | null;
   peerId: string | null;
