@@ -5,7 +5,7 @@
  */
 import type { StoreStats } from '../storage/index.ts';
 import { blake3Hex } from '../manifests/index.ts';
-import { shardListOf } from '../swarm/index.ts';
+import { shardListOf, type SignalingStatus } from '../swarm/index.ts';
 import { workerEngine, type ChatEngine } from './engine-client.ts';
 import type { BackendChoice } from './protocol.ts';
 import { TabShards, type ServerConfig } from './shards.ts';
@@ -16,7 +16,7 @@ import { drawHeatmap, drawPeers, drawSpeed, drawTiers, formatBytes, type PeerRow
 
 const state: PageState = {
   modelId: null, phase: 'idle', backend: null, backendNote: null, engine: null, loadMs: null, warm: null, peerId: null,
-  counters: null, loadCounters: null, heldShards: 0, totalShards: 0, opfsBytes: 0, opfsBudget: 0, banned: [], swarmStatus: null, traffic: {}, marks: {}, shardLog: [], replies: [], errors: [],
+  counters: null, loadCounters: null, heldShards: 0, totalShards: 0, opfsBytes: 0, opfsBudget: 0, banned: [], signaling: null, swarmStatus: null, traffic: {}, marks: {}, shardLog: [], replies: [], errors: [],
 };
 (globalThis as unknown as { doppler: PageState }).doppler = state;
 /** Test hook: re-hashes every shard this tab stored; corrupt ones are named. */
@@ -265,9 +265,8 @@ function redraw(): void {
   const st = peer?.stats();
   state.traffic = st?.traffic ?? {};
   state.banned = st?.banned ?? [];
-  state.swarmStatus = shards && shards.waiting > 0 && (!peer || peer.peers().length === 0)
-    ? `Waiting for ${shards.waiting} shard${shards.waiting > 1 ? 's' : ''}, but no peer of this model is reachable (the server may be restarting): retrying every 2 s; this resumes when one answers.`
-    : null;
+  state.signaling = st?.signaling ?? null;
+  state.swarmStatus = swarmStatus(st?.signaling ?? null, shards && (!peer || peer.peers().length === 0) ? shards.waiting : 0);
   $('swarmstatus').textContent = state.swarmStatus ?? '';
   $('swarmstatus').className = state.swarmStatus ? 'notice warn' : '';
   if (shards) {
@@ -304,6 +303,17 @@ function redraw(): void {
     const problem = shards.storageProblem ? ` · ${shards.counters.notStored} shards could not be stored (${shards.storageProblem.replace(/^keeping shard \w+: /, '')})` : '';
     $('opfsused').textContent = `${formatBytes(shards.storage.usedBytes())} stored in this browser${problem}`;
   }
+}
+
+/** What the page says while the server is unreachable (backing off) or shards wait with no peer to ask. */
+function swarmStatus(sig: SignalingStatus | null, waitingWithoutPeers: number): string | null {
+  const secs = sig?.retryAt ? Math.ceil((sig.retryAt - Date.now()) / 1000) : 0;
+  const server = sig && sig.failures > 0 ? `server unreachable, ${secs > 0 ? `retrying in ${secs} s` : 'retrying now'} (try ${sig.failures + 1})` : null;
+  if (waitingWithoutPeers > 0) {
+    const what = `Waiting for ${waitingWithoutPeers} shard${waitingWithoutPeers > 1 ? 's' : ''}, but no peer of this model is reachable`;
+    return `${what}${server ? ` (${server})` : ''}; this resumes when one answers.`;
+  }
+  return server ? `The ${server}; the model keeps running from what this tab holds.` : null;
 }
 
 let shardsConfig: ServerConfig | null = null;

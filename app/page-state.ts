@@ -1,4 +1,5 @@
 /** What the page shows and what tests and the bench read from it (window.doppler). */
+import type { SignalingStatus } from '../swarm/index.ts';
 import type { TabShards, ShardEvent } from './shards.ts';
 import type { EngineName, EngineReport, Phase, TurnResult } from './protocol.ts';
 
@@ -36,7 +37,9 @@ export interface PageState {
   opfsBytes: number;
   opfsBudget: number;
   banned: string[];
-  /** Set while shards are awaited from the swarm and no peer is reachable (the tab keeps retrying). */
+  /** The signaling server's reachability: failed rounds in a row and the backoff before the next. */
+  signaling: SignalingStatus | null;
+  /** Set while the server is unreachable or shards are awaited with no peer reachable (the tab keeps retrying). */
   swarmStatus: string | null;
   traffic: Record<string, { up: number; down: number }>;
   shardLog: ShardEvent[];
