@@ -252,7 +252,11 @@ export class SwarmPeer extends EventTarget {
       sharedNode: opts.sharedNode ?? false,
       discoveryRetry: opts.discoveryRetry ?? { firstMs: opts.discoveryMs ?? 5000, maxMs: opts.discoveryMs ?? 5000 },
     };
-    this.retry = new Backoff({ ...this.opts.discoveryRetry, ...(opts.discoveryRetry ? {} : { jitter: 0 }) });
+    try {
+      this.retry = new Backoff({ ...this.opts.discoveryRetry, ...(opts.discoveryRetry ? {} : { jitter: 0 }) });
+    } catch (err) {
+      throw new SwarmError(`${opts.discoveryRetry ? 'discoveryRetry' : 'discoveryMs'}: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   /** Joins the swarm: registers the protocol, contacts the signaling server, starts heartbeats. */
