@@ -44,7 +44,11 @@ const expertRecorder: LayerObserver = {
 
 /** The engine's backend (engine-choice.ts; its WASM workers are nested in this worker), and the page told which and why. */
 async function chooseBackend(choice: BackendChoice, because: string | null): Promise<Backend> {
-  const { backend: chosen, report } = await chooseEngine(choice, because);
+  // A remembered CPU path that no longer starts (another browser version, say) is measured again.
+  const { backend: chosen, report } = await chooseEngine(choice, because).catch((err: unknown) => {
+    if (because === null) throw err;
+    return chooseEngine('auto', null);
+  });
   post({ t: 'backend', report });
   return chosen;
 }

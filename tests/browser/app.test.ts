@@ -135,6 +135,8 @@ describe('the app page', () => {
     expect(s.errors.join('\n')).toContain(`model ${'e'.repeat(64)} is not in this swarm`);
     await page.goto(`${server.httpUrl}/?model=nope`);
     expect((await waitLoaded(page, 60_000)).errors.join('\n')).toContain('"nope" is not a model id');
+    await page.goto(`${url()}&backend=gpu`);
+    expect((await waitLoaded(page, 60_000)).errors.join('\n')).toContain('?backend= must be one of auto, webgpu, wasm, cpu, got "gpu"');
     await ctx.close();
   });
 
