@@ -51,7 +51,7 @@ function cpuReport(be: Backend, why: string, trials: BackendTrial[], measured: s
 
 function trialText(trials: BackendTrial[]): string {
   const measured = trials.filter((t) => t.ms !== undefined);
-  return measured.length > 1 ? ` (fastest measured: ${measured.map((t) => `${t.name} ${t.ms!.toFixed(1)} ms`).join(', ')} per probe GEMV)` : '';
+  return measured.length > 1 ? ` (measured per probe GEMV: ${measured.map((t) => `${t.name} ${t.ms!.toFixed(1)} ms`).join(', ')})` : '';
 }
 
 /**

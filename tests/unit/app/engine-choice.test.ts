@@ -41,7 +41,7 @@ describe('chooseEngine', () => {
       expect(report.engine).toBe('CPU (WebAssembly SIMD, 2 threads)');
       expect(report.threads).toBe(2);
       expect(report.cpuBecause).toBe('no WebGPU in this browser (navigator.gpu is absent)');
-      expect(report.note).toMatch(/^no WebGPU in this browser \(navigator\.gpu is absent\): running on the CPU \(WebAssembly SIMD, 2 threads\) \(fastest measured: wasm [\d.]+ ms, cpu [\d.]+ ms per probe GEMV\)\.$/);
+      expect(report.note).toMatch(/^no WebGPU in this browser \(navigator\.gpu is absent\): running on the CPU \(WebAssembly SIMD, 2 threads\) \(measured per probe GEMV: wasm [\d.]+ ms, cpu [\d.]+ ms\)\.$/);
       expect(report.trials.map((t) => t.name)).toEqual(['webgpu', 'wasm', 'cpu']);
       expect(report.trials[0]!.error).toBe('navigator.gpu is absent');
     } finally {
@@ -65,7 +65,7 @@ describe('chooseEngine', () => {
       expect(report.name).toBe('wasm');
       expect(slow.destroyed()).toBe(true);
       expect(report.cpuBecause).toBe('WebGPU here is a software adapter (SwiftShader (stand-in)), slower than the CPU');
-      expect(report.note).toContain('slower than the CPU: running on the CPU (WebAssembly SIMD, 2 threads) (fastest measured: webgpu');
+      expect(report.note).toContain('slower than the CPU: running on the CPU (WebAssembly SIMD, 2 threads) (measured per probe GEMV: webgpu');
     } finally {
       (backend as unknown as { destroy(): void }).destroy();
     }
