@@ -11,6 +11,7 @@ import {
   bitfieldOf, hasBit, parseDiscoveryResponse, parseShardRequest, parseShardResponse,
   type HaveMessage, type PeerAddrs, type ShardRequest,
 } from './protocol.ts';
+import { Backoff } from './backoff.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import { SpotChecker, sameBytes } from './spot-check.ts';
 import type { ShardStorage } from './storage.ts';
@@ -41,6 +42,11 @@ export interface SwarmPeerOptions {
   heartbeatMs?: number;
   /** How often the peer re-registers with the signaling server and asks for peers. Default 5000 ms. */
   discoveryMs?: number;
+  /**
+   * After a round in which no signaling server answered, the next comes after `firstMs`, doubling up
+   * to `maxMs` (±20 % jitter), until one answers. Default: every `discoveryMs`, without backoff.
+   */
+  discoveryRetry?: { firstMs: number; maxMs: number };
   /** Piece size for fetching one shard from several peers at once. Default 1 MiB. */
   pieceBytes?: number;
   /** Most peers one shard is fetched from at once. Default 4. */
@@ -115,6 +121,19 @@ export interface SwarmStats {
   banned: string[];
   /** Bytes exchanged with each peer this session. */
   traffic: Record<string, PeerTraffic>;
+  signaling: SignalingStatus;
+}
+
+/** Whether the signaling servers answered the latest discovery round, and when the next try is. */
+export interface SignalingStatus {
+  /** Rounds in a row in which no signaling server answered (0: the latest one answered). */
+  failures: number;
+  /** The delay before the next try after the latest failure (backoff), or null while reachable. */
+  retryDelayMs: number | null;
+  /** When the next try is (Date.now() clock), or null while reachable. */
+  retryAt: number | null;
+  /** Why the latest round failed, or null. */
+  error: string | null;
 }
 
 const BUSY = 'busy';
@@ -181,6 +200,9 @@ export class SwarmPeer extends EventTarget {
   private replicateTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly dialing = new Set<string>();
   private timers: ReturnType<typeof setInterval>[] = [];
+  private discoveryTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly retry: Backoff;
+  private signaling: SignalingStatus = { failures: 0, retryDelayMs: null, retryAt: null, error: null };
   private readonly stopping = new AbortController();
   private replicating = false;
   private announceTimer: ReturnType<typeof setTimeout> | undefined;
@@ -228,7 +250,13 @@ export class SwarmPeer extends EventTarget {
       evict: opts.evict ?? true,
       maxUploads: opts.maxUploads ?? 4,
       sharedNode: opts.sharedNode ?? false,
+      discoveryRetry: opts.discoveryRetry ?? { firstMs: opts.discoveryMs ?? 5000, maxMs: opts.discoveryMs ?? 5000 },
     };
+    try {
+      this.retry = new Backoff({ ...this.opts.discoveryRetry, ...(opts.discoveryRetry ? {} : { jitter: 0 }) });
+    } catch (err) {
+      throw new SwarmError(`${opts.discoveryRetry ? 'discoveryRetry' : 'discoveryMs'}: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   /** Joins the swarm: registers the protocol, contacts the signaling server, starts heartbeats. */
@@ -249,7 +277,6 @@ export class SwarmPeer extends EventTarget {
       if (peer.banned.has(e.detail.remotePeer.toString())) void e.detail.close().catch(() => undefined);
     });
     peer.timers.push(setInterval(() => void peer.heartbeat(), peer.opts.heartbeatMs));
-    peer.timers.push(setInterval(() => void peer.discover(), peer.opts.discoveryMs));
     // A busy server may need a second try; a dead one refuses each at once, so this stays quick.
     let failures = await peer.discover();
     for (let attempt = 1; attempt < 3 && opts.signal.length > 0 && failures.length === opts.signal.length; attempt++) {
@@ -261,6 +288,7 @@ export class SwarmPeer extends EventTarget {
       await peer.stop();
       throw new SwarmError(`cannot reach any signaling server:\n  ${failures.join('\n  ')}`);
     }
+    peer.scheduleDiscovery(peer.opts.discoveryMs);
     return peer;
   }
 
@@ -276,6 +304,7 @@ export class SwarmPeer extends EventTarget {
   async stop(): Promise<void> {
     this.stopping.abort(new SwarmError('swarm peer stopped'));
     for (const t of this.timers) clearInterval(t);
+    clearTimeout(this.discoveryTimer);
     clearTimeout(this.announceTimer);
     clearTimeout(this.replicateTimer);
     const onNode = peersOnNode.get(this.node);
@@ -399,6 +428,7 @@ export class SwarmPeer extends EventTarget {
       downloadedBytes: this.downloaded,
       banned: [...this.banned],
       traffic: Object.fromEntries([...this.traffic].map(([id, t]) => [id, { ...t }])),
+      signaling: { ...this.signaling },
     };
   }
 
@@ -772,6 +802,25 @@ export class SwarmPeer extends EventTarget {
         this.dialing.delete(id);
       }
     }));
+  }
+
+  /** The next discovery round in `ms`; after it, the next one every `discoveryMs`, or after a backoff while no server answers. */
+  private scheduleDiscovery(ms: number): void {
+    this.discoveryTimer = setTimeout(() => {
+      // discover() reports each server's failure itself; anything else thrown counts as all of them failing.
+      void this.discover().catch((err: unknown) => this.opts.signal.map(() => why(err))).then((failures) => {
+        if (this.stopping.signal.aborted) return;
+        if (this.opts.signal.length === 0 || failures.length < this.opts.signal.length) {
+          this.retry.reset();
+          this.signaling = { failures: 0, retryDelayMs: null, retryAt: null, error: null };
+          this.scheduleDiscovery(this.opts.discoveryMs);
+          return;
+        }
+        const delay = this.retry.next();
+        this.signaling = { failures: this.retry.failures, retryDelayMs: delay, retryAt: Date.now() + delay, error: failures.join('; ') };
+        this.scheduleDiscovery(delay);
+      });
+    }, ms);
   }
 
   /** Registers with each signaling server and learns the model's other peers from it; returns the failures. */
