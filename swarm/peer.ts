@@ -686,7 +686,8 @@ export class SwarmPeer extends EventTarget {
       this.remotes.set(id, { id, bits: m.bits, budget: m.budget, rate: undefined, misses: 0 });
     }
     for (const p of m.peers) this.learn(p.id, p.addrs);
-    if (this.manifest) this.checker.maybeCheck(id, m.bits, this.shards);
+    // also before the manifest (no shards to check yet): whether a peer first came claiming nothing must be known at our first placement
+    this.checker.maybeCheck(id, m.bits, this.shards);
     if (isNew) this.log(`peer ${id} joined (${this.remotes.size} peers)`);
     if (isNew || !sameBytes(before!, m.bits)) this.changed();
   }
