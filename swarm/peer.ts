@@ -69,7 +69,8 @@ export interface SwarmPeerOptions {
   /**
    * How often a trusted peer's claims are spot-checked again (a random range of a random claimed
    * shard). Until a peer passes one, its claims do not count toward replication nor its budget
-   * toward placement. Default 30 s.
+   * toward placement, except a newcomer that claimed nothing: its budget counts for this long,
+   * within which it must pass a check of its first claims. Default 30 s.
    */
   spotCheckMs?: number;
   /** Keep shards fetched through get() in storage (and so serve them). Default true. */
@@ -715,7 +716,8 @@ export class SwarmPeer extends EventTarget {
       this.remotes.set(id, { id, bits: m.bits, budget: m.budget, rate: undefined, misses: 0 });
     }
     for (const p of m.peers) this.learn(p.id, p.addrs);
-    if (this.manifest) this.checker.maybeCheck(id, m.bits, this.shards);
+    // also before the manifest (no shards to check yet): whether a peer first came claiming nothing must be known at our first placement
+    this.checker.maybeCheck(id, m.bits, this.shards);
     if (isNew) this.log(`peer ${id} joined (${this.remotes.size} peers)`);
     if (isNew || !sameBytes(before!, m.bits)) this.changed();
   }
@@ -1008,8 +1010,8 @@ export class SwarmPeer extends EventTarget {
     try {
       for (;;) {
         const storagePeers = [{ id: this.id, budget: this.opts.budgetBytes }];
-        // an unproven peer's budget would let it own shards nobody then copies
-        for (const r of this.remotes.values()) if (r.budget > 0 && this.checker.trusted(r.id)) storagePeers.push({ id: r.id, budget: r.budget });
+        // an unproven claimant's budget would let it own shards nobody then copies; a newcomer claiming nothing counts at once
+        for (const r of this.remotes.values()) if (r.budget > 0 && this.checker.placeable(r.id)) storagePeers.push({ id: r.id, budget: r.budget });
         const owners = assignShards(this.shards, storagePeers, this.opts.replication);
         const todo = this.shards.filter((s) => {
           if (this.storage.has(s.hash) || !owners.get(s.hash)!.includes(this.id)) return false;
