@@ -12,6 +12,7 @@ import {
   type HaveMessage, type PeerAddrs, type ShardRequest,
 } from './protocol.ts';
 import { RateLimiter } from './rate-limiter.ts';
+import { HaveGossip, pubsubOf, type Announcement } from './gossip.ts';
 import { SpotChecker, sameBytes } from './spot-check.ts';
 import type { ShardStorage } from './storage.ts';
 
@@ -37,8 +38,15 @@ export interface SwarmPeerOptions {
    * splitting its bandwidth over everyone's requests. Default 4.
    */
   maxUploads?: number;
-  /** How often peers exchange shard maps; three missed in a row drop the peer. Default 2000 ms. */
+  /** How often peers exchange (mesh) or announce (gossip) shard maps; three missed in a row drop the peer. Default 2000 ms. */
   heartbeatMs?: number;
+  /**
+   * How shard maps travel. 'gossip': announced on the model's gossipsub topic, and a peer keeps
+   * only a few connections (see gossip.ts); 'mesh': a heartbeat stream to every peer. Default
+   * 'gossip' when the node runs gossipsub as `services.pubsub` (createNodeLibp2p does), else 'mesh'.
+   * The two interoperate: a gossiping peer still answers and counts mesh heartbeats.
+   */
+  membership?: 'gossip' | 'mesh';
   /** How often the peer re-registers with the signaling server and asks for peers. Default 5000 ms. */
   discoveryMs?: number;
   /** Piece size for fetching one shard from several peers at once. Default 1 MiB. */
@@ -110,6 +118,8 @@ class PeerStalledError extends SwarmProtocolError {
 const UNMEASURED_RATE = 50e6;
 const STALLED_RATE = 1;
 const MAX_KNOWN_PEERS = 1024;
+/** Connections a gossiping peer opens to stay in the mesh (gossipsub keeps D = 6 of them per topic). */
+const GOSSIP_NEIGHBOURS = 8;
 
 /**
  * One member of a model's swarm. Finds peers through the signaling server and through the peers it
@@ -120,7 +130,11 @@ const MAX_KNOWN_PEERS = 1024;
 export class SwarmPeer extends EventTarget {
   readonly node: Libp2p;
   readonly modelId: string;
-  private readonly opts: Required<Omit<SwarmPeerOptions, 'manifestBytes' | 'log' | 'uploadBytesPerSec'>>;
+  private readonly opts: Required<Omit<SwarmPeerOptions, 'manifestBytes' | 'log' | 'uploadBytesPerSec' | 'membership'>>;
+  /** Shard-map announcements over gossipsub; undefined in mesh membership. */
+  private readonly gossip: HaveGossip | undefined;
+  /** When each remote was last heard from (announcement or heartbeat): gossip membership expires remotes by it. */
+  private readonly lastSeen = new Map<string, number>();
   private readonly storage: ShardStorage;
   private readonly log: (line: string) => void;
   private readonly limiter: RateLimiter | undefined;
@@ -182,6 +196,10 @@ export class SwarmPeer extends EventTarget {
       evict: opts.evict ?? true,
       maxUploads: opts.maxUploads ?? 4,
     };
+    const pubsub = pubsubOf(opts.node);
+    const membership = opts.membership ?? (pubsub ? 'gossip' : 'mesh');
+    if (membership === 'gossip' && !pubsub) throw new SwarmError('membership "gossip" needs a gossipsub service on the node as services.pubsub');
+    this.gossip = membership === 'gossip' ? new HaveGossip(pubsub!, this.modelId, (a) => this.noteAnnouncement(a), (id) => this.banned.has(id)) : undefined;
   }
 
   /** Joins the swarm: registers the protocol, contacts the signaling server, starts heartbeats. */
@@ -222,6 +240,7 @@ export class SwarmPeer extends EventTarget {
   async stop(): Promise<void> {
     this.stopping.abort(new SwarmError('swarm peer stopped'));
     for (const t of this.timers) clearInterval(t);
+    this.gossip?.stop();
     clearTimeout(this.announceTimer);
     clearTimeout(this.replicateTimer);
     await this.node.stop();
@@ -603,6 +622,7 @@ export class SwarmPeer extends EventTarget {
 
   private noteHave(id: string, m: HaveMessage): void {
     if (this.banned.has(id)) return;
+    this.lastSeen.set(id, Date.now());
     const r = this.remotes.get(id);
     const isNew = !r;
     const before = r?.bits;
@@ -617,6 +637,29 @@ export class SwarmPeer extends EventTarget {
     if (this.manifest) this.checker.maybeCheck(id, m.bits, this.shards);
     if (isNew) this.log(`peer ${id} joined (${this.remotes.size} peers)`);
     if (isNew || !sameBytes(before!, m.bits)) this.changed();
+  }
+
+  /** A gossiped shard map: its publisher becomes dialable at the addresses it signed, then counts like a heartbeat. */
+  private noteAnnouncement(a: Announcement): void {
+    if (a.from === this.id || this.banned.has(a.from)) return;
+    const addrs = a.have.peers[0]?.addrs ?? [];
+    const before = this.known.get(a.from);
+    this.learn(a.from, addrs);
+    if (!this.remotes.has(a.from) || before?.join() !== addrs.join()) void this.remember(a.from, addrs);
+    this.noteHave(a.from, { ...a.have, peers: [] });
+  }
+
+  /** Puts a peer's parsable addresses in the peer store, so it can be dialed for shards. */
+  private async remember(id: string, addrs: string[]): Promise<void> {
+    const mas: Multiaddr[] = [];
+    for (const a of addrs) {
+      try {
+        mas.push(multiaddr(a));
+      } catch {
+        // An unparsable address from an untrusted peer is skipped; the others may work.
+      }
+    }
+    await this.node.peerStore.merge(peerIdFromString(id), { multiaddrs: mas }).catch(() => undefined);
   }
 
   private learn(id: string, addrs: string[]): void {
@@ -638,6 +681,7 @@ export class SwarmPeer extends EventTarget {
     if (this.banned.has(id)) return;
     this.banned.add(id);
     this.known.delete(id);
+    this.lastSeen.delete(id);
     this.log(`banned peer ${id}: ${why}`);
     this.forget(id, 'banned');
     void this.node.hangUp(peerIdFromString(id)).catch(() => undefined);
@@ -657,11 +701,29 @@ export class SwarmPeer extends EventTarget {
   private announce(): void {
     this.announceTimer ??= setTimeout(() => {
       this.announceTimer = undefined;
-      for (const id of this.remotes.keys()) void this.exchangeHave(id).catch(() => undefined);
+      if (this.gossip) void this.publishHave();
+      else for (const id of this.remotes.keys()) void this.exchangeHave(id).catch(() => undefined);
     }, 50);
   }
 
+  private async publishHave(): Promise<void> {
+    const have = { ...this.haveMessage(), peers: [{ id: this.id, addrs: this.selfAddrs() }] };
+    await this.gossip!.publish(have).catch((err: unknown) => this.log(`announcing: ${why(err)}`));
+  }
+
+  /** Gossip membership: announce, expire the remotes not heard from in three periods, keep a few neighbours. */
+  private async gossipHeartbeat(): Promise<void> {
+    await this.publishHave();
+    const cutoff = Date.now() - 3 * this.opts.heartbeatMs;
+    for (const id of [...this.remotes.keys()]) {
+      if ((this.lastSeen.get(id) ?? 0) < cutoff) this.forget(id, 'missed announcements');
+    }
+    await this.meetKnown();
+    await this.replicate();
+  }
+
   private async heartbeat(): Promise<void> {
+    if (this.gossip) return this.gossipHeartbeat();
     await Promise.all([...this.remotes.keys()].map(async (id) => {
       try {
         await this.exchangeHave(id);
@@ -679,7 +741,9 @@ export class SwarmPeer extends EventTarget {
 
   /** Dials peers learned from the signaling server or from other peers that are not yet in contact. */
   private async meetKnown(): Promise<void> {
-    const todo = [...this.known].filter(([id]) => !this.remotes.has(id) && !this.banned.has(id) && !this.dialing.has(id));
+    let todo = [...this.known].filter(([id]) => !this.remotes.has(id) && !this.banned.has(id) && !this.dialing.has(id));
+    // gossip needs only a few neighbours: everyone else is heard through the mesh and dialed for shards on demand
+    if (this.gossip) todo = todo.slice(0, Math.max(0, GOSSIP_NEIGHBOURS - this.node.getPeers().length - this.dialing.size));
     await Promise.all(todo.map(async ([id, addrs]) => {
       this.dialing.add(id);
       try {
