@@ -22,7 +22,9 @@ export interface Announcement {
  * createLibp2p({ ..., services: { identify: identify(), pubsub: swarmPubsub() } })
  */
 export function swarmPubsub(): ReturnType<typeof gossipsub> {
-  return gossipsub({ allowPublishToZeroTopicPeers: true });
+  // floodPublish would send each of our announcements to every connected peer (fetches and spot
+  // checks connect many): the mesh alone reaches everyone with fewer duplicates
+  return gossipsub({ allowPublishToZeroTopicPeers: true, floodPublish: false });
 }
 
 /** The gossipsub service of a node, when it runs one under `services.pubsub`. */

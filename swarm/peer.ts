@@ -47,6 +47,12 @@ export interface SwarmPeerOptions {
    * The two interoperate: a gossiping peer still answers and counts mesh heartbeats.
    */
   membership?: 'gossip' | 'mesh';
+  /**
+   * Gossip membership: how often a peer re-announces an unchanged shard map (changes go out at
+   * once); a peer not heard from in three periods is dropped (a closed connection drops it sooner).
+   * Default 10 000 ms: every announcement reaches every peer, so this period sets the control bytes.
+   */
+  announceMs?: number;
   /** How often the peer re-registers with the signaling server and asks for peers. Default 5000 ms. */
   discoveryMs?: number;
   /** Piece size for fetching one shard from several peers at once. Default 1 MiB. */
@@ -135,6 +141,7 @@ export class SwarmPeer extends EventTarget {
   private readonly gossip: HaveGossip | undefined;
   /** When each remote was last heard from (announcement or heartbeat): gossip membership expires remotes by it. */
   private readonly lastSeen = new Map<string, number>();
+  private announcedAt = 0;
   private readonly storage: ShardStorage;
   private readonly log: (line: string) => void;
   private readonly limiter: RateLimiter | undefined;
@@ -184,6 +191,7 @@ export class SwarmPeer extends EventTarget {
       budgetBytes: opts.budgetBytes ?? 0,
       replication: opts.replication ?? 3,
       heartbeatMs: opts.heartbeatMs ?? 2000,
+      announceMs: opts.announceMs ?? 10_000,
       discoveryMs: opts.discoveryMs ?? 5000,
       pieceBytes: opts.pieceBytes ?? 1024 * 1024,
       maxSourcesPerShard: opts.maxSourcesPerShard ?? 4,
@@ -636,6 +644,8 @@ export class SwarmPeer extends EventTarget {
     for (const p of m.peers) this.learn(p.id, p.addrs);
     if (this.manifest) this.checker.maybeCheck(id, m.bits, this.shards);
     if (isNew) this.log(`peer ${id} joined (${this.remotes.size} peers)`);
+    // a newcomer has heard nobody yet: the next announcement comes within a quarter period, not a whole one
+    if (isNew && this.gossip) this.announcedAt = Math.min(this.announcedAt, Date.now() - (3 * this.opts.announceMs) / 4);
     if (isNew || !sameBytes(before!, m.bits)) this.changed();
   }
 
@@ -707,16 +717,19 @@ export class SwarmPeer extends EventTarget {
   }
 
   private async publishHave(): Promise<void> {
+    this.announcedAt = Date.now();
     const have = { ...this.haveMessage(), peers: [{ id: this.id, addrs: this.selfAddrs() }] };
     await this.gossip!.publish(have).catch((err: unknown) => this.log(`announcing: ${why(err)}`));
   }
 
   /** Gossip membership: announce, expire the remotes not heard from in three periods, keep a few neighbours. */
   private async gossipHeartbeat(): Promise<void> {
-    await this.publishHave();
-    const cutoff = Date.now() - 3 * this.opts.heartbeatMs;
-    for (const id of [...this.remotes.keys()]) {
-      if ((this.lastSeen.get(id) ?? 0) < cutoff) this.forget(id, 'missed announcements');
+    if (Date.now() - this.announcedAt >= this.opts.announceMs - this.opts.heartbeatMs / 2) await this.publishHave();
+    const cutoff = Date.now() - 3 * this.opts.announceMs;
+    for (const r of [...this.remotes.values()]) {
+      if ((this.lastSeen.get(r.id) ?? 0) < cutoff) this.forget(r.id, 'missed announcements');
+      // announcements are rarer than heartbeats: spot checks fall due on this clock instead
+      else if (this.manifest) this.checker.maybeCheck(r.id, r.bits, this.shards);
     }
     await this.meetKnown();
     await this.replicate();
