@@ -9,14 +9,6 @@
  * payload), fetch of models/tiny-moe-text-q8_0 by a fresh peer, heal after 30% of the storage peers
  * are stopped (every shard back on `r` live storage peers). 'mesh' is the design before gossipsub.
  */
-import { createLibp2p } from 'libp2p';
-import { memory } from '@libp2p/memory';
-import { webSockets } from '@libp2p/websockets';
-import { noise } from '@chainsafe/libp2p-noise';
-import { yamux } from '@chainsafe/libp2p-yamux';
-import { identify } from '@libp2p/identify';
-import { ping } from '@libp2p/ping';
-import type { Libp2p } from '@libp2p/interface';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
@@ -24,11 +16,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { blake3Hex } from '../manifests/index.ts';
-import { startSignalServer, type SignalServer } from '../signaling-server/node.ts';
-import { byteMeter } from '../signaling-server/byte-meter.ts';
-import { MemoryShardStorage, SwarmPeer, shardListOf, type SwarmPeerOptions } from '../swarm/index.ts';
-import { swarmPubsub } from '../swarm/gossip.ts';
+import { startSignalServer } from '../signaling-server/node.ts';
+import { shardListOf } from '../swarm/index.ts';
 import { FsShardStorage } from '../swarm/node.ts';
+import { replicated, startMember, type Member } from '../tests/integration/in-process-swarm.ts';
 import { invocation } from './invocation.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -48,31 +39,6 @@ for (const n of SIZES) if (!Number.isInteger(n) || n < 3) throw new Error(`--siz
 
 const log = (s: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Member {
-  peer: SwarmPeer;
-  storage: MemoryShardStorage | FsShardStorage;
-  bytesIn: () => number;
-}
-
-async function libp2pNode(membership: 'mesh' | 'gossip', meter: ReturnType<typeof byteMeter>): Promise<Libp2p> {
-  return createLibp2p({
-    addresses: { listen: [`/memory/${crypto.randomUUID()}`] },
-    transports: [memory(), webSockets()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    metrics: meter.metrics,
-    services: { identify: identify(), ping: ping(), ...(membership === 'gossip' ? { pubsub: swarmPubsub() } : {}) },
-  });
-}
-
-async function member(server: SignalServer, modelId: string, membership: 'mesh' | 'gossip', extra: Partial<SwarmPeerOptions> & { storage?: FsShardStorage }): Promise<Member> {
-  const meter = byteMeter();
-  const node = await libp2pNode(membership, meter);
-  const storage = extra.storage ?? new MemoryShardStorage();
-  const peer = await SwarmPeer.start({ node, modelId, signal: server.addrs, membership, ...extra, storage });
-  return { peer, storage, bytesIn: meter.bytesIn };
-}
 
 /** Polls `cond` until true or the phase bound; the seconds it took, or null when it never held. */
 async function until(cond: () => boolean, t0 = performance.now()): Promise<number | null> {
@@ -95,20 +61,20 @@ async function run(membership: 'mesh' | 'gossip', n: number, manifest: Uint8Arra
   const all: Member[] = [];
   const out: Record<string, unknown> = { membership, peers: n, storagePeers: n - 1, budgetBytes: budget };
   try {
-    const seeder = await member(server, modelId, membership, { storage: await FsShardStorage.open(MODEL, { verify: false }), manifestBytes: manifest, evict: false });
+    const seeder = await startMember(server, modelId, membership, { storage: await FsShardStorage.open(MODEL, { verify: false }), manifestBytes: manifest, evict: false });
     all.push(seeder);
     const storers: Member[] = [];
     const t0 = performance.now();
     // started ten at a time, as a swarm fills in practice; join is timed from the first start
     for (let i = 1; i < n; i += 10) {
-      const batch = await Promise.all(Array.from({ length: Math.min(10, n - i) }, () => member(server, modelId, membership, { budgetBytes: budget })));
+      const batch = await Promise.all(Array.from({ length: Math.min(10, n - i) }, () => startMember(server, modelId, membership, { budgetBytes: budget })));
       storers.push(...batch);
       all.push(...batch);
     }
     out.startS = round((performance.now() - t0) / 1000);
     out.joinS = await until(() => all.every((m) => m.peer.peers().length >= n - 1), t0);
     out.peersKnownMin = Math.min(...all.map((m) => m.peer.peers().length));
-    const held = (live: Member[]) => shards.every((s) => live.filter((m) => m.storage.has(s.hash)).length >= R);
+    const held = (live: Member[]) => replicated(live, shards, R);
     out.convergeS = await until(() => held(storers), t0);
     log(`${membership} n=${n}: join ${out.joinS} s, converge ${out.convergeS} s`);
 
@@ -120,7 +86,7 @@ async function run(membership: 'mesh' | 'gossip', n: number, manifest: Uint8Arra
     log(`${membership} n=${n}: control ${JSON.stringify(out.controlBytesPerPeerPerMin)} B/peer/min, ${out.connectionsPerPeer} connections/peer`);
 
     const f0 = performance.now();
-    const fresh = await member(server, modelId, membership, {});
+    const fresh = await startMember(server, modelId, membership, {});
     all.push(fresh);
     const fetched = await Promise.race([fresh.peer.fetchAll().then(() => true), sleep(PHASE_MS).then(() => false)]).catch((err: Error) => {
       log(`fetch failed: ${err.message}`);
