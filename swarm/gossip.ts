@@ -1,4 +1,4 @@
-import { gossipsub, TopicValidatorResult, type GossipSub, type Message } from '@libp2p/gossipsub';
+import { gossipsub, TopicValidatorResult, type GossipSub, type Message, type SubscriptionChangeData } from '@libp2p/gossipsub';
 import type { Libp2p } from '@libp2p/interface';
 import { decodeMessage, encodeMessage } from './framing.ts';
 import { parseShardRequest, type HaveMessage } from './protocol.ts';
@@ -44,16 +44,22 @@ export function pubsubOf(node: Libp2p): GossipSub | undefined {
  * so gossipsub neither delivers nor forwards them (and scores down the neighbour that relayed them).
  *
  * @example
- * const g = new HaveGossip(pubsub, modelId, (a) => noteHave(a.from, a.have), (id) => banned.has(id));
+ * const g = new HaveGossip(pubsub, modelId, (a) => noteHave(a.from, a.have), () => announce(), (id) => banned.has(id));
  * await g.publish({ t: 'have', model: modelId, bits, budget, peers: [{ id: self, addrs }] });
  */
 export class HaveGossip {
   readonly topic: string;
   private readonly onMessage: (e: CustomEvent<Message>) => void;
+  private readonly onSubscription: (e: CustomEvent<SubscriptionChangeData>) => void;
   private readonly pubsub: GossipSub;
   private readonly modelId: string;
 
-  constructor(pubsub: GossipSub, modelId: string, deliver: (a: Announcement) => void, refused: (id: string) => boolean) {
+  /**
+   * `deliver` gets each valid announcement; `neighbour` runs when a connected peer joins the topic
+   * (a newcomer, or this peer's first neighbours: an announcement sent then reaches someone);
+   * `refused` names publishers whose messages are rejected.
+   */
+  constructor(pubsub: GossipSub, modelId: string, deliver: (a: Announcement) => void, neighbour: () => void, refused: (id: string) => boolean) {
     this.pubsub = pubsub;
     this.modelId = modelId;
     this.topic = haveTopic(modelId);
@@ -66,7 +72,11 @@ export class HaveGossip {
       const a = this.parse(e.detail);
       if (a) deliver(a);
     };
+    this.onSubscription = (e) => {
+      if (e.detail.subscriptions.some((s) => s.subscribe && s.topic === this.topic)) neighbour();
+    };
     pubsub.addEventListener('message', this.onMessage);
+    pubsub.addEventListener('subscription-change', this.onSubscription);
     pubsub.subscribe(this.topic);
   }
 
@@ -95,6 +105,7 @@ export class HaveGossip {
 
   stop(): void {
     this.pubsub.removeEventListener('message', this.onMessage);
+    this.pubsub.removeEventListener('subscription-change', this.onSubscription);
     this.pubsub.topicValidators.delete(this.topic);
   }
 }

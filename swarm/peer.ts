@@ -207,7 +207,7 @@ export class SwarmPeer extends EventTarget {
     const pubsub = pubsubOf(opts.node);
     const membership = opts.membership ?? (pubsub ? 'gossip' : 'mesh');
     if (membership === 'gossip' && !pubsub) throw new SwarmError('membership "gossip" needs a gossipsub service on the node as services.pubsub');
-    this.gossip = membership === 'gossip' ? new HaveGossip(pubsub!, this.modelId, (a) => this.noteAnnouncement(a), (id) => this.banned.has(id)) : undefined;
+    this.gossip = membership === 'gossip' ? new HaveGossip(pubsub!, this.modelId, (a) => this.noteAnnouncement(a), () => this.announce(), (id) => this.banned.has(id)) : undefined;
   }
 
   /** Joins the swarm: registers the protocol, contacts the signaling server, starts heartbeats. */
