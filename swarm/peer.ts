@@ -50,7 +50,8 @@ export interface SwarmPeerOptions {
   /**
    * Gossip membership: how often a peer re-announces an unchanged shard map (changes go out at
    * once); a peer not heard from in three periods is dropped (a closed connection drops it sooner).
-   * Default 10 000 ms: every announcement reaches every peer, so this period sets the control bytes.
+   * Default 5 × heartbeatMs (10 s): every announcement reaches every peer, so this period sets the
+   * control bytes, and three of it bound how long a hung peer is counted.
    */
   announceMs?: number;
   /** How often the peer re-registers with the signaling server and asks for peers. Default 5000 ms. */
@@ -191,7 +192,7 @@ export class SwarmPeer extends EventTarget {
       budgetBytes: opts.budgetBytes ?? 0,
       replication: opts.replication ?? 3,
       heartbeatMs: opts.heartbeatMs ?? 2000,
-      announceMs: opts.announceMs ?? 10_000,
+      announceMs: opts.announceMs ?? 5 * (opts.heartbeatMs ?? 2000),
       discoveryMs: opts.discoveryMs ?? 5000,
       pieceBytes: opts.pieceBytes ?? 1024 * 1024,
       maxSourcesPerShard: opts.maxSourcesPerShard ?? 4,
