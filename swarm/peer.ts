@@ -142,6 +142,8 @@ export class SwarmPeer extends EventTarget {
   private readonly gossip: HaveGossip | undefined;
   /** When each remote was last heard from (announcement or heartbeat): gossip membership expires remotes by it. */
   private readonly lastSeen = new Map<string, number>();
+  /** Remotes whose announcements arrive over gossip (the rest are heartbeated as in the mesh). */
+  private readonly viaGossip = new Set<string>();
   private announcedAt = 0;
   private readonly storage: ShardStorage;
   private readonly log: (line: string) => void;
@@ -657,6 +659,7 @@ export class SwarmPeer extends EventTarget {
     const before = this.known.get(a.from);
     this.learn(a.from, addrs);
     if (!this.remotes.has(a.from) || before?.join() !== addrs.join()) void this.remember(a.from, addrs);
+    this.viaGossip.add(a.from);
     this.noteHave(a.from, { ...a.have, peers: [] });
   }
 
@@ -682,6 +685,7 @@ export class SwarmPeer extends EventTarget {
 
   private forget(id: string, why: string): void {
     this.checker.forget(id);
+    this.viaGossip.delete(id);
     if (this.remotes.delete(id)) {
       this.log(`peer ${id} left (${why}; ${this.remotes.size} peers)`);
       this.changed();
@@ -723,22 +727,27 @@ export class SwarmPeer extends EventTarget {
     await this.gossip!.publish(have).catch((err: unknown) => this.log(`announcing: ${why(err)}`));
   }
 
-  /** Gossip membership: announce, expire the remotes not heard from in three periods, keep a few neighbours. */
-  private async gossipHeartbeat(): Promise<void> {
-    if (Date.now() - this.announcedAt >= this.opts.announceMs - this.opts.heartbeatMs / 2) await this.publishHave();
+  /** Gossip membership: announce when due, expire the gossiping remotes not heard from in three periods. */
+  private gossipRound(): void {
+    if (Date.now() - this.announcedAt >= this.opts.announceMs - this.opts.heartbeatMs / 2) void this.publishHave();
     const cutoff = Date.now() - 3 * this.opts.announceMs;
-    for (const r of [...this.remotes.values()]) {
-      if ((this.lastSeen.get(r.id) ?? 0) < cutoff) this.forget(r.id, 'missed announcements');
+    for (const id of this.viaGossip) {
+      const r = this.remotes.get(id);
+      if (!r) continue;
+      if ((this.lastSeen.get(id) ?? 0) < cutoff) this.forget(id, 'missed announcements');
       // announcements are rarer than heartbeats: spot checks fall due on this clock instead
-      else if (this.manifest) this.checker.maybeCheck(r.id, r.bits, this.shards);
+      else if (this.manifest) this.checker.maybeCheck(id, r.bits, this.shards);
     }
-    await this.meetKnown();
-    await this.replicate();
   }
 
+  /**
+   * Mesh membership: a heartbeat stream to every remote. Gossip membership: the same only to remotes
+   * heard from on the shard protocol alone (mesh-only peers, browsers; a newly dialed neighbour until
+   * its first announcement), so they stay in contact as they would with a mesh peer.
+   */
   private async heartbeat(): Promise<void> {
-    if (this.gossip) return this.gossipHeartbeat();
-    await Promise.all([...this.remotes.keys()].map(async (id) => {
+    if (this.gossip) this.gossipRound();
+    await Promise.all([...this.remotes.keys()].filter((id) => !this.viaGossip.has(id)).map(async (id) => {
       try {
         await this.exchangeHave(id);
       } catch (err) {
