@@ -22,9 +22,9 @@ export interface Announcement {
  * createLibp2p({ ..., services: { identify: identify(), pubsub: swarmPubsub() } })
  */
 export function swarmPubsub(): ReturnType<typeof gossipsub> {
-  // floodPublish would send each of our announcements to every connected peer (fetches and spot
-  // checks connect many): the mesh alone reaches everyone with fewer duplicates
-  return gossipsub({ allowPublishToZeroTopicPeers: true, floodPublish: false });
+  // floodPublish (the default) sends our own announcements to every connected subscriber, not only
+  // to the topic mesh, which a newcomer has not formed yet: its first announcements are not lost
+  return gossipsub({ allowPublishToZeroTopicPeers: true });
 }
 
 /** The gossipsub service of a node, when it runs one under `services.pubsub`. */

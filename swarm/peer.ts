@@ -42,9 +42,10 @@ export interface SwarmPeerOptions {
   heartbeatMs?: number;
   /**
    * How shard maps travel. 'gossip': announced on the model's gossipsub topic, and a peer keeps
-   * only a few connections (see gossip.ts); 'mesh': a heartbeat stream to every peer. Default
-   * 'gossip' when the node runs gossipsub as `services.pubsub` (createNodeLibp2p does), else 'mesh'.
-   * The two interoperate: a gossiping peer still answers and counts mesh heartbeats.
+   * only a few connections (see gossip.ts), and needs gossipsub on the node as `services.pubsub`
+   * (createNodeLibp2p runs it); 'mesh': a heartbeat stream to every peer. Default 'mesh' until
+   * gossip passes the multi-process heal test under load (swarm/README.md, Scale). The two
+   * interoperate: a gossiping peer still answers and heartbeats mesh peers.
    */
   membership?: 'gossip' | 'mesh';
   /**
@@ -208,7 +209,7 @@ export class SwarmPeer extends EventTarget {
       maxUploads: opts.maxUploads ?? 4,
     };
     const pubsub = pubsubOf(opts.node);
-    const membership = opts.membership ?? (pubsub ? 'gossip' : 'mesh');
+    const membership = opts.membership ?? 'mesh';
     if (membership === 'gossip' && !pubsub) throw new SwarmError('membership "gossip" needs a gossipsub service on the node as services.pubsub');
     this.gossip = membership === 'gossip' ? new HaveGossip(pubsub!, this.modelId, (a) => this.noteAnnouncement(a), () => this.announce(), (id) => this.banned.has(id)) : undefined;
   }
