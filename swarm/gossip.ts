@@ -24,7 +24,11 @@ export interface Announcement {
 export function swarmPubsub(): ReturnType<typeof gossipsub> {
   // floodPublish (the default) sends our own announcements to every connected subscriber, not only
   // to the topic mesh, which a newcomer has not formed yet: its first announcements are not lost
-  return gossipsub({ allowPublishToZeroTopicPeers: true });
+  // No penalty for peers sharing an IP address (gossipsub's Sybil heuristic): loopback test swarms
+  // and peers behind one NAT all share one, and a score below the gossip threshold silently drops
+  // their announcements. Hostile peers are handled by this swarm's own checks (signatures, spot
+  // checks, bans), not by their address.
+  return gossipsub({ allowPublishToZeroTopicPeers: true, scoreParams: { IPColocationFactorWeight: 0 } });
 }
 
 /** The gossipsub service of a node, when it runs one under `services.pubsub`. */
