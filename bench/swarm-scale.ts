@@ -40,18 +40,6 @@ for (const n of SIZES) if (!Number.isInteger(n) || n < 3) throw new Error(`--siz
 const log = (s: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A member, started again after a failure: under load the signaling server can drop a handshake. */
-async function joiner(...a: Parameters<typeof startMember>): Promise<Member> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startMember(...a);
-    } catch (err) {
-      if (attempt >= 3) throw err;
-      log(`peer start failed (${(err as Error).message.split('\n').join(' ')}); again`);
-    }
-  }
-}
-
 /** Polls `cond` until true or the phase bound; the seconds it took, or null when it never held. */
 async function until(cond: () => boolean, t0 = performance.now()): Promise<number | null> {
   while (!cond()) {
@@ -79,7 +67,7 @@ async function run(membership: 'mesh' | 'gossip', n: number, manifest: Uint8Arra
     const t0 = performance.now();
     // started ten at a time, as a swarm fills in practice; join is timed from the first start
     for (let i = 1; i < n; i += 10) {
-      const batch = await Promise.all(Array.from({ length: Math.min(10, n - i) }, () => joiner(server, modelId, membership, { budgetBytes: budget })));
+      const batch = await Promise.all(Array.from({ length: Math.min(10, n - i) }, () => startMember(server, modelId, membership, { budgetBytes: budget })));
       storers.push(...batch);
       all.push(...batch);
     }
@@ -98,7 +86,7 @@ async function run(membership: 'mesh' | 'gossip', n: number, manifest: Uint8Arra
     log(`${membership} n=${n}: control ${JSON.stringify(out.controlBytesPerPeerPerMin)} B/peer/min, ${out.connectionsPerPeer} connections/peer`);
 
     const f0 = performance.now();
-    const fresh = await joiner(server, modelId, membership, {});
+    const fresh = await startMember(server, modelId, membership, {});
     all.push(fresh);
     const fetched = await Promise.race([fresh.peer.fetchAll().then(() => true), sleep(PHASE_MS).then(() => false)]).catch((err: Error) => {
       log(`fetch failed: ${err.message}`);

@@ -33,8 +33,22 @@ export async function memoryNode(membership: Membership, metrics?: ReturnType<ty
   });
 }
 
-/** Starts one swarm peer of `modelId` in this process, registered with `server`. */
+/**
+ * Starts one swarm peer of `modelId` in this process, registered with `server`; tried up to three
+ * times, since a signaling server sharing a loaded process with dozens of peers can time a
+ * handshake out.
+ */
 export async function startMember(server: SignalServer, modelId: string, membership: Membership, extra: Partial<SwarmPeerOptions> = {}): Promise<Member> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(server, modelId, membership, extra);
+    } catch (err) {
+      if (attempt >= 3) throw err;
+    }
+  }
+}
+
+async function startOnce(server: SignalServer, modelId: string, membership: Membership, extra: Partial<SwarmPeerOptions>): Promise<Member> {
   const meter = byteMeter();
   const node = await memoryNode(membership, meter.metrics);
   const storage = extra.storage ?? new MemoryShardStorage();
