@@ -1000,7 +1000,11 @@ export class SwarmPeer extends EventTarget {
 
 /** `p`, or a rejection as soon as `signal` aborts (the work behind `p` carries on for other callers). */
 function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
+  if (signal.aborted) {
+    // nobody else may be waiting on `p`: its later failure (the peer stopping) must not go unhandled
+    p.catch(() => undefined);
+    return Promise.reject(signal.reason);
+  }
   return new Promise((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
