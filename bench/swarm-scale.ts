@@ -95,9 +95,11 @@ async function run(membership: 'mesh' | 'gossip', n: number, manifest: Uint8Arra
     log(`${membership} n=${n}: control ${JSON.stringify(out.controlBytesPerPeerPerMin)} B/peer/min, ${out.connectionsPerPeer} connections/peer`);
 
     const f0 = performance.now();
-    const fresh = await startMember(server, modelId, membership, {});
-    all.push(fresh);
-    const fetched = await Promise.race([fresh.peer.fetchAll().then(() => true), sleep(PHASE_MS).then(() => false)]).catch((err: Error) => {
+    const fetched = await Promise.race([startMember(server, modelId, membership, {}).then(async (fresh) => {
+      all.push(fresh);
+      await fresh.peer.fetchAll();
+      return true;
+    }), sleep(PHASE_MS).then(() => false)]).catch((err: Error) => {
       log(`fetch failed: ${err.message}`);
       return false;
     });
