@@ -13,6 +13,7 @@ import {
 } from './protocol.ts';
 import { Backoff } from './backoff.ts';
 import { RateLimiter } from './rate-limiter.ts';
+import { HaveGossip, pubsubOf, type Announcement } from './gossip.ts';
 import { SpotChecker, sameBytes } from './spot-check.ts';
 import type { ShardStorage } from './storage.ts';
 
@@ -38,8 +39,23 @@ export interface SwarmPeerOptions {
    * splitting its bandwidth over everyone's requests. Default 4.
    */
   maxUploads?: number;
-  /** How often peers exchange shard maps; three missed in a row drop the peer. Default 2000 ms. */
+  /** How often peers exchange (mesh) or announce (gossip) shard maps; three missed in a row drop the peer. Default 2000 ms. */
   heartbeatMs?: number;
+  /**
+   * How shard maps travel. 'gossip': announced on the model's gossipsub topic, and a peer keeps
+   * only a few connections (see gossip.ts), and needs gossipsub on the node as `services.pubsub`
+   * (createNodeLibp2p runs it); 'mesh': a heartbeat stream to every peer. Default 'mesh' until
+   * gossip passes the multi-process heal test under load (swarm/README.md, Scale). The two
+   * interoperate: a gossiping peer still answers and heartbeats mesh peers.
+   */
+  membership?: 'gossip' | 'mesh';
+  /**
+   * Gossip membership: how often a peer re-announces an unchanged shard map (changes go out at
+   * once); a peer not heard from in three periods is dropped (a closed connection drops it sooner).
+   * Default 5 × heartbeatMs (10 s): every announcement reaches every peer, so this period sets the
+   * control bytes, and three of it bound how long a hung peer is counted.
+   */
+  announceMs?: number;
   /** How often the peer re-registers with the signaling server and asks for peers. Default 5000 ms. */
   discoveryMs?: number;
   /**
@@ -152,6 +168,8 @@ class PeerStalledError extends SwarmProtocolError {
 const UNMEASURED_RATE = 50e6;
 const STALLED_RATE = 1;
 const MAX_KNOWN_PEERS = 1024;
+/** Connections a gossiping peer opens to stay in the mesh (gossipsub keeps D = 6 of them per topic). */
+const GOSSIP_NEIGHBOURS = 8;
 
 /** The peers (one per model) that answer shard requests on a node. */
 /** Verified bytes of a shard and the peers that supplied them. */
@@ -185,7 +203,14 @@ async function dispatch(node: Libp2p, stream: Stream, conn: Connection): Promise
 export class SwarmPeer extends EventTarget {
   readonly node: Libp2p;
   readonly modelId: string;
-  private readonly opts: Required<Omit<SwarmPeerOptions, 'manifestBytes' | 'log' | 'uploadBytesPerSec'>>;
+  private readonly opts: Required<Omit<SwarmPeerOptions, 'manifestBytes' | 'log' | 'uploadBytesPerSec' | 'membership'>>;
+  /** Shard-map announcements over gossipsub; undefined in mesh membership. */
+  private readonly gossip: HaveGossip | undefined;
+  /** When each remote was last heard from (announcement or heartbeat): gossip membership expires remotes by it. */
+  private readonly lastSeen = new Map<string, number>();
+  /** Remotes whose announcements arrive over gossip (the rest are heartbeated as in the mesh). */
+  private readonly viaGossip = new Set<string>();
+  private announcedAt = 0;
   private readonly storage: ShardStorage;
   private readonly log: (line: string) => void;
   private readonly limiter: RateLimiter | undefined;
@@ -239,6 +264,7 @@ export class SwarmPeer extends EventTarget {
       budgetBytes: opts.budgetBytes ?? 0,
       replication: opts.replication ?? 3,
       heartbeatMs: opts.heartbeatMs ?? 2000,
+      announceMs: opts.announceMs ?? 5 * (opts.heartbeatMs ?? 2000),
       discoveryMs: opts.discoveryMs ?? 5000,
       pieceBytes: opts.pieceBytes ?? 1024 * 1024,
       maxSourcesPerShard: opts.maxSourcesPerShard ?? 4,
@@ -258,6 +284,10 @@ export class SwarmPeer extends EventTarget {
     } catch (err) {
       throw new SwarmError(`${opts.discoveryRetry ? 'discoveryRetry' : 'discoveryMs'}: ${(err as Error).message}`, { cause: err });
     }
+    const pubsub = pubsubOf(opts.node);
+    const membership = opts.membership ?? 'mesh';
+    if (membership === 'gossip' && !pubsub) throw new SwarmError('membership "gossip" needs a gossipsub service on the node as services.pubsub');
+    this.gossip = membership === 'gossip' ? new HaveGossip(pubsub!, this.modelId, (a) => this.noteAnnouncement(a), () => this.announce(), (id) => this.banned.has(id)) : undefined;
   }
 
   /** Joins the swarm: registers the protocol, contacts the signaling server, starts heartbeats. */
@@ -306,6 +336,7 @@ export class SwarmPeer extends EventTarget {
     this.stopping.abort(new SwarmError('swarm peer stopped'));
     for (const t of this.timers) clearInterval(t);
     clearTimeout(this.discoveryTimer);
+    this.gossip?.stop();
     clearTimeout(this.announceTimer);
     clearTimeout(this.replicateTimer);
     const onNode = peersOnNode.get(this.node);
@@ -705,6 +736,7 @@ export class SwarmPeer extends EventTarget {
 
   private noteHave(id: string, m: HaveMessage): void {
     if (this.banned.has(id)) return;
+    this.lastSeen.set(id, Date.now());
     const r = this.remotes.get(id);
     const isNew = !r;
     const before = r?.bits;
@@ -719,7 +751,33 @@ export class SwarmPeer extends EventTarget {
     // also before the manifest (no shards to check yet): whether a peer first came claiming nothing must be known at our first placement
     this.checker.maybeCheck(id, m.bits, this.shards);
     if (isNew) this.log(`peer ${id} joined (${this.remotes.size} peers)`);
+    // a newcomer has heard nobody yet: the next announcement comes within a quarter period, not a whole one
+    if (isNew && this.gossip) this.announcedAt = Math.min(this.announcedAt, Date.now() - (3 * this.opts.announceMs) / 4);
     if (isNew || !sameBytes(before!, m.bits)) this.changed();
+  }
+
+  /** A gossiped shard map: its publisher becomes dialable at the addresses it signed, then counts like a heartbeat. */
+  private noteAnnouncement(a: Announcement): void {
+    if (a.from === this.id || this.banned.has(a.from)) return;
+    const addrs = a.have.peers[0]?.addrs ?? [];
+    const before = this.known.get(a.from);
+    this.learn(a.from, addrs);
+    if (!this.remotes.has(a.from) || before?.join() !== addrs.join()) void this.remember(a.from, addrs);
+    this.viaGossip.add(a.from);
+    this.noteHave(a.from, { ...a.have, peers: [] });
+  }
+
+  /** Puts a peer's parsable addresses in the peer store, so it can be dialed for shards. */
+  private async remember(id: string, addrs: string[]): Promise<void> {
+    const mas: Multiaddr[] = [];
+    for (const a of addrs) {
+      try {
+        mas.push(multiaddr(a));
+      } catch {
+        // An unparsable address from an untrusted peer is skipped; the others may work.
+      }
+    }
+    await this.node.peerStore.merge(peerIdFromString(id), { multiaddrs: mas }).catch(() => undefined);
   }
 
   private learn(id: string, addrs: string[]): void {
@@ -731,6 +789,7 @@ export class SwarmPeer extends EventTarget {
 
   private forget(id: string, why: string): void {
     this.checker.forget(id);
+    this.viaGossip.delete(id);
     if (this.remotes.delete(id)) {
       this.log(`peer ${id} left (${why}; ${this.remotes.size} peers)`);
       this.changed();
@@ -741,6 +800,7 @@ export class SwarmPeer extends EventTarget {
     if (this.banned.has(id)) return;
     this.banned.add(id);
     this.known.delete(id);
+    this.lastSeen.delete(id);
     this.log(`banned peer ${id}: ${why}`);
     this.forget(id, 'banned');
     void this.node.hangUp(peerIdFromString(id)).catch(() => undefined);
@@ -760,12 +820,38 @@ export class SwarmPeer extends EventTarget {
   private announce(): void {
     this.announceTimer ??= setTimeout(() => {
       this.announceTimer = undefined;
-      for (const id of this.remotes.keys()) void this.exchangeHave(id).catch(() => undefined);
+      if (this.gossip) void this.publishHave();
+      else for (const id of this.remotes.keys()) void this.exchangeHave(id).catch(() => undefined);
     }, 50);
   }
 
+  private async publishHave(): Promise<void> {
+    this.announcedAt = Date.now();
+    const have = { ...this.haveMessage(), peers: [{ id: this.id, addrs: this.selfAddrs() }] };
+    await this.gossip!.publish(have).catch((err: unknown) => this.log(`announcing: ${why(err)}`));
+  }
+
+  /** Gossip membership: announce when due, expire the gossiping remotes not heard from in three periods. */
+  private gossipRound(): void {
+    if (Date.now() - this.announcedAt >= this.opts.announceMs - this.opts.heartbeatMs / 2) void this.publishHave();
+    const cutoff = Date.now() - 3 * this.opts.announceMs;
+    for (const id of this.viaGossip) {
+      const r = this.remotes.get(id);
+      if (!r) continue;
+      if ((this.lastSeen.get(id) ?? 0) < cutoff) this.forget(id, 'missed announcements');
+      // announcements are rarer than heartbeats: spot checks fall due on this clock instead
+      else if (this.manifest) this.checker.maybeCheck(id, r.bits, this.shards);
+    }
+  }
+
+  /**
+   * Mesh membership: a heartbeat stream to every remote. Gossip membership: the same only to remotes
+   * heard from on the shard protocol alone (mesh-only peers, browsers; a newly dialed neighbour until
+   * its first announcement), so they stay in contact as they would with a mesh peer.
+   */
   private async heartbeat(): Promise<void> {
-    await Promise.all([...this.remotes.keys()].map(async (id) => {
+    if (this.gossip) this.gossipRound();
+    await Promise.all([...this.remotes.keys()].filter((id) => !this.viaGossip.has(id)).map(async (id) => {
       try {
         await this.exchangeHave(id);
       } catch (err) {
@@ -782,7 +868,9 @@ export class SwarmPeer extends EventTarget {
 
   /** Dials peers learned from the signaling server or from other peers that are not yet in contact. */
   private async meetKnown(): Promise<void> {
-    const todo = [...this.known].filter(([id]) => !this.remotes.has(id) && !this.banned.has(id) && !this.dialing.has(id));
+    let todo = [...this.known].filter(([id]) => !this.remotes.has(id) && !this.banned.has(id) && !this.dialing.has(id));
+    // gossip needs only a few neighbours: everyone else is heard through the mesh and dialed for shards on demand
+    if (this.gossip) todo = todo.slice(0, Math.max(0, GOSSIP_NEIGHBOURS - this.node.getPeers().length - this.dialing.size));
     await Promise.all(todo.map(async ([id, addrs]) => {
       this.dialing.add(id);
       try {
@@ -1039,7 +1127,11 @@ export class SwarmPeer extends EventTarget {
 
 /** `p`, or a rejection as soon as `signal` aborts (the work behind `p` carries on for other callers). */
 function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
+  if (signal.aborted) {
+    // nobody else may be waiting on `p`: its later failure (the peer stopping) must not go unhandled
+    p.catch(() => undefined);
+    return Promise.reject(signal.reason);
+  }
   return new Promise((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
