@@ -5,7 +5,7 @@ import { ConvertError } from './errors.ts';
 import { blake3Hex } from './hash.ts';
 import type { ModelPlan, PlannedTensor } from './plan.ts';
 import { MODEL_FILES } from './query.ts';
-import { removeStaleTemps, ShardSink } from './shard-sink.ts';
+import { removeStaleTemps, ShardSink, storeBlob } from './shard-sink.ts';
 import type { Manifest } from './types.ts';
 
 export interface Progress {
@@ -60,11 +60,16 @@ export async function writeShards(
 }
 
 /**
- * Makes the model complete by writing its manifest last: temp files renamed into place, the
+ * Makes the model complete by writing its manifest last (after a two-level manifest's layer lists): temp files renamed into place, the
  * msgpack (the model's identity) first, so any manifest.msgpack a reader finds points only at
  * shards that are already whole.
  */
-export async function commitManifest(dir: string, manifest: Manifest): Promise<{ id: string; manifestBytes: Uint8Array }> {
+export async function commitManifest(dir: string, manifest: Manifest, layerLists: ReadonlyMap<string, Uint8Array> = new Map()): Promise<{ id: string; manifestBytes: Uint8Array }> {
+  // a two-level manifest's layer lists are stored (like shards) before the manifest that names them
+  for (const [hash, bytes] of layerLists) {
+    const stored = await storeBlob(join(dir, MODEL_FILES.shards), bytes);
+    if (stored !== hash) throw new ConvertError(`layer list ${hash} was stored as ${stored}`);
+  }
   const manifestBytes = encodeManifest(manifest);
   const id = await blake3Hex(manifestBytes);
   const json = JSON.stringify({ id, ...manifest }, null, 1);
