@@ -247,6 +247,11 @@ export class SwarmPeer extends EventTarget {
     const size = this.storage.sizeOf(hash);
     if (size !== undefined) return this.storage.read(hash, 0, size);
     await this.ensureManifest(signal);
+    const list = this.lists.get(hash);
+    if (list) {
+      if (this.opts.keepFetched) await this.keep(hash, list);
+      return list;
+    }
     if (!this.index.has(hash)) throw new SwarmError(`shard ${hash} is not part of model ${this.modelId}`);
     return this.obtain(hash, this.opts.keepFetched, signal);
   }
@@ -617,7 +622,7 @@ export class SwarmPeer extends EventTarget {
     return {
       t: 'have',
       model: this.modelId,
-      bits: bitfieldOf(this.shards.map((s) => this.storage.has(s.hash))),
+      bits: bitfieldOf(this.shards.map((s) => this.storage.has(s.hash) || this.lists.has(s.hash))),
       budget: Number.isFinite(this.opts.budgetBytes) ? this.opts.budgetBytes : Number.MAX_SAFE_INTEGER,
       peers,
     };
