@@ -227,4 +227,10 @@ export interface Manifest {
   /** Tokenizer files copied from the source: file name (e.g. tokenizer.json) → BLAKE3 hex of its blob in shards/. */
   tokenizer: Record<string, string>;
   totals: { parameters: number; bytes: number; denseBytes: number; expertBytes: number };
+  /**
+   * Two-level manifests (large models): per MoE layer in layer order, the BLAKE3 of the blob in
+   * shards/ that lists that layer's expert shard hashes. The encoded top level then carries these
+   * instead of the expert hashes; decoding needs the blobs (`loadManifest`). Absent: single-level.
+   */
+  layerLists?: string[];
 }

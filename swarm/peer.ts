@@ -4,7 +4,7 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { blake3Hex } from '../manifests/index.ts';
 import { FrameReader, encodeFrame, sendAll, WRITE_CHUNK } from './framing.ts';
 import { ShardUnavailableError, SwarmError, SwarmIntegrityError, SwarmProtocolError } from './errors.ts';
-import { decodeManifest, shardListOf, type Manifest } from './model.ts';
+import { loadManifest, shardListOf, type Manifest } from './model.ts';
 import { assignShards, rendezvousScore, type PlacedShard } from './placement.ts';
 import {
   DISCOVERY_PROTOCOL, MAX_ADDRS, MAX_MANIFEST_BYTES, MAX_MESSAGE_BYTES, MAX_PEERS_LISTED, MAX_PIECE_BYTES, SHARD_PROTOCOL,
@@ -216,6 +216,8 @@ export class SwarmPeer extends EventTarget {
   private readonly limiter: RateLimiter | undefined;
   private manifest: Manifest | undefined;
   private manifestRaw: Uint8Array | undefined;
+  /** A two-level manifest's layer lists (verified), served to peers that adopt the manifest from this one. */
+  private lists = new Map<string, Uint8Array>();
   private shards: PlacedShard[] = [];
   private index = new Map<string, number>();
   private readonly remotes = new Map<string, Remote>();
@@ -366,6 +368,11 @@ export class SwarmPeer extends EventTarget {
     const size = this.storage.sizeOf(hash);
     if (size !== undefined) return this.storage.read(hash, 0, size);
     await this.ensureManifest(signal);
+    const list = this.lists.get(hash);
+    if (list) {
+      if (this.opts.keepFetched) await this.keep(hash, list);
+      return list;
+    }
     if (!this.index.has(hash)) throw new SwarmError(`shard ${hash} is not part of model ${this.modelId}`);
     return this.obtain(hash, this.opts.keepFetched, signal);
   }
@@ -481,10 +488,26 @@ export class SwarmPeer extends EventTarget {
 
   // ---------------------------------------------------------------- manifest
 
-  private async adoptManifest(bytes: Uint8Array, from: string): Promise<void> {
+  /**
+   * Takes a manifest verified against the model id. A two-level one's layer lists come from storage,
+   * else from `peer` (the one that served the manifest, which holds them since it decoded it); all
+   * at once, since placement and the shard index need every hash. They are then served from memory
+   * and, listed by shardListOf, replicated like tokenizer blobs.
+   */
+  private async adoptManifest(bytes: Uint8Array, from: string, peer?: string, signal?: AbortSignal): Promise<void> {
     const hash = await blake3Hex(bytes);
     if (hash !== this.modelId) throw new SwarmIntegrityError(`${from}: manifest hashes to ${hash}, not model id ${this.modelId}`);
-    const m = decodeManifest(bytes, from);
+    const lists = new Map<string, Uint8Array>();
+    const m = await loadManifest(bytes, from, async (list) => {
+      const size = this.storage.sizeOf(list);
+      const got = size !== undefined ? await this.storage.read(list, 0, size)
+        : peer ? await this.requestBytes(peer, { t: 'get', model: this.modelId, hash: list, offset: 0, length: MAX_PIECE_BYTES }, MAX_PIECE_BYTES, 0, signal)
+        : null;
+      if (!got) throw new SwarmError(`layer list ${list} is not stored here`);
+      lists.set(list, got);
+      return got;
+    });
+    this.lists = lists;
     this.manifest = m;
     this.manifestRaw = bytes;
     this.shards = shardListOf(m);
@@ -525,7 +548,8 @@ export class SwarmPeer extends EventTarget {
         continue;
       }
       try {
-        await this.adoptManifest(bytes, `manifest from peer ${next}`);
+        const left = AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, deadline - Date.now()))]);
+        await this.adoptManifest(bytes, `manifest from peer ${next}`, next, left);
       } catch (err) {
         this.ban(next, why(err));
       }
@@ -550,8 +574,11 @@ export class SwarmPeer extends EventTarget {
         if (!this.manifestRaw) await sendAll(stream, encodeFrame({ t: 'err', message: 'manifest not held' }));
         else await this.sendBytes(stream, this.manifestRaw, id);
       } else {
+        const list = this.lists.get(req.hash);
         const size = this.storage.sizeOf(req.hash);
-        if (size === undefined || req.offset > size) {
+        if (list && size === undefined) {
+          await this.sendBytes(stream, list.subarray(Math.min(req.offset, list.length), Math.min(list.length, req.offset + req.length)));
+        } else if (size === undefined || req.offset > size) {
           await sendAll(stream, encodeFrame({ t: 'err', message: `shard ${req.hash} not held` }));
         } else if (!(await this.acquireUpload())) {
           await sendAll(stream, encodeFrame({ t: 'err', message: BUSY }));
@@ -728,7 +755,7 @@ export class SwarmPeer extends EventTarget {
     return {
       t: 'have',
       model: this.modelId,
-      bits: bitfieldOf(this.shards.map((s) => this.storage.has(s.hash))),
+      bits: bitfieldOf(this.shards.map((s) => this.storage.has(s.hash) || this.lists.has(s.hash))),
       budget: Number.isFinite(this.opts.budgetBytes) ? this.opts.budgetBytes : Number.MAX_SAFE_INTEGER,
       peers,
     };

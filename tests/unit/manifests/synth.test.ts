@@ -125,8 +125,9 @@ describe('synth', () => {
     expect(oss.modelBytes).toBeLessThan(66e9);
     const ds = await plannedManifestSize('deepseek-v3-671b', 'q4_0');
     expect(ds.experts).toBe(58 * 256);
-    // Per-shard hashes alone are 32 B × shards; everything else is small.
-    expect(ds.bytes).toBeGreaterThan(ds.shards * 32);
-    expect(ds.bytes).toBeLessThan(ds.shards * 32 + 4096);
+    // Two-level: the top level holds the dense shards' hashes and one per MoE layer; the lists hold 32 B per expert shard.
+    expect(ds.bytes).toBeLessThan((ds.shards - ds.experts + 58) * 32 + 4096);
+    expect(ds.listBytes).toBeGreaterThan(ds.experts * 32);
+    expect(ds.listBytes).toBeLessThan(ds.experts * 32 + 58 * 64);
   });
 });
