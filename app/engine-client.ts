@@ -3,11 +3,11 @@
  * the engine and its chat session.
  */
 import type { StoreStats } from '../storage/index.ts';
-import type { BackendChoice, FromWorker, Phase, Sampling, ToWorker, TurnResult } from './protocol.ts';
+import type { BackendChoice, EngineReport, FromWorker, Phase, Sampling, ToWorker, TurnResult } from './protocol.ts';
 
 export interface EngineEvents {
   phase(p: Phase): void;
-  backend(name: 'webgpu' | 'cpu', adapter: string, note: string | null): void;
+  backend(report: EngineReport): void;
   token(text: string, experts: number[][], storage: StoreStats): void;
   /** A turn ended (its tiers as they are now). */
   storage(s: StoreStats): void;
@@ -22,8 +22,11 @@ export interface Ready {
 }
 
 export interface ChatEngine {
-  /** Starts setting up the backend (call as early as possible: probing WebGPU takes a while). */
-  prepare(backend: BackendChoice): void;
+  /**
+   * Starts setting up the backend (call as early as possible: probing WebGPU takes a while);
+   * `because` is a remembered verdict, the reason shown for the CPU path asked for.
+   */
+  prepare(backend: BackendChoice, because: string | null): void;
   load(modelId: string, manifest: Uint8Array): Promise<Ready>;
   /** The next user message; tokens arrive through the events as they are chosen. */
   send(text: string, sampling: Sampling): Promise<TurnResult>;
@@ -49,7 +52,7 @@ export function workerEngine(getShard: (hash: string) => Promise<Uint8Array>, on
         );
         break;
       case 'phase': on.phase(m.phase); break;
-      case 'backend': on.backend(m.name, m.adapter, m.note); break;
+      case 'backend': on.backend(m.report); break;
       case 'ready': loading?.resolve(m); loading = undefined; break;
       case 'token': on.token(m.text, m.experts, m.storage); break;
       case 'done':
@@ -68,7 +71,7 @@ export function workerEngine(getShard: (hash: string) => Promise<Uint8Array>, on
   worker.onerror = (e) => on.error(`engine worker: ${e.message}`);
 
   return {
-    prepare: (choice) => send({ t: 'backend', choice }),
+    prepare: (choice, because) => send({ t: 'backend', choice, because }),
     load(modelId, manifest) {
       return new Promise((resolve, reject) => {
         loading = { resolve, reject };

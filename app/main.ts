@@ -5,7 +5,7 @@
  */
 import type { StoreStats } from '../storage/index.ts';
 import { blake3Hex } from '../manifests/index.ts';
-import { shardListOf } from '../swarm/index.ts';
+import { shardListOf, type SignalingStatus } from '../swarm/index.ts';
 import { workerEngine, type ChatEngine } from './engine-client.ts';
 import type { BackendChoice } from './protocol.ts';
 import { TabShards, type ServerConfig } from './shards.ts';
@@ -15,8 +15,8 @@ import type { ModelRow, PageState } from './page-state.ts';
 import { drawHeatmap, drawPeers, drawSpeed, drawTiers, formatBytes, type PeerRow } from './views.ts';
 
 const state: PageState = {
-  modelId: null, phase: 'idle', backend: null, backendNote: null, loadMs: null, warm: null, peerId: null,
-  counters: null, loadCounters: null, heldShards: 0, totalShards: 0, opfsBytes: 0, opfsBudget: 0, banned: [], swarmStatus: null, traffic: {}, marks: {}, shardLog: [], replies: [], errors: [],
+  modelId: null, phase: 'idle', backend: null, backendNote: null, engine: null, loadMs: null, warm: null, peerId: null,
+  counters: null, loadCounters: null, heldShards: 0, totalShards: 0, opfsBytes: 0, opfsBudget: 0, banned: [], signaling: null, swarmStatus: null, traffic: {}, marks: {}, shardLog: [], replies: [], errors: [],
 };
 (globalThis as unknown as { doppler: PageState }).doppler = state;
 /** Test hook: re-hashes every shard this tab stored; corrupt ones are named. */
@@ -31,7 +31,8 @@ const state: PageState = {
 };
 
 const HEAT_TOKENS = 32;
-const BACKEND_KEY = 'doppler.cpuBecause';
+/** The CPU path an earlier visit measured and why WebGPU was not used: `{ name, because }`. */
+const VERDICT_KEY = 'doppler.cpuVerdict';
 const recentExperts: number[][][] = [];
 let lastStorage: StoreStats | null = null;
 let lastTtft: number | null = null;
@@ -60,6 +61,24 @@ async function getJson<T>(path: string): Promise<T> {
   return (await r.json()) as T;
 }
 
+function backendChoice(param: string | null): BackendChoice {
+  const choices: BackendChoice[] = ['auto', 'webgpu', 'wasm', 'cpu'];
+  if (param === null) return 'auto';
+  if (!(choices as string[]).includes(param)) throw new Error(`?backend= must be one of ${choices.join(', ')}, got "${param}"`);
+  return param as BackendChoice;
+}
+
+function rememberedVerdict(): { name: 'wasm' | 'cpu'; because: string } | null {
+  try {
+    const v = JSON.parse(localStorage.getItem(VERDICT_KEY) ?? 'null') as { name?: unknown; because?: unknown } | null;
+    if ((v?.name === 'wasm' || v?.name === 'cpu') && typeof v.because === 'string') return { name: v.name, because: v.because };
+  } catch {
+    // a damaged entry is measured again
+  }
+  localStorage.removeItem(VERDICT_KEY);
+  return null;
+}
+
 async function open(config: ServerConfig, modelId: string, models: ModelRow[]): Promise<void> {
   if (!/^[0-9a-f]{64}$/.test(modelId)) throw new Error(`"${modelId}" is not a model id (a model id is 64 hex digits, the BLAKE3 of its manifest)`);
   state.modelId = modelId;
@@ -71,9 +90,9 @@ async function open(config: ServerConfig, modelId: string, models: ModelRow[]): 
   const t0 = performance.now();
   state.phase = 'manifest';
   step('manifest', 'active');
-  // Probing WebGPU costs a warm start much of its time; a browser that had only a software adapter is remembered.
-  const choice = (new URL(location.href).searchParams.get('backend') ?? 'auto') as BackendChoice;
-  const remembered = choice === 'auto' ? localStorage.getItem(BACKEND_KEY) : null;
+  // Probing WebGPU costs a warm start much of its time; a browser that ran on a CPU path is remembered.
+  const choice = backendChoice(new URL(location.href).searchParams.get('backend'));
+  const remembered = choice === 'auto' ? rememberedVerdict() : null;
   engine = workerEngine((h) => shards!.get(h), {
     phase: (p) => {
       state.phase = p;
@@ -86,20 +105,22 @@ async function open(config: ServerConfig, modelId: string, models: ModelRow[]): 
         step('pipeline', 'active');
       }
     },
-    backend: (name, adapter, workerNote) => {
+    backend: (report) => {
       state.marks.backend = performance.now() - t0;
-      const note = remembered && name === 'cpu' ? `${remembered} (remembered from this browser's last visit)` : workerNote;
-      if (choice === 'auto' && name === 'cpu' && workerNote) localStorage.setItem(BACKEND_KEY, workerNote);
-      state.backend = name;
-      state.backendNote = note;
-      $('whoami').textContent = `engine: ${name === 'webgpu' ? `WebGPU (${adapter})` : 'CPU (TypeScript)'} in a Web Worker`;
-      if (note) notice($('backendnote'), name === 'cpu' ? 'warn' : 'info', note);
+      if (choice === 'auto' && !remembered && report.cpuBecause && report.name !== 'webgpu') {
+        localStorage.setItem(VERDICT_KEY, JSON.stringify({ name: report.name, because: report.cpuBecause }));
+      }
+      state.backend = report.name;
+      state.backendNote = report.note;
+      state.engine = report;
+      $('whoami').textContent = `engine: ${report.engine} in a Web Worker`;
+      if (report.note) notice($('backendnote'), report.name === 'webgpu' ? 'info' : 'warn', report.note);
     },
     token: (text, used, storage) => onToken(text, used, storage),
     storage: (st) => (lastStorage = st),
     error: (m) => fail(m),
   });
-  engine.prepare(remembered ? 'cpu' : choice);
+  engine.prepare(remembered?.name ?? choice, remembered ? `${remembered.because} (remembered from this browser's last visit)` : null);
   const progress = $('progress').firstElementChild as HTMLElement;
   let done = 0;
   shards = await TabShards.open(config, modelId, budgetMiB * 2 ** 20, (e) => {
@@ -131,7 +152,7 @@ async function open(config: ServerConfig, modelId: string, models: ModelRow[]): 
   progress.style.width = '100%';
   if (state.marks.pipeline === undefined) step('weights', 'done', $('s-weights-d').textContent ?? '');
   step('tokenizer', 'done');
-  step('pipeline', 'done', state.backend === 'cpu' ? 'nothing to compile on the CPU backend' : '');
+  step('pipeline', 'done', state.backend !== 'webgpu' ? 'nothing to compile on the CPU' : '');
   state.loadMs = performance.now() - t0;
   state.loadCounters = { ...shards.counters };
   state.warm = shards.counters.networkBytes === 0;
@@ -244,9 +265,8 @@ function redraw(): void {
   const st = peer?.stats();
   state.traffic = st?.traffic ?? {};
   state.banned = st?.banned ?? [];
-  state.swarmStatus = shards && shards.waiting > 0 && (!peer || peer.peers().length === 0)
-    ? `Waiting for ${shards.waiting} shard${shards.waiting > 1 ? 's' : ''}, but no peer of this model is reachable (the server may be restarting): retrying every 2 s; this resumes when one answers.`
-    : null;
+  state.signaling = st?.signaling ?? null;
+  state.swarmStatus = swarmStatus(st?.signaling ?? null, shards && (!peer || peer.peers().length === 0) ? shards.waiting : 0);
   $('swarmstatus').textContent = state.swarmStatus ?? '';
   $('swarmstatus').className = state.swarmStatus ? 'notice warn' : '';
   if (shards) {
@@ -283,6 +303,17 @@ function redraw(): void {
     const problem = shards.storageProblem ? ` · ${shards.counters.notStored} shards could not be stored (${shards.storageProblem.replace(/^keeping shard \w+: /, '')})` : '';
     $('opfsused').textContent = `${formatBytes(shards.storage.usedBytes())} stored in this browser${problem}`;
   }
+}
+
+/** What the page says while the server is unreachable (backing off) or shards wait with no peer to ask. */
+function swarmStatus(sig: SignalingStatus | null, waitingWithoutPeers: number): string | null {
+  const secs = sig?.retryAt ? Math.ceil((sig.retryAt - Date.now()) / 1000) : 0;
+  const server = sig && sig.failures > 0 ? `server unreachable, ${secs > 0 ? `retrying in ${secs} s` : 'retrying now'} (try ${sig.failures + 1})` : null;
+  if (waitingWithoutPeers > 0) {
+    const what = `Waiting for ${waitingWithoutPeers} shard${waitingWithoutPeers > 1 ? 's' : ''}, but no peer of this model is reachable`;
+    return `${what}${server ? ` (${server})` : ''}; this resumes when one answers.`;
+  }
+  return server ? `The ${server}; the model keeps running from what this tab holds.` : null;
 }
 
 let shardsConfig: ServerConfig | null = null;

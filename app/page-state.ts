@@ -1,6 +1,7 @@
 /** What the page shows and what tests and the bench read from it (window.doppler). */
+import type { SignalingStatus } from '../swarm/index.ts';
 import type { TabShards, ShardEvent } from './shards.ts';
-import type { Phase, TurnResult } from './protocol.ts';
+import type { EngineName, EngineReport, Phase, TurnResult } from './protocol.ts';
 
 /** One row of /api/models. */
 export interface ModelRow {
@@ -19,8 +20,10 @@ export interface ModelRow {
 export interface PageState {
   modelId: string | null;
   phase: 'idle' | 'manifest' | Phase | 'ready' | 'failed';
-  backend: string | null;
+  backend: EngineName | null;
   backendNote: string | null;
+  /** Which engine runs and why (the worker's report). */
+  engine: EngineReport | null;
   loadMs: number | null;
   warm: boolean | null;
   peerId: string | null;
@@ -34,7 +37,9 @@ export interface PageState {
   opfsBytes: number;
   opfsBudget: number;
   banned: string[];
-  /** Set while shards are awaited from the swarm and no peer is reachable (the tab keeps retrying). */
+  /** The signaling server's reachability: failed rounds in a row and the backoff before the next. */
+  signaling: SignalingStatus | null;
+  /** Set while the server is unreachable or shards are awaited with no peer reachable (the tab keeps retrying). */
   swarmStatus: string | null;
   traffic: Record<string, { up: number; down: number }>;
   shardLog: ShardEvent[];

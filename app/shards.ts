@@ -94,6 +94,8 @@ export class TabShards {
         if (self) self.storageProblem = line;
       },
       allowPrivateAddresses: isPrivateHost(location.hostname), heartbeatMs: 1000, discoveryMs: 2000,
+      // A lost server is knocked on after 1 s, 2 s, 4 s … 30 s (jittered), not every 2 s by every tab.
+      discoveryRetry: { firstMs: 1000, maxMs: 30_000 },
       ...(manifestBytes ? { manifestBytes } : {}),
     });
     self = new TabShards(storage, counters, modelId, manifestBytes, peer, onShard);

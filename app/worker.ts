@@ -5,9 +5,10 @@
  * prefill and verification.
  */
 import { ChatSession, openModel, type ChatReply, type Engine, type LayerObserver, type OpenedModel } from '../engine/index.ts';
-import { createCpuBackend, createWebGpuBackend, type Backend } from '../kernels/index.ts';
+import type { Backend } from '../kernels/index.ts';
 import { decodeManifest } from '../manifests/index.ts';
 import type { ShardSource } from '../storage/index.ts';
+import { chooseEngine } from './engine-choice.ts';
 import type { BackendChoice, FromWorker, Sampling, ToWorker } from './protocol.ts';
 
 const post = (m: FromWorker) => postMessage(m);
@@ -41,25 +42,15 @@ const expertRecorder: LayerObserver = {
   },
 };
 
-/** WebGPU on real hardware; the TypeScript backend when there is none or only a software adapter. */
-async function chooseBackend(choice: BackendChoice): Promise<Backend> {
-  if (choice === 'cpu') {
-    post({ t: 'backend', name: 'cpu', adapter: 'TypeScript', note: 'CPU backend chosen in the URL (?backend=cpu).' });
-    return createCpuBackend();
-  }
-  let why: string;
-  try {
-    const gpu = await createWebGpuBackend();
-    if (!gpu.info.software || choice === 'webgpu') {
-      post({ t: 'backend', name: 'webgpu', adapter: gpu.info.description, note: gpu.info.software ? 'WebGPU runs on a software adapter (slow).' : null });
-      return gpu;
-    }
-    why = `WebGPU here is a software adapter (${gpu.info.description}), slower than the CPU backend`;
-  } catch (err) {
-    why = `no WebGPU in this browser (${(err as Error).message})`;
-  }
-  post({ t: 'backend', name: 'cpu', adapter: 'TypeScript', note: `${why}: running on the CPU backend instead.` });
-  return createCpuBackend();
+/** The engine's backend (engine-choice.ts; its WASM workers are nested in this worker), and the page told which and why. */
+async function chooseBackend(choice: BackendChoice, because: string | null): Promise<Backend> {
+  // A remembered CPU path that no longer starts (another browser version, say) is measured again.
+  const { backend: chosen, report } = await chooseEngine(choice, because).catch((err: unknown) => {
+    if (because === null) throw err;
+    return chooseEngine('auto', null);
+  });
+  post({ t: 'backend', report });
+  return chosen;
 }
 
 async function load(msg: Extract<ToWorker, { t: 'load' }>): Promise<void> {
@@ -69,8 +60,8 @@ async function load(msg: Extract<ToWorker, { t: 'load' }>): Promise<void> {
   const chosen = await backend;
   post({ t: 'phase', phase: 'weights' });
   const opened = await openModel({
-    // WebGPU compiles its pipelines in a warm-up token; the CPU backend has nothing to compile.
-    backend: chosen, modelId: msg.modelId, sources: [pageSource], observer: expertRecorder, warmup: chosen.name !== 'cpu',
+    // WebGPU compiles its pipelines in a warm-up token; the CPU paths have nothing to compile.
+    backend: chosen, modelId: msg.modelId, sources: [pageSource], observer: expertRecorder, warmup: chosen.name === 'webgpu',
     manifestFrom: [{ name: 'the page', getManifest: async () => msg.manifest }],
     // Experts are paged through the store (so its tiers can be shown), all of them allowed on the device.
     budgets: { vramBytes: manifest.totals.expertBytes, ramBytes: msg.ramBytes },
@@ -110,7 +101,7 @@ onmessage = (e: MessageEvent<ToWorker>) => {
     if (msg.bytes) p?.resolve(msg.bytes);
     else p?.reject(new Error(msg.error ?? 'shard unavailable'));
   } else if (msg.t === 'backend') {
-    backend = chooseBackend(msg.choice);
+    backend = chooseBackend(msg.choice, msg.because);
     backend.catch(fail);
   } else if (msg.t === 'load') void load(msg).catch(fail);
   else if (msg.t === 'send') void send(msg.text, msg.sampling).catch(fail);

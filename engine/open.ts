@@ -5,7 +5,7 @@
  * backend are composed in one place.
  */
 import type { Backend, DeviceBytes } from '../kernels/index.ts';
-import { blake3Hex, decodeManifest, type Manifest } from '../manifests/index.ts';
+import { blake3Hex, loadManifest, type Manifest } from '../manifests/index.ts';
 import { ShardStore, shardMeta, type PersistentBackend, type PolicyName, type ShardSource } from '../storage/index.ts';
 import { Engine } from './engine.ts';
 import { EngineError, ModelLoadError } from './errors.ts';
@@ -147,12 +147,39 @@ async function resolveManifest(opts: OpenModelOptions): Promise<{ manifest: Mani
       problems.push(`${place.name}: manifest hashes to ${id}, not the model id`);
       continue;
     }
-    const manifest = decodeManifest(bytes, place.name);
+    const fetched = new Map<string, Uint8Array>();
+    const manifest = await loadManifest(bytes, place.name, (hash) => fetchLayerList(opts, hash, fetched));
+    // kept like the manifest, so the next load finds the lists without asking a source
+    if (opts.persistent) for (const [hash, blob] of fetched) await opts.persistent.write(hash, blob);
     if (!place.isCache && opts.keepManifest) await opts.keepManifest(bytes);
     return { manifest, id, from: place.name };
   }
   const what = opts.modelId ?? 'the model';
   throw new ModelLoadError(`no manifest for ${what}${problems.length ? `:\n  ${problems.join('\n  ')}` : ' (no place to read it from was given)'}`);
+}
+
+/**
+ * A two-level manifest's layer list, before any store exists (the store is sized from the
+ * manifest): the persistent tier first, then each source in order. All lists are fetched at open,
+ * because the store's metadata and the engine's expert index are built from every shard's hash.
+ * loadManifest verifies what this returns; `fetched` collects what came from a source.
+ */
+async function fetchLayerList(opts: OpenModelOptions, hash: string, fetched: Map<string, Uint8Array>): Promise<Uint8Array> {
+  const local = await opts.persistent?.read(hash).catch(() => null);
+  if (local && (await blake3Hex(local)) === hash) return local;
+  const problems: string[] = [];
+  for (const s of opts.sources) {
+    try {
+      const bytes = await s.get(hash, opts.signal);
+      const actual = await blake3Hex(bytes);
+      if (actual !== hash) throw new ModelLoadError(`served bytes hashing to ${actual}`);
+      fetched.set(hash, bytes);
+      return bytes;
+    } catch (err) {
+      problems.push(`${s.name ?? 'source'}: ${(err as Error).message}`);
+    }
+  }
+  throw new ModelLoadError(`no place holds it${problems.length ? ` (${problems.join('; ')})` : ''}`);
 }
 
 /** Notes which remote source served each hash, for progress reports. */

@@ -26,7 +26,8 @@ interface TensorColumns {
  * The encoded manifest. When the tensor table, shard kinds and expert index follow from the
  * config and the plan rules (every manifest `convert` and `synth` write), only shard sizes that
  * cannot be derived are stored (`layout`); otherwise every table is stored in full (`tables`).
- * Hashes are one binary string, 32 bytes per shard.
+ * Hashes are one binary string, 32 bytes per shard. A two-level manifest (`lists`, always with the
+ * layout) keeps only the dense shards' hashes here and one hash per MoE layer naming a layer list.
  */
 interface Encoded {
   format: 'rdrr';
@@ -40,6 +41,8 @@ interface Encoded {
   tokenizer: { names: string[]; hashes: Uint8Array };
   hashes: Uint8Array;
   layout?: { denseSizes: number[]; expertParts: Uint8Array | number; splitSizes: number[] };
+  /** Two-level: one hash per MoE layer naming its list of expert shard hashes (then `hashes` holds the dense shards only). */
+  lists?: Uint8Array;
   tables?: {
     tensors: TensorColumns;
     sizes: number[];
@@ -63,7 +66,13 @@ export function encodeManifest(m: Manifest): Uint8Array {
     hashes: hexToBytes(m.shards.map((s) => s.hash)),
   };
   const layout = compactLayout(m);
-  if (layout && deepEqual(expand(m, layout), { tensors: m.tensors, shards: m.shards, experts: m.experts })) enc.layout = layout;
+  if (layout && deepEqual(expand(m, layout), { tensors: m.tensors, shards: m.shards, experts: m.experts })) {
+    enc.layout = layout;
+    if (m.layerLists !== undefined) {
+      enc.hashes = hexToBytes(m.shards.slice(0, layout.denseSizes.length).map((s) => s.hash));
+      enc.lists = hexToBytes(m.layerLists);
+    }
+  } else if (m.layerLists !== undefined) throw new ManifestError('layerLists: a two-level manifest needs the derived layout (the shard order convert writes)');
   else {
     enc.tables = {
       tensors: toColumns(m.tensors),
@@ -80,7 +89,11 @@ export function encodeManifest(m: Manifest): Uint8Array {
   return packr.pack(enc);
 }
 
-export function decodeManifest(bytes: Uint8Array, source = 'manifest'): Manifest {
+/**
+ * Decodes and checks a manifest. A two-level one needs its layer lists (hash → bytes, already
+ * verified against the hash: `loadManifest` fetches and verifies them); a single-level one ignores `lists`.
+ */
+export function decodeManifest(bytes: Uint8Array, source = 'manifest', lists?: ReadonlyMap<string, Uint8Array>): Manifest {
   let enc: Encoded;
   try {
     enc = packr.unpack(bytes) as Encoded;
@@ -96,7 +109,13 @@ export function decodeManifest(bytes: Uint8Array, source = 'manifest'): Manifest
     if (typeof enc.name !== 'string' || enc.name.length > 1024) throw new ManifestError('name must be a string of at most 1024 characters');
     const config = checkManifestConfig(enc.config);
     const totals = checkTotals(enc.totals);
-    const hashes = bytesToHexList(enc.hashes, 'shard hashes');
+    let hashes = bytesToHexList(enc.hashes, 'shard hashes');
+    let layerLists: string[] | undefined;
+    if (enc.lists !== undefined) {
+      if (!enc.layout) throw new ManifestError('lists: a two-level manifest must carry the derived layout');
+      layerLists = bytesToHexList(enc.lists, 'lists (layer list hashes)');
+      hashes = [...hashes, ...expertHashesOfLists(layerLists, config, enc.layout, lists)];
+    }
     const tokHashes = bytesToHexList(enc.tokenizer?.hashes, 'tokenizer hashes');
     if (!Array.isArray(enc.tokenizer.names) || tokHashes.length !== enc.tokenizer.names.length) throw new Error('tokenizer table is inconsistent');
     const tokenizer: Record<string, string> = {};
@@ -119,13 +138,62 @@ export function decodeManifest(bytes: Uint8Array, source = 'manifest'): Manifest
       tables = expand({ ...base, tensors: [], shards: hashes.map((hash) => ({ hash, size: 0, kind: 'dense' })), experts: [], tokenizer, totals }, enc.layout);
     } else if (enc.tables) tables = fromTables(enc.tables, hashes);
     else throw new Error('neither layout nor tables present');
-    const m: Manifest = { ...base, ...tables, tokenizer, totals };
+    const m: Manifest = { ...base, ...tables, tokenizer, totals, ...(layerLists ? { layerLists } : {}) };
     validateManifest(m);
     return m;
   } catch (err) {
     if (err instanceof ManifestError) throw new ManifestError(`${source}: ${err.message}`, { cause: err });
     throw new ManifestError(`${source}: malformed manifest: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** Hashes of the layer lists a manifest's top level names, in MoE-layer order (none: single-level). */
+export function layerListHashes(bytes: Uint8Array, source = 'manifest'): string[] {
+  let enc: Encoded;
+  try {
+    enc = packr.unpack(bytes) as Encoded;
+  } catch (err) {
+    throw new ManifestError(`${source}: not a msgpack manifest (${(err as Error).message})`, { cause: err });
+  }
+  if (typeof enc !== 'object' || enc === null || enc.lists === undefined) return [];
+  return bytesToHexList(enc.lists, `${source}: lists (layer list hashes)`);
+}
+
+const LIST_FORMAT = 'rdrr-layer-list';
+
+/** One MoE layer's list blob: its routed experts' shard hashes in expert order (parts in order). */
+export function encodeLayerList(layer: number, hashes: string[]): Uint8Array {
+  return packr.pack({ format: LIST_FORMAT, layer, hashes: hexToBytes(hashes) });
+}
+
+/** The expert shard hashes of every MoE layer, from its list blob, each checked against what the layout says the layer holds. */
+function expertHashesOfLists(layerLists: string[], config: ModelConfig, layout: NonNullable<Encoded['layout']>, lists: ReadonlyMap<string, Uint8Array> | undefined): string[] {
+  checkExpertParts(layout, config);
+  const moe = Array.from({ length: config.numLayers }, (_, l) => l).filter((l) => isMoeLayer(config, l));
+  if (layerLists.length !== moe.length) throw new ManifestError(`lists names ${layerLists.length} layer lists, the config has ${moe.length} MoE layers`);
+  if (!lists) throw new ManifestError(`a two-level manifest: its ${moe.length} layer lists are needed to decode it (loadManifest fetches them)`);
+  const out: string[] = [];
+  let expert = 0;
+  moe.forEach((layer, i) => {
+    const at = `layerLists[${i}] (layer ${layer})`;
+    const blob = lists.get(layerLists[i]!);
+    if (!blob) throw new ManifestError(`${at} ${layerLists[i]} was not supplied`);
+    let list: { format?: unknown; layer?: unknown; hashes?: unknown };
+    try {
+      list = packr.unpack(blob) as typeof list;
+    } catch (err) {
+      throw new ManifestError(`${at} is not a msgpack layer list (${(err as Error).message})`, { cause: err });
+    }
+    if (typeof list !== 'object' || list === null || list.format !== LIST_FORMAT) throw new ManifestError(`${at}.format must be "${LIST_FORMAT}"`);
+    if (list.layer !== layer) throw new ManifestError(`${at}.layer is ${String(list.layer)}, the manifest names it for layer ${layer}`);
+    const hashes = bytesToHexList(list.hashes, `${at}.hashes`);
+    let want = 0;
+    for (let e = 0; e < config.moe.numExperts; e++, expert++) want += typeof layout.expertParts === 'number' ? layout.expertParts : layout.expertParts[expert]!;
+    // a list one short and the next one long would hand experts each other's shards: each layer must match exactly
+    if (hashes.length !== want) throw new ManifestError(`${at}.hashes lists ${hashes.length} shards, layer ${layer}'s experts take ${want}`);
+    out.push(...hashes);
+  });
+  return out;
 }
 
 function isSourceInfo(s: unknown): s is SourceInfo {
@@ -152,6 +220,11 @@ export function validateManifest(m: Manifest): void {
   checkTensors(m, fail);
   checkExperts(m, fail);
   for (const [name, h] of Object.entries(m.tokenizer)) if (!isHash(h)) fail(`tokenizer["${name}"] has a malformed hash`);
+  if (m.layerLists !== undefined) {
+    const moe = m.config.numLayers - new Set(m.config.moe.denseLayers).size;
+    if (!Array.isArray(m.layerLists) || m.layerLists.length !== moe) fail(`layerLists must hold one hash per MoE layer (${moe})`);
+    m.layerLists.forEach((h, i) => isHash(h) || fail(`layerLists[${i}] is a malformed hash`));
+  }
   let dense = 0;
   let expert = 0;
   for (const s of m.shards) s.kind === 'dense' ? (dense += s.size) : (expert += s.size);
@@ -225,13 +298,20 @@ function checkLayout(layout: NonNullable<Encoded['layout']>, config: ModelConfig
   };
   sizes(layout.denseSizes, 'denseSizes');
   sizes(layout.splitSizes, 'splitSizes');
-  const moeLayers = config.numLayers - new Set(config.moe.denseLayers).size;
-  const experts = moeLayers * config.moe.numExperts;
+  const experts = checkExpertParts(layout, config);
   // every routed expert is at least one shard: a config claiming more than are hashed is refused before any table is built
   if (experts + layout.denseSizes.length > shardCount) throw new ManifestError(`config implies ${experts} expert shards and ${layout.denseSizes.length} dense ones, only ${shardCount} are hashed`);
+}
+
+/** layout.expertParts: one count for all, or one per routed expert; returns the number of routed experts. */
+function checkExpertParts(layout: NonNullable<Encoded['layout']>, config: ModelConfig): number {
+  if (typeof layout !== 'object' || layout === null) throw new ManifestError('layout must be an object');
+  const moeLayers = config.numLayers - new Set(config.moe.denseLayers).size;
+  const experts = moeLayers * config.moe.numExperts;
   const parts = layout.expertParts;
   if (typeof parts === 'number') intIn(parts, 'layout.expertParts', 1, 255);
   else if (!(parts instanceof Uint8Array) || parts.length !== experts) throw new ManifestError(`layout.expertParts must be 1 or ${experts} part counts`);
+  return experts;
 }
 
 /** The compact layout of a manifest, if it has the shape convert writes (dense shards first, experts after in order). */

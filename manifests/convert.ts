@@ -7,6 +7,7 @@ import { commitManifest, prepareModelDir, writeShards, type Progress } from './m
 import { manifestOfPlan, planModel, type ModelPlan } from './plan.ts';
 import { Checkpoint } from './safetensors.ts';
 import { storeBlob } from './shard-sink.ts';
+import { splitLayerLists } from './layer-lists.ts';
 import { readRegularFile } from './regular-file.ts';
 import { runShardWorkers } from './shard-workers.ts';
 import { encodeTensor } from './tensor-encoder.ts';
@@ -111,8 +112,8 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
         : await runShardWorkers(new URL('./convert-worker.ts', import.meta.url), { ...job, shardsDir }, sizes, workers, opts.onProgress);
     const tokenizer: Record<string, string> = {};
     for (const [f, bytes] of tokenizerBytes) tokenizer[f] = await storeBlob(shardsDir, bytes);
-    const manifest = manifestOfPlan(plan, opts.name ?? basename(resolve(opts.source)), hashes, tokenizer, sourceInfo);
-    const { id, manifestBytes } = await commitManifest(opts.out, manifest);
+    const { manifest, blobs } = await splitLayerLists(manifestOfPlan(plan, opts.name ?? basename(resolve(opts.source)), hashes, tokenizer, sourceInfo));
+    const { id, manifestBytes } = await commitManifest(opts.out, manifest, blobs);
     return { manifest, id, manifestBytes };
   } finally {
     await ckpt.close();

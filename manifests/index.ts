@@ -1,7 +1,8 @@
 export * from './types.ts';
 export { blake3Hex, blake3Stream, isHash } from './hash.ts';
 export { ManifestError, CheckpointError, ConfigError, ShardIntegrityError, ConvertError } from './errors.ts';
-export { encodeManifest, decodeManifest, validateManifest } from './codec.ts';
+export { encodeManifest, decodeManifest, validateManifest, layerListHashes } from './codec.ts';
+export { loadManifest, splitLayerLists, TWO_LEVEL_MIN_EXPERT_SHARDS } from './layer-lists.ts';
 export { quantize, dequantize, tensorByteLength, matrixDims } from './quant.ts';
 export { FORMATS, WEIGHT_DTYPES, formatOf, isWeightDtype, fitsRow, scalesOffset, tensorLayout, type WeightFormat, type RowDecode } from './formats/index.ts';
 export { f32ToF16Bits, f16BitsToF32 } from './f16.ts';

@@ -1,6 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { decodeManifest } from './codec.ts';
+import { loadManifest } from './layer-lists.ts';
 import { ManifestError, ShardIntegrityError } from './errors.ts';
 import { blake3Hex, blake3Stream, isHash } from './hash.ts';
 import { MODEL_FILES } from './query.ts';
@@ -17,7 +17,8 @@ export async function readModelDir(dir: string): Promise<{ manifest: Manifest; i
     const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found (not a converted model directory, or its convert did not finish)' : (err as Error).message;
     throw new ManifestError(`${path}: ${why}`, { cause: err });
   }
-  const manifest = decodeManifest(manifestBytes, path);
+  // a two-level manifest's layer lists are blobs in shards/, each verified by readShardFile
+  const manifest = await loadManifest(manifestBytes, path, (hash) => readShardFile(dir, hash));
   return { manifest, id: await blake3Hex(manifestBytes), manifestBytes };
 }
 
@@ -70,12 +71,12 @@ export interface VerifyReport {
   unreferenced: string[];
 }
 
-/** Re-hashes every shard and tokenizer blob of a model directory against its name and the manifest. */
+/** Re-hashes every shard, tokenizer blob and layer list of a model directory against its name and the manifest. */
 export async function verifyModelDir(dir: string, onFile?: (done: number, total: number) => void): Promise<VerifyReport> {
   const { manifest, id } = await readModelDir(dir);
   const expected = new Map<string, number | null>();
   for (const s of manifest.shards) expected.set(s.hash, s.size);
-  for (const h of Object.values(manifest.tokenizer)) if (!expected.has(h)) expected.set(h, null);
+  for (const h of [...Object.values(manifest.tokenizer), ...(manifest.layerLists ?? [])]) if (!expected.has(h)) expected.set(h, null);
   const report: VerifyReport = { id, ok: true, checked: 0, missing: [], corrupt: [], wrongSize: [], notRegular: [], unreferenced: [] };
   let done = 0;
   for (const [hash, size] of expected) {

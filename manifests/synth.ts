@@ -7,6 +7,7 @@ import { PRESETS } from './presets.ts';
 import { writeSynthTensor } from './synth-bytes.ts';
 import { runShardWorkers } from './shard-workers.ts';
 import { encodeManifest } from './codec.ts';
+import { splitLayerLists } from './layer-lists.ts';
 import { blake3Hex } from './hash.ts';
 import type { Architecture, Manifest, WeightDtype } from './types.ts';
 
@@ -28,6 +29,8 @@ export interface SynthOptions {
   layers?: number;
   /** Worker threads generating and hashing shards in parallel (default: available cores). */
   workers?: number;
+  /** Two-level manifest or not; default: two-level from TWO_LEVEL_MIN_EXPERT_SHARDS routed-expert shards. */
+  twoLevel?: boolean;
   onProgress?: (p: Progress) => void;
 }
 
@@ -56,20 +59,27 @@ export async function synth(opts: SynthOptions): Promise<SynthResult> {
       ? await writeShards(plan, target, (sink, t) => writeSynthTensor(sink, t, seed), opts.onProgress)
       : await runShardWorkers(new URL('./synth-worker.ts', import.meta.url), { rawConfig, quant: opts.quant, expertQuant, shardBytes, shardsDir: target, seed }, plan.shards.map((s) => s.size), workers, opts.onProgress);
   const formats = expertQuant === opts.quant ? opts.quant : `${opts.quant}-experts-${expertQuant}`;
-  const manifest = manifestOfPlan(plan, `synth-${opts.preset}${opts.layers !== undefined ? `-${opts.layers}l` : ''}-${formats}-seed${seed}`, hashes, {});
-  const { id, manifestBytes } = await commitManifest(opts.out, manifest);
+  const single = manifestOfPlan(plan, `synth-${opts.preset}${opts.layers !== undefined ? `-${opts.layers}l` : ''}-${formats}-seed${seed}`, hashes, {});
+  const { manifest, blobs } = await splitLayerLists(single, opts.twoLevel);
+  const { id, manifestBytes } = await commitManifest(opts.out, manifest, blobs);
   return { manifest, id, manifestBytes };
 }
 
-/** Size of the encoded manifest a synth would produce, without generating bytes: hashes are fixed-width, so placeholders give the exact size. */
-export async function plannedManifestSize(preset: string, quant: WeightDtype, shardMiB = 64, expertQuant: WeightDtype = quant): Promise<{ bytes: number; shards: number; experts: number; id: string; modelBytes: number }> {
+/**
+ * Size of the encoded manifest a synth would produce, without generating bytes: hashes are
+ * fixed-width, so placeholders give the exact size. `bytes` is the top level (what names the model);
+ * `listBytes` the layer lists of a two-level manifest, fetched with the model (0 for single-level).
+ */
+export async function plannedManifestSize(preset: string, quant: WeightDtype, shardMiB = 64, expertQuant: WeightDtype = quant, twoLevel?: boolean): Promise<{ bytes: number; listBytes: number; shards: number; experts: number; id: string; modelBytes: number }> {
   const p = PRESETS[preset];
   if (!p) throw new ConfigError(`unknown preset "${preset}"`);
   const plan = planModel(normaliseConfig(p.config, `preset ${preset}`), quant, Math.floor(shardMiB * 1024 * 1024), expertQuant);
   const hashes = plan.shards.map((_, i) => (i + 1).toString(16).padStart(64, '0'));
-  const bytes = encodeManifest(manifestOfPlan(plan, `synth-${preset}-${quant}-seed0`, hashes, {}));
+  const { manifest, blobs } = await splitLayerLists(manifestOfPlan(plan, `synth-${preset}-${quant}-seed0`, hashes, {}), twoLevel);
+  const bytes = encodeManifest(manifest);
   const modelBytes = plan.shards.reduce((sum, s) => sum + s.size, 0);
-  return { bytes: bytes.length, shards: plan.shards.length, experts: plan.experts.length, id: await blake3Hex(bytes), modelBytes };
+  const listBytes = [...blobs.values()].reduce((sum, b) => sum + b.length, 0);
+  return { bytes: bytes.length, listBytes, shards: plan.shards.length, experts: plan.experts.length, id: await blake3Hex(bytes), modelBytes };
 }
 
 /** The first `layers` layers of a preset: per-layer lists (gpt-oss's layer_types) are cut to match. */

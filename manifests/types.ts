@@ -12,14 +12,14 @@
  */
 
 /** How a weight matrix is stored (manifests/formats/ holds one record per format). Activations are always f32. */
-export type WeightDtype = 'f32' | 'f16' | 'q8_0' | 'q4_0' | 'mxfp4';
+export type WeightDtype = 'f32' | 'f16' | 'q8_0' | 'q4_0' | 'mxfp4' | 'q3_g64' | 'q2_g32';
 
 /**
  * Byte layout of one tensor inside a shard (little-endian throughout). A 2-D tensor has shape
  * [rows, cols] = [out_features, in_features], row-major, exactly as PyTorch's `Linear.weight`.
  * Every format stores a main array padded to 4 bytes, then (block formats) a scales array padded
  * to 4 bytes, so a GPU can bind both aligned. Blocks run along a row (cols must be whole blocks);
- * block b covers weights [32b, 32b + 32) in row-major order.
+ * block b covers weights [Gb, Gb + G) (G = 32, or the format's group) in row-major order.
  * - f32: rows*cols floats.
  * - f16: rows*cols IEEE halves (read on the GPU as packed u32 pairs).
  * - q8_0: 32 bytes of int8 quants per block, then one f16 scale d per block; w = q * d.
@@ -28,6 +28,9 @@ export type WeightDtype = 'f32' | 'f16' | 'q8_0' | 'q4_0' | 'mxfp4';
  * - mxfp4: 16 bytes per block (byte j: weight 2j in its low nibble, weight 2j + 1 in its high
  *   nibble, FP4 e2m1 codes as OpenAI ships gpt-oss), then one e8m0 scale byte e per block;
  *   w = e2m1(code) * 2^(e - 127).
+ * - q3_g64, q2_g32: blocks of 64 / 32 weights: the codes' low 2 bits, 16 per word, then (3-bit)
+ *   their high bits, 32 per word; then 3 bytes per block: f16 d, byte zb; w = (q - zb/2^(8-bits))·d
+ *   (manifests/formats/group.ts).
  * Every tensor starts at an offset that is a multiple of TENSOR_ALIGN inside its shard, so a GPU
  * can bind it in place.
  */
@@ -224,4 +227,10 @@ export interface Manifest {
   /** Tokenizer files copied from the source: file name (e.g. tokenizer.json) → BLAKE3 hex of its blob in shards/. */
   tokenizer: Record<string, string>;
   totals: { parameters: number; bytes: number; denseBytes: number; expertBytes: number };
+  /**
+   * Two-level manifests (large models): per MoE layer in layer order, the BLAKE3 of the blob in
+   * shards/ that lists that layer's expert shard hashes. The encoded top level then carries these
+   * instead of the expert hashes; decoding needs the blobs (`loadManifest`). Absent: single-level.
+   */
+  layerLists?: string[];
 }

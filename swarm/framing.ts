@@ -11,6 +11,20 @@ import { SwarmProtocolError } from './errors.ts';
 // Plain msgpack without record extensions: both ends must decode without shared structure state.
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
+/** One message as bare msgpack (no length prefix): for carriers that frame it themselves (gossipsub). */
+export function encodeMessage(message: unknown): Uint8Array {
+  return packr.pack(message);
+}
+
+/** Decodes bare msgpack; malformed bytes throw a SwarmProtocolError naming `what`. */
+export function decodeMessage(bytes: Uint8Array, what: string): unknown {
+  try {
+    return packr.unpack(bytes);
+  } catch (err) {
+    throw new SwarmProtocolError(`${what}: malformed message`, { cause: err });
+  }
+}
+
 export function encodeFrame(message: unknown): Uint8Array {
   const body = packr.pack(message);
   const out = new Uint8Array(4 + body.length);

@@ -3,7 +3,7 @@ import { SwarmPeer, type SwarmPeerOptions } from './peer.ts';
 import { MemoryShardStorage } from './storage.ts';
 import type { BrowserLibp2pOptions } from './browser-node.ts';
 
-export { SwarmPeer, type SwarmPeerOptions, type SwarmStats, type PeerTraffic, type FetchedShard } from './peer.ts';
+export { SwarmPeer, type SwarmPeerOptions, type SwarmStats, type SignalingStatus, type PeerTraffic, type FetchedShard } from './peer.ts';
 export { MemoryShardStorage, DurableShardStorage, type DurableShards, type ShardStorage } from './storage.ts';
 export { assignShards, rendezvousScore, type StoragePeer, type PlacedShard } from './placement.ts';
 export { shardListOf } from './model.ts';

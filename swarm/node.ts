@@ -6,6 +6,7 @@ import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify } from '@libp2p/identify';
 import { ping } from '@libp2p/ping';
+import { swarmPubsub } from './gossip.ts';
 import type { Libp2p, PrivateKey } from '@libp2p/interface';
 import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -26,7 +27,7 @@ export interface NodeLibp2pOptions {
   privateKey?: PrivateKey;
 }
 
-/** A Node libp2p node as swarm peers use it: TCP + WebSockets, noise, yamux, identify, ping. */
+/** A Node libp2p node as swarm peers use it: TCP + WebSockets, noise, yamux, identify, ping, gossipsub (shard-map announcements). */
 export async function createNodeLibp2p(opts: NodeLibp2pOptions = {}): Promise<Libp2p> {
   return createLibp2p({
     ...(opts.privateKey ? { privateKey: opts.privateKey } : {}),
@@ -34,7 +35,7 @@ export async function createNodeLibp2p(opts: NodeLibp2pOptions = {}): Promise<Li
     transports: [tcp(), webSockets()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    services: { identify: identify(), ping: ping() },
+    services: { identify: identify(), ping: ping(), pubsub: swarmPubsub() },
   });
 }
 

@@ -4,14 +4,16 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { blake3Hex } from '../manifests/index.ts';
 import { FrameReader, encodeFrame, sendAll, WRITE_CHUNK } from './framing.ts';
 import { ShardUnavailableError, SwarmError, SwarmIntegrityError, SwarmProtocolError } from './errors.ts';
-import { decodeManifest, shardListOf, type Manifest } from './model.ts';
+import { loadManifest, shardListOf, type Manifest } from './model.ts';
 import { assignShards, rendezvousScore, type PlacedShard } from './placement.ts';
 import {
   DISCOVERY_PROTOCOL, MAX_ADDRS, MAX_MANIFEST_BYTES, MAX_MESSAGE_BYTES, MAX_PEERS_LISTED, MAX_PIECE_BYTES, SHARD_PROTOCOL,
   bitfieldOf, hasBit, parseDiscoveryResponse, parseShardRequest, parseShardResponse,
   type HaveMessage, type PeerAddrs, type ShardRequest,
 } from './protocol.ts';
+import { Backoff } from './backoff.ts';
 import { RateLimiter } from './rate-limiter.ts';
+import { HaveGossip, pubsubOf, type Announcement } from './gossip.ts';
 import { SpotChecker, sameBytes } from './spot-check.ts';
 import type { ShardStorage } from './storage.ts';
 
@@ -37,10 +39,30 @@ export interface SwarmPeerOptions {
    * splitting its bandwidth over everyone's requests. Default 4.
    */
   maxUploads?: number;
-  /** How often peers exchange shard maps; three missed in a row drop the peer. Default 2000 ms. */
+  /** How often peers exchange (mesh) or announce (gossip) shard maps; three missed in a row drop the peer. Default 2000 ms. */
   heartbeatMs?: number;
+  /**
+   * How shard maps travel. 'gossip': announced on the model's gossipsub topic, and a peer keeps
+   * only a few connections (see gossip.ts), and needs gossipsub on the node as `services.pubsub`
+   * (createNodeLibp2p runs it); 'mesh': a heartbeat stream to every peer. Default 'mesh' until
+   * gossip passes the multi-process heal test under load (swarm/README.md, Scale). The two
+   * interoperate: a gossiping peer still answers and heartbeats mesh peers.
+   */
+  membership?: 'gossip' | 'mesh';
+  /**
+   * Gossip membership: how often a peer re-announces an unchanged shard map (changes go out at
+   * once); a peer not heard from in three periods is dropped (a closed connection drops it sooner).
+   * Default 5 × heartbeatMs (10 s): every announcement reaches every peer, so this period sets the
+   * control bytes, and three of it bound how long a hung peer is counted.
+   */
+  announceMs?: number;
   /** How often the peer re-registers with the signaling server and asks for peers. Default 5000 ms. */
   discoveryMs?: number;
+  /**
+   * After a round in which no signaling server answered, the next comes after `firstMs`, doubling up
+   * to `maxMs` (±20 % jitter), until one answers. Default: every `discoveryMs`, without backoff.
+   */
+  discoveryRetry?: { firstMs: number; maxMs: number };
   /** Piece size for fetching one shard from several peers at once. Default 1 MiB. */
   pieceBytes?: number;
   /** Most peers one shard is fetched from at once. Default 4. */
@@ -63,7 +85,8 @@ export interface SwarmPeerOptions {
   /**
    * How often a trusted peer's claims are spot-checked again (a random range of a random claimed
    * shard). Until a peer passes one, its claims do not count toward replication nor its budget
-   * toward placement. Default 30 s.
+   * toward placement, except a newcomer that claimed nothing: its budget counts for this long,
+   * within which it must pass a check of its first claims. Default 30 s.
    */
   spotCheckMs?: number;
   /** Keep shards fetched through get() in storage (and so serve them). Default true. */
@@ -115,6 +138,19 @@ export interface SwarmStats {
   banned: string[];
   /** Bytes exchanged with each peer this session. */
   traffic: Record<string, PeerTraffic>;
+  signaling: SignalingStatus;
+}
+
+/** Whether the signaling servers answered the latest discovery round, and when the next try is. */
+export interface SignalingStatus {
+  /** Rounds in a row in which no signaling server answered (0: the latest one answered). */
+  failures: number;
+  /** The delay before the next try after the latest failure (backoff), or null while reachable. */
+  retryDelayMs: number | null;
+  /** When the next try is (Date.now() clock), or null while reachable. */
+  retryAt: number | null;
+  /** Why the latest round failed, or null. */
+  error: string | null;
 }
 
 const BUSY = 'busy';
@@ -132,6 +168,8 @@ class PeerStalledError extends SwarmProtocolError {
 const UNMEASURED_RATE = 50e6;
 const STALLED_RATE = 1;
 const MAX_KNOWN_PEERS = 1024;
+/** Connections a gossiping peer opens to stay in the mesh (gossipsub keeps D = 6 of them per topic). */
+const GOSSIP_NEIGHBOURS = 8;
 
 /** The peers (one per model) that answer shard requests on a node. */
 /** Verified bytes of a shard and the peers that supplied them. */
@@ -165,12 +203,21 @@ async function dispatch(node: Libp2p, stream: Stream, conn: Connection): Promise
 export class SwarmPeer extends EventTarget {
   readonly node: Libp2p;
   readonly modelId: string;
-  private readonly opts: Required<Omit<SwarmPeerOptions, 'manifestBytes' | 'log' | 'uploadBytesPerSec'>>;
+  private readonly opts: Required<Omit<SwarmPeerOptions, 'manifestBytes' | 'log' | 'uploadBytesPerSec' | 'membership'>>;
+  /** Shard-map announcements over gossipsub; undefined in mesh membership. */
+  private readonly gossip: HaveGossip | undefined;
+  /** When each remote was last heard from (announcement or heartbeat): gossip membership expires remotes by it. */
+  private readonly lastSeen = new Map<string, number>();
+  /** Remotes whose announcements arrive over gossip (the rest are heartbeated as in the mesh). */
+  private readonly viaGossip = new Set<string>();
+  private announcedAt = 0;
   private readonly storage: ShardStorage;
   private readonly log: (line: string) => void;
   private readonly limiter: RateLimiter | undefined;
   private manifest: Manifest | undefined;
   private manifestRaw: Uint8Array | undefined;
+  /** A two-level manifest's layer lists (verified), served to peers that adopt the manifest from this one. */
+  private lists = new Map<string, Uint8Array>();
   private shards: PlacedShard[] = [];
   private index = new Map<string, number>();
   private readonly remotes = new Map<string, Remote>();
@@ -181,6 +228,9 @@ export class SwarmPeer extends EventTarget {
   private replicateTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly dialing = new Set<string>();
   private timers: ReturnType<typeof setInterval>[] = [];
+  private discoveryTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly retry: Backoff;
+  private signaling: SignalingStatus = { failures: 0, retryDelayMs: null, retryAt: null, error: null };
   private readonly stopping = new AbortController();
   private replicating = false;
   private announceTimer: ReturnType<typeof setTimeout> | undefined;
@@ -216,6 +266,7 @@ export class SwarmPeer extends EventTarget {
       budgetBytes: opts.budgetBytes ?? 0,
       replication: opts.replication ?? 3,
       heartbeatMs: opts.heartbeatMs ?? 2000,
+      announceMs: opts.announceMs ?? 5 * (opts.heartbeatMs ?? 2000),
       discoveryMs: opts.discoveryMs ?? 5000,
       pieceBytes: opts.pieceBytes ?? 1024 * 1024,
       maxSourcesPerShard: opts.maxSourcesPerShard ?? 4,
@@ -228,7 +279,17 @@ export class SwarmPeer extends EventTarget {
       evict: opts.evict ?? true,
       maxUploads: opts.maxUploads ?? 4,
       sharedNode: opts.sharedNode ?? false,
+      discoveryRetry: opts.discoveryRetry ?? { firstMs: opts.discoveryMs ?? 5000, maxMs: opts.discoveryMs ?? 5000 },
     };
+    try {
+      this.retry = new Backoff({ ...this.opts.discoveryRetry, ...(opts.discoveryRetry ? {} : { jitter: 0 }) });
+    } catch (err) {
+      throw new SwarmError(`${opts.discoveryRetry ? 'discoveryRetry' : 'discoveryMs'}: ${(err as Error).message}`, { cause: err });
+    }
+    const pubsub = pubsubOf(opts.node);
+    const membership = opts.membership ?? 'mesh';
+    if (membership === 'gossip' && !pubsub) throw new SwarmError('membership "gossip" needs a gossipsub service on the node as services.pubsub');
+    this.gossip = membership === 'gossip' ? new HaveGossip(pubsub!, this.modelId, (a) => this.noteAnnouncement(a), () => this.announce(), (id) => this.banned.has(id)) : undefined;
   }
 
   /** Joins the swarm: registers the protocol, contacts the signaling server, starts heartbeats. */
@@ -249,7 +310,6 @@ export class SwarmPeer extends EventTarget {
       if (peer.banned.has(e.detail.remotePeer.toString())) void e.detail.close().catch(() => undefined);
     });
     peer.timers.push(setInterval(() => void peer.heartbeat(), peer.opts.heartbeatMs));
-    peer.timers.push(setInterval(() => void peer.discover(), peer.opts.discoveryMs));
     // A busy server may need a second try; a dead one refuses each at once, so this stays quick.
     let failures = await peer.discover();
     for (let attempt = 1; attempt < 3 && opts.signal.length > 0 && failures.length === opts.signal.length; attempt++) {
@@ -261,6 +321,7 @@ export class SwarmPeer extends EventTarget {
       await peer.stop();
       throw new SwarmError(`cannot reach any signaling server:\n  ${failures.join('\n  ')}`);
     }
+    peer.scheduleDiscovery(peer.opts.discoveryMs);
     return peer;
   }
 
@@ -276,6 +337,8 @@ export class SwarmPeer extends EventTarget {
   async stop(): Promise<void> {
     this.stopping.abort(new SwarmError('swarm peer stopped'));
     for (const t of this.timers) clearInterval(t);
+    clearTimeout(this.discoveryTimer);
+    this.gossip?.stop();
     clearTimeout(this.announceTimer);
     clearTimeout(this.replicateTimer);
     const onNode = peersOnNode.get(this.node);
@@ -305,6 +368,11 @@ export class SwarmPeer extends EventTarget {
     const size = this.storage.sizeOf(hash);
     if (size !== undefined) return this.storage.read(hash, 0, size);
     await this.ensureManifest(signal);
+    const list = this.lists.get(hash);
+    if (list) {
+      if (this.opts.keepFetched) await this.keep(hash, list);
+      return list;
+    }
     if (!this.index.has(hash)) throw new SwarmError(`shard ${hash} is not part of model ${this.modelId}`);
     return this.obtain(hash, this.opts.keepFetched, signal);
   }
@@ -399,6 +467,7 @@ export class SwarmPeer extends EventTarget {
       downloadedBytes: this.downloaded,
       banned: [...this.banned],
       traffic: Object.fromEntries([...this.traffic].map(([id, t]) => [id, { ...t }])),
+      signaling: { ...this.signaling },
     };
   }
 
@@ -419,10 +488,26 @@ export class SwarmPeer extends EventTarget {
 
   // ---------------------------------------------------------------- manifest
 
-  private async adoptManifest(bytes: Uint8Array, from: string): Promise<void> {
+  /**
+   * Takes a manifest verified against the model id. A two-level one's layer lists come from storage,
+   * else from `peer` (the one that served the manifest, which holds them since it decoded it); all
+   * at once, since placement and the shard index need every hash. They are then served from memory
+   * and, listed by shardListOf, replicated like tokenizer blobs.
+   */
+  private async adoptManifest(bytes: Uint8Array, from: string, peer?: string, signal?: AbortSignal): Promise<void> {
     const hash = await blake3Hex(bytes);
     if (hash !== this.modelId) throw new SwarmIntegrityError(`${from}: manifest hashes to ${hash}, not model id ${this.modelId}`);
-    const m = decodeManifest(bytes, from);
+    const lists = new Map<string, Uint8Array>();
+    const m = await loadManifest(bytes, from, async (list) => {
+      const size = this.storage.sizeOf(list);
+      const got = size !== undefined ? await this.storage.read(list, 0, size)
+        : peer ? await this.requestBytes(peer, { t: 'get', model: this.modelId, hash: list, offset: 0, length: MAX_PIECE_BYTES }, MAX_PIECE_BYTES, 0, signal)
+        : null;
+      if (!got) throw new SwarmError(`layer list ${list} is not stored here`);
+      lists.set(list, got);
+      return got;
+    });
+    this.lists = lists;
     this.manifest = m;
     this.manifestRaw = bytes;
     this.shards = shardListOf(m);
@@ -463,7 +548,8 @@ export class SwarmPeer extends EventTarget {
         continue;
       }
       try {
-        await this.adoptManifest(bytes, `manifest from peer ${next}`);
+        const left = AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, deadline - Date.now()))]);
+        await this.adoptManifest(bytes, `manifest from peer ${next}`, next, left);
       } catch (err) {
         this.ban(next, why(err));
       }
@@ -488,8 +574,11 @@ export class SwarmPeer extends EventTarget {
         if (!this.manifestRaw) await sendAll(stream, encodeFrame({ t: 'err', message: 'manifest not held' }));
         else await this.sendBytes(stream, this.manifestRaw, id);
       } else {
+        const list = this.lists.get(req.hash);
         const size = this.storage.sizeOf(req.hash);
-        if (size === undefined || req.offset > size) {
+        if (list && size === undefined) {
+          await this.sendBytes(stream, list.subarray(Math.min(req.offset, list.length), Math.min(list.length, req.offset + req.length)));
+        } else if (size === undefined || req.offset > size) {
           await sendAll(stream, encodeFrame({ t: 'err', message: `shard ${req.hash} not held` }));
         } else if (!(await this.acquireUpload())) {
           await sendAll(stream, encodeFrame({ t: 'err', message: BUSY }));
@@ -666,7 +755,7 @@ export class SwarmPeer extends EventTarget {
     return {
       t: 'have',
       model: this.modelId,
-      bits: bitfieldOf(this.shards.map((s) => this.storage.has(s.hash))),
+      bits: bitfieldOf(this.shards.map((s) => this.storage.has(s.hash) || this.lists.has(s.hash))),
       budget: Number.isFinite(this.opts.budgetBytes) ? this.opts.budgetBytes : Number.MAX_SAFE_INTEGER,
       peers,
     };
@@ -674,6 +763,7 @@ export class SwarmPeer extends EventTarget {
 
   private noteHave(id: string, m: HaveMessage): void {
     if (this.banned.has(id)) return;
+    this.lastSeen.set(id, Date.now());
     const r = this.remotes.get(id);
     const isNew = !r;
     const before = r?.bits;
@@ -685,9 +775,36 @@ export class SwarmPeer extends EventTarget {
       this.remotes.set(id, { id, bits: m.bits, budget: m.budget, rate: undefined, misses: 0 });
     }
     for (const p of m.peers) this.learn(p.id, p.addrs);
-    if (this.manifest) this.checker.maybeCheck(id, m.bits, this.shards);
+    // also before the manifest (no shards to check yet): whether a peer first came claiming nothing must be known at our first placement
+    this.checker.maybeCheck(id, m.bits, this.shards);
     if (isNew) this.log(`peer ${id} joined (${this.remotes.size} peers)`);
+    // a newcomer has heard nobody yet: the next announcement comes within a quarter period, not a whole one
+    if (isNew && this.gossip) this.announcedAt = Math.min(this.announcedAt, Date.now() - (3 * this.opts.announceMs) / 4);
     if (isNew || !sameBytes(before!, m.bits)) this.changed();
+  }
+
+  /** A gossiped shard map: its publisher becomes dialable at the addresses it signed, then counts like a heartbeat. */
+  private noteAnnouncement(a: Announcement): void {
+    if (a.from === this.id || this.banned.has(a.from)) return;
+    const addrs = a.have.peers[0]?.addrs ?? [];
+    const before = this.known.get(a.from);
+    this.learn(a.from, addrs);
+    if (!this.remotes.has(a.from) || before?.join() !== addrs.join()) void this.remember(a.from, addrs);
+    this.viaGossip.add(a.from);
+    this.noteHave(a.from, { ...a.have, peers: [] });
+  }
+
+  /** Puts a peer's parsable addresses in the peer store, so it can be dialed for shards. */
+  private async remember(id: string, addrs: string[]): Promise<void> {
+    const mas: Multiaddr[] = [];
+    for (const a of addrs) {
+      try {
+        mas.push(multiaddr(a));
+      } catch {
+        // An unparsable address from an untrusted peer is skipped; the others may work.
+      }
+    }
+    await this.node.peerStore.merge(peerIdFromString(id), { multiaddrs: mas }).catch(() => undefined);
   }
 
   private learn(id: string, addrs: string[]): void {
@@ -699,6 +816,7 @@ export class SwarmPeer extends EventTarget {
 
   private forget(id: string, why: string): void {
     this.checker.forget(id);
+    this.viaGossip.delete(id);
     if (this.remotes.delete(id)) {
       this.log(`peer ${id} left (${why}; ${this.remotes.size} peers)`);
       this.changed();
@@ -709,6 +827,7 @@ export class SwarmPeer extends EventTarget {
     if (this.banned.has(id)) return;
     this.banned.add(id);
     this.known.delete(id);
+    this.lastSeen.delete(id);
     this.log(`banned peer ${id}: ${why}`);
     this.forget(id, 'banned');
     void this.node.hangUp(peerIdFromString(id)).catch(() => undefined);
@@ -728,12 +847,38 @@ export class SwarmPeer extends EventTarget {
   private announce(): void {
     this.announceTimer ??= setTimeout(() => {
       this.announceTimer = undefined;
-      for (const id of this.remotes.keys()) void this.exchangeHave(id).catch(() => undefined);
+      if (this.gossip) void this.publishHave();
+      else for (const id of this.remotes.keys()) void this.exchangeHave(id).catch(() => undefined);
     }, 50);
   }
 
+  private async publishHave(): Promise<void> {
+    this.announcedAt = Date.now();
+    const have = { ...this.haveMessage(), peers: [{ id: this.id, addrs: this.selfAddrs() }] };
+    await this.gossip!.publish(have).catch((err: unknown) => this.log(`announcing: ${why(err)}`));
+  }
+
+  /** Gossip membership: announce when due, expire the gossiping remotes not heard from in three periods. */
+  private gossipRound(): void {
+    if (Date.now() - this.announcedAt >= this.opts.announceMs - this.opts.heartbeatMs / 2) void this.publishHave();
+    const cutoff = Date.now() - 3 * this.opts.announceMs;
+    for (const id of this.viaGossip) {
+      const r = this.remotes.get(id);
+      if (!r) continue;
+      if ((this.lastSeen.get(id) ?? 0) < cutoff) this.forget(id, 'missed announcements');
+      // announcements are rarer than heartbeats: spot checks fall due on this clock instead
+      else if (this.manifest) this.checker.maybeCheck(id, r.bits, this.shards);
+    }
+  }
+
+  /**
+   * Mesh membership: a heartbeat stream to every remote. Gossip membership: the same only to remotes
+   * heard from on the shard protocol alone (mesh-only peers, browsers; a newly dialed neighbour until
+   * its first announcement), so they stay in contact as they would with a mesh peer.
+   */
   private async heartbeat(): Promise<void> {
-    await Promise.all([...this.remotes.keys()].map(async (id) => {
+    if (this.gossip) this.gossipRound();
+    await Promise.all([...this.remotes.keys()].filter((id) => !this.viaGossip.has(id)).map(async (id) => {
       try {
         await this.exchangeHave(id);
       } catch (err) {
@@ -750,7 +895,9 @@ export class SwarmPeer extends EventTarget {
 
   /** Dials peers learned from the signaling server or from other peers that are not yet in contact. */
   private async meetKnown(): Promise<void> {
-    const todo = [...this.known].filter(([id]) => !this.remotes.has(id) && !this.banned.has(id) && !this.dialing.has(id));
+    let todo = [...this.known].filter(([id]) => !this.remotes.has(id) && !this.banned.has(id) && !this.dialing.has(id));
+    // gossip needs only a few neighbours: everyone else is heard through the mesh and dialed for shards on demand
+    if (this.gossip) todo = todo.slice(0, Math.max(0, GOSSIP_NEIGHBOURS - this.node.getPeers().length - this.dialing.size));
     await Promise.all(todo.map(async ([id, addrs]) => {
       this.dialing.add(id);
       try {
@@ -772,6 +919,25 @@ export class SwarmPeer extends EventTarget {
         this.dialing.delete(id);
       }
     }));
+  }
+
+  /** The next discovery round in `ms`; after it, the next one every `discoveryMs`, or after a backoff while no server answers. */
+  private scheduleDiscovery(ms: number): void {
+    this.discoveryTimer = setTimeout(() => {
+      // discover() reports each server's failure itself; anything else thrown counts as all of them failing.
+      void this.discover().catch((err: unknown) => this.opts.signal.map(() => why(err))).then((failures) => {
+        if (this.stopping.signal.aborted) return;
+        if (this.opts.signal.length === 0 || failures.length < this.opts.signal.length) {
+          this.retry.reset();
+          this.signaling = { failures: 0, retryDelayMs: null, retryAt: null, error: null };
+          this.scheduleDiscovery(this.opts.discoveryMs);
+          return;
+        }
+        const delay = this.retry.next();
+        this.signaling = { failures: this.retry.failures, retryDelayMs: delay, retryAt: Date.now() + delay, error: failures.join('; ') };
+        this.scheduleDiscovery(delay);
+      });
+    }, ms);
   }
 
   /** Registers with each signaling server and learns the model's other peers from it; returns the failures. */
@@ -959,8 +1125,8 @@ export class SwarmPeer extends EventTarget {
     try {
       for (;;) {
         const storagePeers = [{ id: this.id, budget: this.opts.budgetBytes }];
-        // an unproven peer's budget would let it own shards nobody then copies
-        for (const r of this.remotes.values()) if (r.budget > 0 && this.checker.trusted(r.id)) storagePeers.push({ id: r.id, budget: r.budget });
+        // an unproven claimant's budget would let it own shards nobody then copies; a newcomer claiming nothing counts at once
+        for (const r of this.remotes.values()) if (r.budget > 0 && this.checker.placeable(r.id)) storagePeers.push({ id: r.id, budget: r.budget });
         const owners = assignShards(this.shards, storagePeers, this.opts.replication);
         const todo = this.shards.filter((s) => {
           if (this.storage.has(s.hash) || !owners.get(s.hash)!.includes(this.id)) return false;
@@ -988,7 +1154,11 @@ export class SwarmPeer extends EventTarget {
 
 /** `p`, or a rejection as soon as `signal` aborts (the work behind `p` carries on for other callers). */
 function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
+  if (signal.aborted) {
+    // nobody else may be waiting on `p`: its later failure (the peer stopping) must not go unhandled
+    p.catch(() => undefined);
+    return Promise.reject(signal.reason);
+  }
   return new Promise((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });

@@ -22,6 +22,12 @@ export interface SpotCheckIo {
 
 interface State {
   trusted: boolean;
+  /**
+   * Claimed nothing when first seen and has not failed a check: its budget counts for placement
+   * until `since + recheckMs`, or a check of its first claims, decides.
+   */
+  fresh: boolean;
+  since: number;
   checking: boolean;
   lastCheck: number;
 }
@@ -32,6 +38,11 @@ interface State {
  * our copy, or a small shard verified whole against its hash), and it is re-checked from time to
  * time. Wrong bytes ban it like a corrupter; a check it fails to answer (busy, silent, "not held")
  * leaves it untrusted until it passes one.
+ *
+ * A newcomer that claims nothing has nothing to lie about yet, and nothing to be checked on: its
+ * budget counts for placement at once (else no peer would place a shard on it, and it would never
+ * hold one to be checked on), for one re-check period, within which it must pass a check of what
+ * it then claims. A silent check or the period running out ends that.
  */
 export class SpotChecker {
   private readonly io: SpotCheckIo;
@@ -47,13 +58,19 @@ export class SpotChecker {
     return this.state.get(id)?.trusted === true;
   }
 
+  /** Whether `id`'s budget enters placement: trusted, or a fresh newcomer still within its grace. */
+  placeable(id: string): boolean {
+    const s = this.state.get(id);
+    return s !== undefined && (s.trusted || (s.fresh && Date.now() - s.since < this.recheckMs));
+  }
+
   forget(id: string): void {
     this.state.delete(id);
   }
 
   /** Starts a check of `id` when one is due: soon for an unproven peer, every recheckMs for a trusted one. */
   maybeCheck(id: string, bits: Uint8Array, shards: readonly PlacedShard[]): void {
-    const s = this.state.get(id) ?? { trusted: false, checking: false, lastCheck: 0 };
+    const s = this.state.get(id) ?? { trusted: false, fresh: bits.every((b) => b === 0), since: Date.now(), checking: false, lastCheck: 0 };
     this.state.set(id, s);
     const due = s.trusted ? this.recheckMs : 1000;
     if (s.checking || Date.now() - s.lastCheck < due) return;
@@ -92,8 +109,9 @@ export class SpotChecker {
         s.lastCheck = 0;
         return;
       }
-      if (s.trusted) {
+      if (s.trusted || s.fresh) {
         s.trusted = false;
+        s.fresh = false;
         this.io.changed();
       }
       this.io.log(`spot check of ${id} on ${shard.hash.slice(0, 12)} got no answer: ${err instanceof Error ? err.message : String(err)}`);

@@ -18,7 +18,9 @@ options:
   --out DIR        output model directory (an existing model there stays valid until the new manifest lands)
   --quant Q        storage of the large matrices (default f16); norms and router gates stay f32
   --expert-quant Q storage of the routed experts (default: --quant). MXFP4 experts converted to mxfp4
-                   are copied as released, bit for bit: for gpt-oss, --quant f16 --expert-quant mxfp4
+                   are copied as released, bit for bit: for gpt-oss, --quant f16 --expert-quant mxfp4.
+                   Fewer bytes per expert: q3_g64 (3.375 bits per weight) or q2_g32 (2.75), e.g.
+                   --quant q8_0 --expert-quant q3_g64
   --shard-mib N    dense shard size limit in MiB (default ${DEFAULT_SHARD_MIB})
   --name NAME      model name in the manifest (default: the source directory's name)
   --workers N      threads encoding shards (default: 1 for models under 256 MB, else all cores)`;

@@ -22,7 +22,7 @@ export const command: Command = {
     const { manifest, id, manifestBytes } = await readModelDir(positionals[0]!);
     const s = summarize(manifest);
     if (values.json) {
-      console.log(JSON.stringify({ id, manifestBytes: manifestBytes.length, ...s, expertQuant: manifest.expertQuant ?? s.quant, source: manifest.source ?? null, config: manifest.config }, null, 1));
+      console.log(JSON.stringify({ id, manifestBytes: manifestBytes.length, layerLists: manifest.layerLists?.length ?? 0, ...s, expertQuant: manifest.expertQuant ?? s.quant, source: manifest.source ?? null, config: manifest.config }, null, 1));
       return 0;
     }
     const c = manifest.config;
@@ -37,7 +37,7 @@ export const command: Command = {
       `bytes           ${mb(s.bytes.total)} (dense ${mb(s.bytes.dense)}, experts ${mb(s.bytes.experts)})`,
       `shards          ${s.shards.total} (${s.shards.dense} dense, ${s.shards.expert} expert)`,
       `per token       ${mb(s.bytesPerToken)} of weights touched (dense + ${s.experts.topK} experts × ${s.moeLayers} layers)`,
-      `manifest        ${manifestBytes.length} bytes; tokenizer files: ${Object.keys(manifest.tokenizer).join(', ') || 'none'}`,
+      `manifest        ${manifestBytes.length} bytes${manifest.layerLists ? ` + ${manifest.layerLists.length} layer lists (two-level)` : ''}; tokenizer files: ${Object.keys(manifest.tokenizer).join(', ') || 'none'}`,
     ].join('\n'));
     return 0;
   },

@@ -7,7 +7,7 @@ const usage = `usage: doppler synth --arch mixtral|qwen3_moe|deepseek_v3|gpt_oss
                      [--expert-quant Q] [--manifest-only] [--seed N] [--layers N] [--shard-mib N] [--workers N]
 
 Writes a random-weight RDRR model of a real model's shape (for benchmarks). Weights are generated
-directly in the stored format from an AES-CTR keystream seeded by --seed and the tensor name.
+directly in the stored format: 64 KiB windows of a per-seed AES-CTR pool, drawn per tensor name.
 
 presets: ${Object.entries(PRESETS).map(([n, p]) => `${n} (${p.arch})`).join(', ')}
 

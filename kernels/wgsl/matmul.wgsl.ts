@@ -163,7 +163,7 @@ export function gemvSource(s: GemvShape): KernelSource {
       lines.push(`    let u${j} = ${u} + ${j * TPR}u;`);
       for (let r = 0; r < RPT; r++) {
         lines.push(`    let gu${j}_${r} = row${r} * p.units + u${j};`);
-        lines.push(`    let q${j}_${r} = wq[p.wBase + gu${j}_${r}];`);
+        lines.push(`    let q${j}_${r} = ${unit.fetch ? unit.fetch(`gu${j}_${r}`) : `wq[p.wBase + gu${j}_${r}]`};`);
         if (unit.block) lines.push(`    let d${j}_${r} = scale(${unit.block(`gu${j}_${r}`)});`);
       }
     }

@@ -10,6 +10,8 @@ import { f16 } from './f16.ts';
 import { f32 } from './f32.ts';
 import { tensorLayout, type EncodedRows, type WeightFormat } from './format.ts';
 import { mxfp4 } from './mxfp4.ts';
+import { q2_g32 } from './q2_g32.ts';
+import { q3_g64 } from './q3_g64.ts';
 import { q4_0 } from './q4_0.ts';
 import { q8_0 } from './q8_0.ts';
 
@@ -18,9 +20,9 @@ import { q8_0 } from './q8_0.ts';
  * const f = FORMATS.mxfp4; // block 32, 16 code bytes + 1 scale byte per block: 4.25 bits per weight
  * const bytes = quantize(weights, rows, cols, 'mxfp4'); // manifests/quant.ts, through f.encode
  */
-export const FORMATS: { readonly [K in WeightDtype]: WeightFormat } = { f32, f16, q8_0, q4_0, mxfp4 };
+export const FORMATS: { readonly [K in WeightDtype]: WeightFormat } = { f32, f16, q8_0, q4_0, mxfp4, q3_g64, q2_g32 };
 
-export const WEIGHT_DTYPES: readonly WeightDtype[] = ['f32', 'f16', 'q8_0', 'q4_0', 'mxfp4'];
+export const WEIGHT_DTYPES: readonly WeightDtype[] = ['f32', 'f16', 'q8_0', 'q4_0', 'mxfp4', 'q3_g64', 'q2_g32'];
 
 export function isWeightDtype(name: unknown): name is WeightDtype {
   return typeof name === 'string' && Object.hasOwn(FORMATS, name);

@@ -6,8 +6,10 @@ import { BASE_FLAGS, CHROMIUM, WEBGPU_FLAGS } from './harness.ts';
 
 export const DEMO_ID_PROMPT = 'In the beginning';
 
-export function launch(webgpu = true): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, args: [...BASE_FLAGS, ...(webgpu ? WEBGPU_FLAGS : ['--disable-features=WebGPU'])] });
+/** Chromium with WebGPU on SwiftShader, or without WebGPU; `disable`: further features turned off. */
+export function launch(webgpu = true, disable: string[] = []): Promise<Browser> {
+  const off = [...(webgpu ? [] : ['WebGPU']), ...disable];
+  return chromium.launch({ executablePath: CHROMIUM, args: [...BASE_FLAGS, ...(webgpu ? WEBGPU_FLAGS : []), ...(off.length ? [`--disable-features=${off.join(',')}`] : [])] });
 }
 
 export function pageState(page: Page): Promise<PageState> {

@@ -15,6 +15,8 @@ export interface GemvUnit {
   weights: number;
   /** Decoded vec4<f32>s of unit `q` with the index (in x vec4s from the row start) each meets, for unit index `u`. */
   parts(q: string, u: string): Array<[string, string]>;
+  /** WGSL loading global unit `gu` (default `wq[p.wBase + gu]`): for layouts whose unit is not one element of `wq`. */
+  fetch?: (gu: string) => string;
   /** Block index of global unit `gu` (block formats). */
   block: ((gu: string) => string) | null;
 }

@@ -2,7 +2,11 @@
  * openModel / openModelAt: one entry point from a directory or a source, with budgets and
  * progress; the same tokens as loading the directory directly.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { twoLevelCopy } from '../manifests/two-level-copy.ts';
 import { Engine, ModelLoadError, type LoadProgress } from '../../../engine/index.ts';
 import { modelDirSource, openModelAt } from '../../../engine/node.ts';
 import { createCpuBackend } from '../../../kernels/index.ts';
@@ -46,6 +50,23 @@ describe('openModelAt', () => {
     expect(kinds.has('expert')).toBe(false);
     expect(paged.store.stats().vram!.budgetBytes).toBe(m.totals.expertBytes / 4);
     await Promise.all([paged.close(), resident.close()]);
+  });
+
+  it('opens a two-level manifest (layer lists fetched from the source at open) to the same tokens', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'open-two-level-'));
+    try {
+      const two = await twoLevelCopy(DEMO, join(dir, 'model'));
+      const events: LoadProgress[] = [];
+      // from a source, as a remote model: lists come through ShardSource.get before the store exists
+      const opened = await openModelAt({ model: two.id, source: join(dir, 'model'), backend: createCpuBackend(), onProgress: (p) => events.push(p) });
+      const direct = await Engine.load({ backend: createCpuBackend(), source: await modelDirSource(DEMO) });
+      expect(opened.engine.manifest.layerLists).toHaveLength(two.lists.size);
+      expect(await greedy(opened.engine, 4)).toEqual(await greedy(direct, 4));
+      expect(events[0]).toMatchObject({ stage: 'manifest', modelId: two.id });
+      await opened.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a model id the manifest does not hash to, and an aborted open', async () => {

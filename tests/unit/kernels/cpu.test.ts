@@ -59,7 +59,7 @@ describe('CPU reference backend', () => {
   it('decodes rows exactly as the format reference dequantizes (quantized and random bytes)', async () => {
     const rand = rng(3);
     const be = createCpuBackend();
-    const [rows, cols] = [7, 96];
+    const [rows, cols] = [7, 192];
     for (const dtype of WEIGHT_DTYPES) {
       for (const bytes of [quantize(randomF32(rand, rows * cols), rows, cols, dtype), randomWeightBytes(rand, dtype, rows, cols)]) {
         const entry = { name: 'w', shape: [rows, cols], dtype, shard: 0, offset: 0, length: bytes.length };

@@ -20,7 +20,7 @@ function randomHalf(rand: () => number, minExp = 9, maxExp = 16): number {
 
 /**
  * Random bytes of a rows×cols weight at `pad` bytes into a buffer (so offsets are exercised):
- * uniform quants, f16 scales around 2^-5 (keeps dot products O(1)), small random f16/f32 values.
+ * uniform quants, f16 scales around 2^-5 (group formats: any zero point) (keeps dot products O(1)), small random f16/f32 values.
  */
 export function randomWeightBytes(rand: () => number, dtype: WeightDtype, rows: number, cols: number, pad = 0): Uint8Array {
   const len = weightByteLength(dtype, rows, cols);
@@ -41,8 +41,13 @@ export function randomWeightBytes(rand: () => number, dtype: WeightDtype, rows: 
       const { blocks, mainBytes, scalesOffset } = tensorLayout(FORMATS[dtype], rows, cols);
       for (let i = 0; i < mainBytes; i++) body[i] = Math.floor(rand() * 256);
       for (let b = 0; b < blocks; b++) {
-        if (FORMATS[dtype].scaleBytes === 2) dv.setUint16(scalesOffset + b * 2, randomHalf(rand, 7, 10), true);
-        else body[scalesOffset + b] = 118 + Math.floor(rand() * 4);
+        const sb = FORMATS[dtype].scaleBytes;
+        if (sb === 2) dv.setUint16(scalesOffset + b * 2, randomHalf(rand, 7, 10), true);
+        else if (sb === 3) {
+          // group formats: f16 d, then any zero-point byte
+          dv.setUint16(scalesOffset + b * 3, randomHalf(rand, 7, 10), true);
+          body[scalesOffset + b * 3 + 2] = Math.floor(rand() * 256);
+        } else body[scalesOffset + b] = 118 + Math.floor(rand() * 4);
       }
     }
   }

@@ -6,7 +6,7 @@
  * ≤ 2e-6 · max |x| (cos/sin of the reduced angle).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WEIGHT_DTYPES } from '../../../manifests/index.ts';
+import { FORMATS, WEIGHT_DTYPES, type WeightDtype } from '../../../manifests/index.ts';
 import { createCpuBackend, createWebGpuBackend, type Act, type Backend, type WebGpuBackend } from '../../../kernels/index.ts';
 import { attentionSplits } from '../../../kernels/webgpu/backend.ts';
 import { againstCpu, maxAbs, randomF32, rng, type BackendPair } from './helpers.ts';
@@ -23,12 +23,14 @@ type Pair = BackendPair<'g'>;
 const { pair, weights, diff, expectClose } = againstCpu(cpu, () => gpu, 'g');
 
 const DTYPES = WEIGHT_DTYPES;
+/** `k` rounded up to whole blocks of the format (the group formats' 64-weight groups). */
+const whole = (dtype: WeightDtype, k: number): number => Math.ceil(k / FORMATS[dtype].block) * FORMATS[dtype].block;
 
 describe('WebGPU backend vs CPU reference', () => {
   // One test per layout: each takes about a minute on SwiftShader.
   it.each(DTYPES)('matmul %s: gemv (M ≤ 8) and gemm paths, awkward N, accumulate, offsets', async (dtype) => {
     const rand = rng(11);
-    for (const [m, n, k, pad] of [
+    for (const [m, n, k0, pad] of [
       [1, 37, 96, 0],
       [3, 129, 160, 256],
       [8, 70, 64, 0],
@@ -36,6 +38,7 @@ describe('WebGPU backend vs CPU reference', () => {
       [70, 67, 128, 0],
       [1, 5, 32, 4],
     ] as const) {
+      const k = whole(dtype, k0);
       const x = pair(m, k, randomF32(rand, m * k));
       const w = weights(rand, dtype, n, k, pad);
       const out = pair(m, n);
@@ -102,9 +105,10 @@ describe('WebGPU backend vs CPU reference', () => {
   it('embed: rows of every layout, exactly', async () => {
     const rand = rng(14);
     for (const dtype of DTYPES) {
-      const w = weights(rand, dtype, 50, 96, 256);
+      const cols = whole(dtype, 96);
+      const w = weights(rand, dtype, 50, cols, 256);
       const ids = new Uint32Array([0, 49, 7, 7, 23]);
-      const out = pair(5, 96);
+      const out = pair(5, cols);
       cpu.embed(ids, w.c, out.c);
       gpu.embed(ids, w.g, out.g);
       expect((await diff(out)).err, dtype).toBe(0);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dequantize, f32ToF16Bits, quantize, tensorByteLength, type TensorEntry, type WeightDtype } from '../../../manifests/index.ts';
+import { dequantize, f16BitsToF32, f32ToF16Bits, quantize, tensorByteLength, type TensorEntry, type WeightDtype } from '../../../manifests/index.ts';
 import { seededRandom as rng } from '../../../engine/sampling.ts';
 import { errorVersusBound } from './bounds.ts';
 
@@ -52,7 +52,7 @@ describe('quantize / dequantize', () => {
     expect(errorVersusBound(entry('f32', rows, cols), bytes, data)).toBe(0);
   });
 
-  for (const dtype of ['f16', 'q8_0', 'q4_0', 'mxfp4'] as const) {
+  for (const dtype of ['f16', 'q8_0', 'q4_0', 'mxfp4', 'q3_g64', 'q2_g32'] as const) {
     it(`${dtype} stays within its stated bound, and the bound is tight`, () => {
       const bytes = quantize(data, rows, cols, dtype);
       expect(bytes.length).toBe(tensorByteLength(dtype, rows, cols));
@@ -76,6 +76,37 @@ describe('quantize / dequantize', () => {
     const back = dequantize(entry('q4_0', 1, 32), bytes);
     expect(back[0]).toBe(-8);
     expect(back[31]).toBe(7); // 7.5 would need nibble 15.5: clamped
+  });
+
+  it('q3_g64 layout: low 2 bits 16 per word, high bits 32 per word, then f16 d and byte z per group', () => {
+    // codes 0…7 repeating, d = 0.5, z = 3.5 (zb = 112): w = (q − 3.5)/2, every weight exactly on the grid
+    const block = new Float32Array(64).map((_, j) => ((j % 8) - 3.5) / 2);
+    const bytes = quantize(block, 1, 64, 'q3_g64');
+    expect(bytes.length).toBe(24 + 4);
+    const words = new Uint32Array(bytes.buffer, bytes.byteOffset, 6);
+    for (let j = 0; j < 64; j++) {
+      expect((words[j >> 4]! >>> (2 * (j & 15))) & 3, `low bits of ${j}`).toBe(j % 8 & 3);
+      expect((words[4 + (j >> 5)]! >>> (j & 31)) & 1, `high bit of ${j}`).toBe(j % 8 >> 2);
+    }
+    expect(bytes[24]! | (bytes[25]! << 8)).toBe(f32ToF16Bits(0.5));
+    expect(bytes[26]).toBe(112);
+    expect(Array.from(dequantize(entry('q3_g64', 1, 64), bytes))).toEqual(Array.from(block));
+  });
+
+  it('q2_g32 packs 3 bytes of scale per group back to back (groups straddle words) and round-trips a grid exactly', () => {
+    const rows = 3;
+    const data = new Float32Array(rows * 64).map((_, i) => ((i % 4) - 1) * 0.25 * (1 + (i >> 5))); // group g: d = (g+1)/4, z = 1
+    const bytes = quantize(data, rows, 64, 'q2_g32');
+    expect(bytes.length).toBe(6 * 8 + 20); // 18 scale bytes padded to 20
+    for (let g = 0; g < 6; g++) {
+      expect(f16BitsToF32(bytes[48 + 3 * g]! | (bytes[49 + 3 * g]! << 8)), `d of group ${g}`).toBe((g + 1) / 4);
+      expect(bytes[50 + 3 * g], `zb of group ${g}`).toBe(64);
+    }
+    expect(Array.from(dequantize(entry('q2_g32', rows, 64), bytes))).toEqual(Array.from(data));
+  });
+
+  it('the group formats refuse rows that are not whole groups', () => {
+    expect(() => quantize(new Float32Array(96), 1, 96, 'q3_g64')).toThrow(/64-weight q3_g64 blocks|whole/);
   });
 
   it('q8_0 stores quants then scales; scale = max|w|/127', () => {

@@ -3,8 +3,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { dequantize, summarize, tensorByName } from '../../../manifests/index.ts';
-import { plannedManifestSize, readShardFile, synth, verifyModelDir } from '../../../manifests/node.ts';
+import { dequantize, manifestOfPlan, normaliseConfig, planModel, summarize, tensorByName } from '../../../manifests/index.ts';
+import { plannedManifestSize, PRESETS, readShardFile, synth, verifyModelDir } from '../../../manifests/node.ts';
 
 const ROOT = join(import.meta.dirname, '../../..');
 const work = mkdtempSync(join(tmpdir(), 'rdrr-synth-'));
@@ -77,6 +77,37 @@ describe('synth', () => {
     expect(Number.isFinite(maxAbs) && maxAbs > 0 && maxAbs < 0.05).toBe(true);
   });
 
+  it.each(['q3_g64', 'q2_g32'] as const)('experts at %s (q4_0 elsewhere): written and manifest-only agree, weights finite and small', async (expertQuant) => {
+    const opts = { arch: 'mixtral', preset: 'mixtral-tiny', quant: 'q4_0', expertQuant, seed: 2 } as const;
+    const full = await synth({ ...opts, out: join(work, `${expertQuant}-full`), workers: 1 });
+    expect((await verifyModelDir(join(work, `${expertQuant}-full`))).ok).toBe(true);
+    const only = await synth({ ...opts, out: join(work, `${expertQuant}-only`), manifestOnly: true, workers: 2 });
+    expect(only.id).toBe(full.id);
+    expect(tensorByName(full.manifest).get('layers.0.attn.q')!.dtype).toBe('q4_0');
+    for (const name of ['layers.0.moe.experts.0.gate', 'layers.2.moe.experts.7.down']) {
+      const t = tensorByName(full.manifest).get(name)!;
+      expect(t.dtype).toBe(expertQuant);
+      const shard = await readShardFile(join(work, `${expertQuant}-full`), full.manifest.shards[t.shard]!.hash);
+      const w = dequantize(t, shard.subarray(t.offset, t.offset + t.length));
+      let maxAbs = 0;
+      for (const v of w) maxAbs = Math.max(maxAbs, Math.abs(v));
+      expect(Number.isFinite(maxAbs) && maxAbs > 0 && maxAbs < 0.05, `${name}: max |w| ${maxAbs}`).toBe(true);
+    }
+  });
+
+  it('mixtral-8x7b: an expert at q3_g64 is at most 75 MB (3.375 bits per weight), against 99.1 MB at q4_0', () => {
+    const perExpert = (expertQuant: 'q4_0' | 'q3_g64' | 'q2_g32'): number => {
+      const plan = planModel(normaliseConfig(PRESETS['mixtral-8x7b']!.config, 'mixtral-8x7b'), 'q4_0', 64 << 20, expertQuant);
+      const m = manifestOfPlan(plan, 'm', plan.shards.map(() => '0'.repeat(64)), {});
+      return m.totals.expertBytes / plan.experts.length;
+    };
+    const weights = 3 * 4096 * 14336;
+    expect(perExpert('q4_0')).toBe((weights * 4.5) / 8);
+    expect(perExpert('q3_g64')).toBe((weights * 3.375) / 8);
+    expect(perExpert('q3_g64')).toBeLessThanOrEqual(75e6);
+    expect(perExpert('q2_g32')).toBe((weights * 2.75) / 8);
+  });
+
   it('gpt-oss-20b as released (f16, experts mxfp4), one layer, --manifest-only', async () => {
     const r = await synth({ arch: 'gpt_oss', preset: 'gpt-oss-20b', quant: 'f16', expertQuant: 'mxfp4', layers: 1, out: join(work, 'oss'), manifestOnly: true, workers: 2 });
     expect(readdirSync(join(work, 'oss', 'shards'))).toEqual([]);
@@ -94,8 +125,9 @@ describe('synth', () => {
     expect(oss.modelBytes).toBeLessThan(66e9);
     const ds = await plannedManifestSize('deepseek-v3-671b', 'q4_0');
     expect(ds.experts).toBe(58 * 256);
-    // Per-shard hashes alone are 32 B × shards; everything else is small.
-    expect(ds.bytes).toBeGreaterThan(ds.shards * 32);
-    expect(ds.bytes).toBeLessThan(ds.shards * 32 + 4096);
+    // Two-level: the top level holds the dense shards' hashes and one per MoE layer; the lists hold 32 B per expert shard.
+    expect(ds.bytes).toBeLessThan((ds.shards - ds.experts + 58) * 32 + 4096);
+    expect(ds.listBytes).toBeGreaterThan(ds.experts * 32);
+    expect(ds.listBytes).toBeLessThan(ds.experts * 32 + 58 * 64);
   });
 });

@@ -1,5 +1,5 @@
 /** Spot checks decide whose claims count: pass → trusted, wrong bytes → banned, no answer → unproven, busy → no verdict. */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { blake3Hex } from '../../../manifests/index.ts';
 import { SpotChecker, type SpotCheckIo } from '../../../swarm/spot-check.ts';
 
@@ -72,5 +72,49 @@ describe('SpotChecker', () => {
     checker.maybeCheck('f', Uint8Array.of(0b01), shards); // claims only the big shard, which we do not hold
     await settle();
     expect(asked).toBe(0);
+  });
+
+  describe('placement of newcomers', () => {
+    afterEach(() => void vi.useRealTimers());
+
+    // the heal regression: a storage peer that joins empty was never placed a shard, so never claimed one to be checked on
+    it('counts the budget of a newcomer that claims nothing at once, and keeps it once its first claim passes', async () => {
+      const { checker, shards } = await setup(honest, true);
+      checker.maybeCheck('n', Uint8Array.of(0), shards);
+      expect(checker.placeable('n')).toBe(true);
+      expect(checker.trusted('n')).toBe(false);
+      checker.maybeCheck('n', Uint8Array.of(0b01), shards);
+      expect(checker.placeable('n')).toBe(true); // still deciding: no flapping while the check runs
+      await settle();
+      expect(checker.trusted('n')).toBe(true);
+      expect(checker.placeable('n')).toBe(true);
+    });
+
+    it('drops a newcomer whose first claim is not answered, or that proves nothing within a re-check period', async () => {
+      const silent = await setup(async () => Promise.reject(new Error('not held')), true);
+      silent.checker.maybeCheck('s', Uint8Array.of(0), silent.shards);
+      silent.checker.maybeCheck('s', Uint8Array.of(0b01), silent.shards);
+      await settle();
+      expect(silent.checker.placeable('s')).toBe(false);
+      expect(silent.events).toEqual(['changed']);
+
+      vi.useFakeTimers({ toFake: ['Date'] });
+      const idle = await setup(honest, true);
+      idle.checker.maybeCheck('i', Uint8Array.of(0), idle.shards);
+      vi.setSystemTime(Date.now() + 59_000);
+      expect(idle.checker.placeable('i')).toBe(true);
+      vi.setSystemTime(Date.now() + 2_000);
+      expect(idle.checker.placeable('i')).toBe(false);
+    });
+
+    it('never counts the budget of a peer first seen claiming shards until it passes a check (busy liars stay out)', async () => {
+      const busyErr = Object.assign(new Error('busy'), { name: 'PeerBusyError' });
+      const { checker, shards } = await setup(async () => Promise.reject(busyErr), true);
+      checker.maybeCheck('liar', Uint8Array.of(0b11), shards);
+      expect(checker.placeable('liar')).toBe(false);
+      await settle();
+      expect(checker.placeable('liar')).toBe(false);
+      expect(checker.placeable('unknown')).toBe(false);
+    });
   });
 });

@@ -1,0 +1,3 @@
+import { groupGpuFormat } from './group.ts';
+
+export const q2_g32 = groupGpuFormat(2, 32);
