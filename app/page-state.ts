@@ -3,8 +3,18 @@ import type { SignalingStatus } from '../swarm/index.ts';
 import type { TabShards, ShardEvent } from './shards.ts';
 import type { EngineName, EngineReport, Phase, TurnResult } from './protocol.ts';
 
-/** One row of /api/models: the server's own record (a type only; nothing of the server is bundled). */
-export type { ModelInfo as ModelRow } from '../signaling-server/seeds.ts';
+/** One row of /api/models. */
+export interface ModelRow {
+  id: string;
+  name: string;
+  architecture: string;
+  quant: string;
+  parameters: number;
+  bytes: number;
+  shards: number;
+  peers: number;
+  seeded: boolean;
+}
 
 /** What tests and the bench read (window.doppler). */
 export interface PageState {
