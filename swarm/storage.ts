@@ -158,6 +158,8 @@ export class DurableShardStorage implements ShardStorage {
         await this.backend.write(hash, bytes);
         if (!this.sizes.has(hash)) this.used += bytes.length;
         this.sizes.set(hash, bytes.length);
+        // the other writer (the engine's persistent tier) does not know this budget: evict back within it
+        await this.makeRoom(0);
       },
       delete: async (hash) => {
         this.forget(hash);
